@@ -1,0 +1,277 @@
+"""`ibp`: the analyst's command line.
+
+    ibp run            load new publications, validate, rebuild every step, publish data/serving.duckdb
+    ibp ingest FILE... copy NHS publication files into data/landing/ and load them, naming what happened
+    ibp ui             the Dagster web UI with the daemon, so the nightly schedule and landing sensor run
+
+Errors end in one readable line and a non-zero exit; --debug shows Dagster's full log and tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import PROJECT_ROOT, Paths, get_paths
+
+DAGSTER_YAML = """\
+# Written by `ibp`. Runs queue one at a time: DuckDB allows one writer (../shared/STACK.md).
+run_queue:
+  max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
+
+def _prepare_dagster_home(paths: Paths) -> None:
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home.resolve())
+    cfg = paths.dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+class _Console(logging.Handler):
+    """Turns Dagster's event stream into short progress lines: our own messages, steps, failed checks."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self.started = started
+        self.failures: list[str] = []
+        self.skipped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        stamp = f"{time.time() - self.started:6.1f}s"
+        if event is None:
+            text = meta.get("orig_message", record.getMessage())
+            if text.startswith("Dependencies for step"):
+                self.skipped += 1  # summarised once at the end: the first failure is what matters
+                return
+            if record.levelno >= logging.INFO:
+                print(f"{stamp}  {meta.get('orig_message', record.getMessage())}", flush=True)
+            return
+        kind = event.event_type_value
+        step = (meta.get("step_key") or "").replace("__", "/")
+        if kind == "STEP_START" and "great_expectations_suite" not in step:
+            print(f"{stamp}  ▸ {step}", flush=True)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                line = f"check failed: {data.asset_key.to_user_string()} {data.check_name}: {data.description or ''}"
+                print(f"{stamp}  ✗ {line[:400]}", flush=True)
+                self.failures.append(line)
+        elif kind == "STEP_FAILURE":
+            err = getattr(event.event_specific_data, "error", None)
+            cause = err
+            while cause is not None and getattr(cause, "cause", None) is not None:
+                cause = cause.cause
+            msg = (cause.message if cause else str(err)).strip().splitlines()
+            line = f"{step} failed: {msg[0] if msg else 'unknown error'}"
+            print(f"{stamp}  ✗ {line}", flush=True)
+            self.failures.append(line)
+
+
+def run_pipeline(paths: Paths, debug: bool = False) -> bool:
+    """Materialise every asset in-process (one writer), printing progress; True when the run succeeded."""
+    _prepare_dagster_home(paths)
+    import dagster as dg
+
+    from .definitions import defs
+
+    started = time.time()
+    console = _Console(started)
+
+    @dg.logger
+    def ibp_console(_init):
+        log = logging.getLogger("ibp.console")
+        log.handlers = [console]
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        return log
+
+    job = defs.resolve_job_def("refresh")
+    loggers = {"ibp_console": ibp_console}
+    run_config: dict = {"loggers": {"ibp_console": {}}}
+    if debug:
+        loggers["console"] = dg.colored_console_logger
+        run_config["loggers"]["console"] = {"config": {"log_level": "DEBUG"}}
+    job = job.with_logger_defs(loggers) if hasattr(job, "with_logger_defs") else job
+    instance = dg.DagsterInstance.get()
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    if console.skipped:
+        print(f"{time.time() - started:6.1f}s  {console.skipped} steps not run because a step they depend on failed")
+    print(f"{time.time() - started:6.1f}s  run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+    run_pipeline.last_run_id = result.run_id  # type: ignore[attr-defined]
+    run_pipeline.failures = console.failures  # type: ignore[attr-defined]
+    return result.success
+
+
+def summary(paths: Paths, run_id: str | None) -> str:
+    """What an analyst wants after a run: sources, rows, months, quarantine, checks, where things are."""
+    import duckdb
+
+    if not paths.warehouse.exists():
+        return "no warehouse yet"
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        rows = con.execute("""
+            select f.source, count(*) filter (where f.status in ('loaded','partial')) as files,
+                   sum(f.rows_loaded) as rows, min(f.period_min) as first, max(f.period_max) as last,
+                   count(*) filter (where f.status = 'refused') as refused
+            from meta.file_loads f group by 1 order by 1""").fetchall()
+        q_total = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine").fetchone()[0]
+        q_run = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine where run_id = ?",
+                            [run_id]).fetchone()[0]
+        checks = con.execute(
+            "select count(*), count(*) filter (where not passed), count(*) filter (where not passed and blocking) "
+            "from dq.check_results where run_id = ?", [run_id]).fetchone() if _has(con, "dq", "check_results") \
+            else (0, 0, 0)
+        months = dict(con.execute(
+            "select source, count(distinct period_start) from s1_current_state.metric_values group by 1"
+        ).fetchall()) if _has(con, "s1_current_state", "metric_values") else {}
+    finally:
+        con.close()
+    lines = ["", f"{'source':<28}{'files':>6}{'rows':>11}  period"]
+    for source, files, n, first, last, refused in rows:
+        span = f"{first:%Y-%m} to {last:%Y-%m}" if first else "(no period)"
+        extra = f"  ({refused} refused)" if refused else ""
+        lines.append(f"{source:<28}{files:>6}{int(n or 0):>11,}  {span}{extra}")
+    lines += [
+        "",
+        f"rows quarantined: {q_run:,} this run, {q_total:,} in all (table dq.quarantine)",
+        f"checks: {checks[0]} run, {checks[1]} failed ({checks[2]} blocking)",
+        f"working database: {paths.warehouse}",
+        f"served database:  {paths.serving}" + ("" if paths.serving.exists() else " (not published yet)"),
+        f"data-quality report: {paths.reports / 'data_docs' / 'index.html'}",
+    ]
+    if months:
+        lines.insert(-4, "metric months served by source: " + ", ".join(f"{k} {v}" for k, v in sorted(months.items())))
+    return "\n".join(lines)
+
+
+def _has(con, schema: str, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema=? and table_name=?",
+                            [schema, table]).fetchone()[0])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = get_paths().ensure()
+    print(f"ibp run: refreshing from {paths.sources} and {paths.landing}")
+    ok = run_pipeline(paths, args.debug)
+    print(summary(paths, getattr(run_pipeline, "last_run_id", None)))
+    if not ok:
+        failures = getattr(run_pipeline, "failures", [])
+        print(f"ibp run failed: {failures[0] if failures else 'see the Dagster log (--debug)'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def stage_file(src: Path, landing: Path) -> Path:
+    """Copy a file into the landing folder under a safe name, atomically, never overwriting other content."""
+    from .step1_current_state.ingest import safe_name, sha256_of
+
+    name = safe_name(src.name)
+    dest = landing / name
+    if dest.exists() and sha256_of(dest) != sha256_of(src):
+        dest = landing / f"{Path(name).stem}-{sha256_of(src)[:8]}{''.join(Path(name).suffixes)}"
+    tmp = landing / f".{name}.part"
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .step1_current_state.ingest import sha256_of, spec_for_file
+
+    paths = get_paths().ensure()
+    staged: list[tuple[Path, str]] = []
+    problems = 0
+    for raw in args.paths:
+        src = Path(raw)
+        if not src.is_file():
+            print(f"refused   {src}: no such file")
+            problems += 1
+            continue
+        if spec_for_file(src.name) is None:
+            keep = paths.archive / "unrecognised"
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, keep / f"{sha256_of(src)[:16]}_{src.name}")
+            print(f"refused   {src.name}: no known publication has this file name "
+                  f"(e.g. Monthly-AE-January-2025.csv); kept in {keep}")
+            problems += 1
+            continue
+        dest = stage_file(src, paths.landing)
+        staged.append((dest, sha256_of(dest)))
+        print(f"staged    {src.name} -> {dest}")
+    if not staged:
+        return 1
+    ok = run_pipeline(paths, args.debug)
+    import duckdb
+
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        for dest, sha in staged:
+            row = con.execute("select status, message, run_id from meta.file_loads where sha256 = ? "
+                              "order by load_id desc limit 1", [sha]).fetchone()
+            if row is None:
+                print(f"refused   {dest.name}: not loaded (see the run log)")
+                problems += 1
+                continue
+            status, message, run_id = row
+            if run_id != getattr(run_pipeline, "last_run_id", None):
+                status, message = "unchanged", f"same bytes already loaded ({status}): {message}"
+            print(f"{status:<9} {dest.name}: {message}")
+            problems += status in ("refused", "partial")
+    finally:
+        con.close()
+    if not ok:
+        failures = getattr(run_pipeline, "failures", [])
+        print(f"ibp ingest: the refresh failed: {failures[0] if failures else 'see --debug'}", file=sys.stderr)
+        return 1
+    return 1 if problems else 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    paths = get_paths().ensure()
+    _prepare_dagster_home(paths)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+           "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (daemon on: nightly schedule and landing sensor run); "
+          f"DAGSTER_HOME={paths.dagster_home}")
+    return subprocess.call(cmd, cwd=PROJECT_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ibp", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="full Dagster log and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole pipeline").set_defaults(func=cmd_run)
+    p_ingest = sub.add_parser("ingest", help="copy publication files into data/landing/ and load them")
+    p_ingest.add_argument("paths", nargs="+")
+    p_ingest.set_defaults(func=cmd_ingest)
+    p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)")
+    p_ui.add_argument("--port", type=int, default=3000)
+    p_ui.add_argument("--host", default="127.0.0.1")
+    p_ui.set_defaults(func=cmd_ui)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("ibp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one readable line unless --debug
+        if args.debug:
+            raise
+        print(f"ibp {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The Dagster code location: every asset, check, job, schedule and sensor of ibp_pipeline."""
+import dagster as dg
+
+from .operations.assets import serving_database
+from .operations.schedules import landing_sensor, nightly_refresh, refresh_job
+from .resources import Warehouse
+from .step1_current_state.assets import step1_assets
+from .step1_current_state.checks import data_docs, gx_checks
+
+
+def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
+    """All definitions bound to one warehouse (tests pass a temporary one; the default reads IBP_DATA_DIR)."""
+    return dg.Definitions(
+        assets=[*step1_assets, data_docs, serving_database],
+        asset_checks=gx_checks,
+        jobs=[refresh_job],
+        schedules=[nightly_refresh],
+        sensors=[landing_sensor],
+        resources={"warehouse": warehouse or Warehouse()},
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,112 @@
+"""Great Expectations suites as blocking Dagster asset checks, one per source, with results kept in dq.
+
+Why blocking: a check that means wrong numbers (types, negative counts, a part larger than its whole,
+duplicate keys, unknown organisations, a TOTAL row that does not add up) stops everything downstream, so
+wrong figures never reach the served database. Each outcome is also written to dq.check_results (one row per
+check per run) for the data-quality page, and to the GX stores behind the Data Docs report.
+"""
+
+from datetime import date, datetime
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from ..resources import Warehouse
+from .ingest import known_org_codes, refresh_latest
+from .quality.gx_suites import SuiteResult, SuiteSpec, SumCheck, build_data_docs, run_suite
+from .sources import SOURCES, SourceSpec
+from .validation import EARLIEST_PERIOD
+
+KIND = {"text": "text", "code": "text", "ae_period": "text", "number": "number", "count": "number",
+        "fraction": "number", "date": "date"}
+CHECK_RESULTS_DDL = """
+create schema if not exists dq;
+create table if not exists dq.check_results (
+    run_id varchar, checked_at timestamp, source varchar, check_name varchar, expectation varchar,
+    passed boolean, blocking boolean, failing_rows bigint, details varchar, rows_validated bigint)
+"""
+
+
+def suite_spec(spec: SourceSpec, known_orgs: frozenset[str], today: date | None = None) -> SuiteSpec:
+    """The GX suite for a source, derived from its registry entry so the two never drift apart."""
+    today = today or date.today()
+    columns = {c.name: KIND[c.kind] for c in spec.columns}
+    key = spec.key
+    sums: tuple[SumCheck, ...] = ()
+    if spec.period_column:
+        columns["period_start"] = "date"
+    if spec.total_code:
+        # Checked per load over history: every completely loaded file's TOTAL row equals its providers.
+        key = (*spec.key, "_load_id")
+        sums = (SumCheck("total_row_equals_sum_of_providers", ("_load_id",), "_is_total",
+                         tuple(spec.count_columns)),)
+    org_ok = known_orgs | ({spec.total_code} if spec.total_code else set())
+    return SuiteSpec(
+        source=spec.name, columns=columns, key_columns=key, non_negative=tuple(spec.count_columns),
+        ratio_pairs=spec.ratio_pairs, org_column=spec.org_column if not spec.reference else None,
+        known_orgs=frozenset(org_ok), period_column="period_start" if spec.period_column else None,
+        period_min=EARLIEST_PERIOD if spec.period_column else None,
+        period_max=date(today.year + (today.month == 12), today.month % 12 + 1, 1) if spec.period_column else None,
+        sum_checks=sums)
+
+
+def frame_for(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> pl.DataFrame:
+    """What the suite validates: the current rows (history per load for sources with a TOTAL row)."""
+    refresh_latest(con, spec)
+    if spec.total_code:
+        return con.sql(f"select *, {spec.org_column} = '{spec.total_code}' as _is_total from {spec.table}").pl()
+    return con.sql(f"select * from latest.{spec.name}").pl()
+
+
+def record(con: duckdb.DuckDBPyConnection, result: SuiteResult, run_id: str) -> None:
+    con.execute(CHECK_RESULTS_DDL)
+    now = datetime.now()
+    con.executemany(
+        "insert into dq.check_results values (?,?,?,?,?,?,?,?,?,?)",
+        [[run_id, now, o.source, o.check, o.expectation, o.passed, o.blocking, o.failing_rows, o.details,
+          result.rows_validated] for o in result.outcomes])
+
+
+def validate_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, run_id: str, docs_dir) -> SuiteResult:
+    frame = frame_for(con, spec)
+    known = known_org_codes(con)
+    if spec.org_column and spec.org_column in frame.columns:
+        # Same verdict, far smaller suite: only the reference codes this frame could match (GX serialises the set).
+        known = known & frozenset(frame.get_column(spec.org_column).drop_nulls().unique().to_list())
+    result = run_suite(suite_spec(spec, known), frame, docs_dir=docs_dir)
+    record(con, result, run_id)
+    return result
+
+
+def gx_check(spec: SourceSpec) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=dg.AssetKey(["raw", spec.name]), name="great_expectations_suite", blocking=True,
+                    description=f"GX suite for {spec.title}: columns and types, non-negative counts, "
+                                "numerator <= denominator, known organisation codes, periods in range, "
+                                "unique keys" + (", TOTAL row = sum of providers" if spec.total_code else ""))
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        paths = warehouse.paths()
+        with warehouse.connect() as con:
+            result = validate_source(con, spec, context.run.run_id, paths.reports)
+        failed = [o for o in result.outcomes if not o.passed]
+        blocking_failed = [o for o in failed if o.blocking]
+        return dg.AssetCheckResult(
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking_failed else dg.AssetCheckSeverity.WARN,
+            description="; ".join(f"{o.check}: {o.details}" for o in failed)[:2000] or "all checks passed",
+            metadata={"rows_validated": result.rows_validated, "checks": len(result.outcomes),
+                      "failed": len(failed), "blocking_failed": len(blocking_failed),
+                      "seconds": round(result.seconds, 2)})
+
+    return _check
+
+
+gx_checks = [gx_check(s) for s in SOURCES]
+
+
+@dg.asset(key=["dq", "data_docs"], group_name="step7_data_quality", kinds={"html"},
+          deps=[dg.AssetKey(["raw", s.name]) for s in SOURCES])
+def data_docs(warehouse: Warehouse) -> dg.MaterializeResult:
+    """The Great Expectations Data Docs report (HTML) for the latest validation of every source."""
+    index = build_data_docs(warehouse.paths().reports)
+    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})

@@ -1,0 +1,286 @@
+"""Load publication files into the warehouse with provenance: archive, sha256, load id, quarantine.
+
+Every file that arrives is archived under data/archive/<source>/ by its sha256 before anything else, so
+nothing is ever lost. Good rows append to raw.<source> (history, tagged with the load id); latest.<source> is
+the current row per key (the newest publication wins, so a revision replaces a month while the older values
+stay queryable in raw). Bad rows and refused files go to dq.quarantine with a one-line reason. Loading the
+same bytes again changes nothing.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import polars as pl
+
+from ..config import Paths
+from .reading import ROW, FileRefused, read_table
+from .sources import BY_NAME, SOURCES, SourceSpec
+from .validation import PROBLEM_SCHEMA, check_total_row, validate
+
+Log = Callable[[str], None]
+SQL_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "ae_period": "VARCHAR", "number": "DOUBLE", "count": "DOUBLE",
+             "fraction": "DOUBLE", "date": "DATE"}
+
+DDL = """
+create schema if not exists raw;
+create schema if not exists latest;
+create schema if not exists meta;
+create schema if not exists dq;
+create sequence if not exists meta.load_id_seq start 1;
+create table if not exists meta.file_loads (
+    load_id bigint primary key, run_id varchar, source varchar, file_name varchar, original_path varchar,
+    archive_path varchar, sha256 varchar, bytes bigint, encoding varchar, status varchar, rows_read bigint,
+    rows_loaded bigint, rows_quarantined bigint, rows_replaced bigint, period_min date, period_max date,
+    message varchar, loaded_at timestamp);
+create table if not exists dq.quarantine (
+    load_id bigint, run_id varchar, source varchar, file_name varchar, sha256 varchar, row_number bigint,
+    column_name varchar, value varchar, rule varchar, message varchar, quarantined_at timestamp);
+"""
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    file: Path
+    status: str  # loaded | partial | refused | unchanged
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_replaced: int = 0
+    message: str = ""
+    load_id: int | None = None
+
+    def line(self) -> str:
+        """One readable line for the analyst."""
+        return f"{self.status:<9} {self.file.name} -> {self.source}: {self.message}"
+
+
+@dataclass
+class SourceSummary:
+    source: str
+    files: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot climb out of its folder or hide: letters, digits, . _ - only."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".")
+    return cleaned[:150] or "unnamed"
+
+
+def matches(spec: SourceSpec, file_name: str) -> bool:
+    name = file_name.lower()
+    for suffix in (".gz",):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return any(fnmatch.fnmatch(name, p.lower()) for p in spec.patterns) or any(
+        fnmatch.fnmatch(name, p.lower().replace(".csv", ".xlsx")) for p in spec.patterns)
+
+
+def spec_for_file(file_name: str) -> SourceSpec | None:
+    return next((s for s in SOURCES if matches(s, file_name)), None)
+
+
+def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
+    """Bundled files of this source, then landing-folder drops, in name order (deterministic load order)."""
+    bundled = paths.reference if spec.folder == "@reference" else paths.sources / spec.folder
+    found = [p for p in sorted(bundled.glob("*")) if p.is_file() and matches(spec, p.name)] if bundled.is_dir() else []
+    if paths.landing.is_dir():
+        found += [p for p in sorted(paths.landing.glob("*")) if p.is_file() and matches(spec, p.name)]
+    return found
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name]).fetchone()[0])
+
+
+def create_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    cols = [f'"{c.name}" {SQL_TYPES[c.kind]}' for c in spec.columns]
+    if spec.period_column:
+        cols.append("period_start DATE")
+    cols += ["_load_id BIGINT", "_row_number BIGINT", "_source_file VARCHAR"]
+    con.execute(f"create table if not exists {spec.table} ({', '.join(cols)})")
+
+
+def refresh_latest(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """latest.<source>: the newest loaded row for every key."""
+    create_raw_table(con, spec)
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    con.execute(
+        f"create or replace view latest.{spec.name} as select * from {spec.table} "
+        f"qualify row_number() over (partition by {key} order by _load_id desc, _row_number) = 1")
+
+
+def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Every organisation code the reference knows: ODS trusts, successors, ICBs, regions, supplement."""
+    parts = {
+        "ods_trusts_2025": ["org_code", "icb_code", "nhs_region_code", "icb_ons_code"],
+        "ods_trusts_2020": ["org_code", "stp_code", "nhs_region_code"],
+        "ods_trusts_2026": ["org_code", "icb_code_2026", "nhs_region_code"],
+        "ods_successors": ["old_code", "new_code"],
+        "trust_mergers": ["trust_code_old", "trust_code_new"],
+        "subicb_icb_region": ["sub_icb_code", "icb_code", "icb_ons_code", "nhs_region_code", "nhs_region_ons_code"],
+        "trust_region_2021": ["nhs_trust22_code", "nhs_region21_nhs_code"],
+        "organisations_supplement": ["org_code"],
+    }
+    selects = [f'select "{c}" as code from latest.{t}' for t, cols in parts.items()
+               if table_exists(con, "latest", t) for c in cols]
+    codes = {"ENGLAND"}
+    if selects:
+        codes |= {r[0] for r in con.execute(" union ".join(selects)).fetchall() if r[0]}
+    return frozenset(codes)
+
+
+def _archive(path: Path, spec: SourceSpec, sha: str, paths: Paths) -> Path:
+    dest = paths.archive / spec.name / f"{sha[:16]}_{safe_name(path.name)}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(dest)
+    return dest
+
+
+def _already_loaded(con: duckdb.DuckDBPyConnection, spec: SourceSpec, sha: str) -> tuple | None:
+    return con.execute(
+        "select load_id, status, message from meta.file_loads where source = ? and sha256 = ? "
+        "order by load_id desc limit 1", [spec.name, sha]).fetchone()
+
+
+def _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, rows_read, loaded, quarantined,
+            replaced, pmin, pmax, message) -> None:
+    con.execute(
+        "insert into meta.file_loads values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [load_id, run_id, spec.name, path.name, str(path), str(archived), sha, path.stat().st_size, encoding, status,
+         rows_read, loaded, quarantined, replaced, pmin, pmax, message, datetime.now()])
+
+
+def _quarantine(con, problems: pl.DataFrame, load_id, run_id, spec, path, sha) -> None:
+    if problems.height == 0:
+        return
+    frame = problems.with_columns(
+        pl.lit(load_id, pl.Int64).alias("load_id"), pl.lit(run_id).alias("run_id"), pl.lit(spec.name).alias("source"),
+        pl.lit(path.name).alias("file_name"), pl.lit(sha).alias("sha256"),
+        (pl.lit(f"{path.name}: ") + pl.col("message")).alias("message"),
+        pl.lit(datetime.now()).alias("quarantined_at"))
+    con.register("_incoming_problems", frame.to_arrow())
+    con.execute(
+        "insert into dq.quarantine select load_id, run_id, source, file_name, sha256, row_number, \"column\", value, "
+        "rule, message, quarantined_at from _incoming_problems")
+    con.unregister("_incoming_problems")
+
+
+def _count_replaced(con, spec: SourceSpec, good: pl.DataFrame) -> int:
+    """How many incoming keys already have a current value (a revision of published figures)."""
+    if good.height == 0 or not table_exists(con, "latest", spec.name):
+        return 0
+    con.register("_incoming_keys", good.select(list(spec.key)).to_arrow())
+    on = " and ".join(f'l."{k}" is not distinct from i."{k}"' for k in spec.key)
+    n = con.execute(f"select count(*) from _incoming_keys i join latest.{spec.name} l on {on}").fetchone()[0]
+    con.unregister("_incoming_keys")
+    return int(n)
+
+
+def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, paths: Paths, *,
+              known_orgs: frozenset[str] | None, run_id: str, force: bool = False, today: date | None = None,
+              max_bytes: int | None = None) -> FileOutcome:
+    """Archive, validate and load one file; never raises for bad content."""
+    sha = sha256_of(path)
+    previous = _already_loaded(con, spec, sha)
+    if previous and not force:
+        return FileOutcome(spec.name, path, "unchanged", message=f"same bytes as load {previous[0]} ({previous[1]}); "
+                           "nothing changed", load_id=previous[0])
+    archived = _archive(path, spec, sha, paths)
+    load_id = con.execute("select nextval('meta.load_id_seq')").fetchone()[0]
+    encoding = ""
+    try:
+        table = read_table(path, **({"max_bytes": max_bytes} if max_bytes else {}))
+        encoding = table.encoding
+        result = validate(spec, table, None if spec.reference else known_orgs, today)
+        good, aside = check_total_row(spec, result.good, complete=result.problems.height == 0)
+    except FileRefused as exc:
+        problems = pl.DataFrame({"row_number": [None], "column": [None], "value": [None], "rule": [exc.rule],
+                                 "message": [str(exc)]}, schema=PROBLEM_SCHEMA)
+        _quarantine(con, problems, load_id, run_id, spec, path, sha)
+        _record(con, load_id, run_id, spec, path, archived, sha, encoding, "refused", 0, 0, 0, 0, None, None, str(exc))
+        return FileOutcome(spec.name, path, "refused", message=f"{exc} (file kept in {archived.parent.name}/)",
+                           load_id=load_id)
+    problems = result.problems if aside is None else pl.concat([result.problems, aside.cast(PROBLEM_SCHEMA)])
+    replaced = _count_replaced(con, spec, good)
+    create_raw_table(con, spec)
+    con.register("_incoming", good.to_arrow())
+    con.execute(f"insert into {spec.table} by name select *, {int(load_id)}::bigint as _load_id, "
+                f"? as _source_file from _incoming", [path.name])
+    con.unregister("_incoming")
+    _quarantine(con, problems, load_id, run_id, spec, path, sha)
+    bad_rows = problems.get_column("row_number").n_unique() if problems.height else 0
+    pmin = pmax = None
+    if "period_start" in good.columns and good.height:
+        pmin, pmax = good.get_column("period_start").min(), good.get_column("period_start").max()
+    status = "partial" if problems.height else "loaded"
+    span = f" ({pmin:%Y-%m} to {pmax:%Y-%m})" if pmin else ""
+    message = f"{good.height:,} rows loaded{span}"
+    if replaced:
+        message += f", {replaced:,} replace earlier published values (revision)"
+    if problems.height:
+        first = problems.row(0, named=True)["message"]
+        message += f", {bad_rows:,} rows quarantined (first: {first})"
+    if encoding not in ("utf-8", "xlsx", ""):
+        message += f"; read as {encoding}, not UTF-8"
+    _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, result.rows_read, good.height,
+            bad_rows, replaced, pmin, pmax, message)
+    refresh_latest(con, spec)
+    return FileOutcome(spec.name, path, status, good.height, bad_rows, replaced, message, load_id)
+
+
+def load_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Paths, *, run_id: str,
+                known_orgs: frozenset[str] | None = None, log: Log = print, force: bool = False) -> SourceSummary:
+    """Load every new file of one source; the latest view always exists afterwards (maybe empty)."""
+    ensure_schema(con)
+    summary = SourceSummary(spec.name)
+    files = files_for(spec, paths)
+    for i, path in enumerate(files, 1):
+        con.execute("begin transaction")
+        try:
+            outcome = load_file(con, spec, path, paths, known_orgs=known_orgs, run_id=run_id, force=force)
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        summary.files.append(outcome)
+        if outcome.status != "unchanged":
+            log(f"[{spec.name} {i}/{len(files)}] {outcome.line()}")
+    refresh_latest(con, spec)
+    return summary
+
+
+def source_by_name(name: str) -> SourceSpec:
+    return BY_NAME[name]
