@@ -249,18 +249,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ibp", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="full Dagster log and tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="full Dagster log and tracebacks")
+    parser = argparse.ArgumentParser(prog="ibp", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
+                                     parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the whole pipeline").set_defaults(func=cmd_run)
-    p_ingest = sub.add_parser("ingest", help="copy publication files into data/landing/ and load them")
+    sub.add_parser("run", help="run the whole pipeline", parents=[common]).set_defaults(func=cmd_run)
+    p_ingest = sub.add_parser("ingest", help="copy publication files into data/landing/ and load them",
+                              parents=[common])
     p_ingest.add_argument("paths", nargs="+")
     p_ingest.set_defaults(func=cmd_ingest)
-    p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)")
+    p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)", parents=[common])
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")
     p_ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
     try:
         return args.func(args)
     except KeyboardInterrupt:

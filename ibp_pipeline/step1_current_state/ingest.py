@@ -107,12 +107,23 @@ def spec_for_file(file_name: str) -> SourceSpec | None:
     return next((s for s in SOURCES if matches(s, file_name)), None)
 
 
+REVISION_MARK = re.compile(r"[-_ ]?\(?(revised|revision|rev)\)?(?=\.|$)", re.IGNORECASE)
+
+
+def load_order(path: Path) -> tuple[str, bool, str]:
+    """A revised publication loads after its original (the newest load wins), whatever the names sort as."""
+    stem = path.name.split(".")[0]
+    return REVISION_MARK.sub("", stem).lower(), bool(REVISION_MARK.search(stem)), path.name
+
+
 def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
-    """Bundled files of this source, then landing-folder drops, in name order (deterministic load order)."""
+    """Bundled files of this source, then landing-folder drops in order of arrival (modification time)."""
     bundled = paths.reference if spec.folder == "@reference" else paths.sources / spec.folder
-    found = [p for p in sorted(bundled.glob("*")) if p.is_file() and matches(spec, p.name)] if bundled.is_dir() else []
+    found = sorted((p for p in bundled.glob("*") if p.is_file() and matches(spec, p.name)), key=load_order) \
+        if bundled.is_dir() else []
     if paths.landing.is_dir():
-        found += [p for p in sorted(paths.landing.glob("*")) if p.is_file() and matches(spec, p.name)]
+        found += sorted((p for p in paths.landing.glob("*") if p.is_file() and not p.name.startswith(".")
+                         and matches(spec, p.name)), key=lambda p: (p.stat().st_mtime_ns, load_order(p)))
     return found
 
 

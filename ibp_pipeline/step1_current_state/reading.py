@@ -103,8 +103,10 @@ def parse_csv(text: str, encoding: str) -> TextTable:
     rows: list[int] = []
     ragged: list[RaggedRow] = []
     try:
+        end_of_previous = reader.line_num
         for rec in reader:
-            line = reader.line_num
+            line = end_of_previous + 1  # where this record starts (a quoted cell may span lines)
+            end_of_previous = reader.line_num
             if not rec or all(not c.strip() for c in rec):
                 continue  # blank line
             if len(rec) != width:

@@ -46,9 +46,10 @@ def map_headers(spec: SourceSpec, headers: list[str]) -> dict[str, str]:
             continue
         mapping[col.name] = found
     if missing:
+        unused = [h for h in headers if h not in mapping.values()]
         parts = []
         for col in missing:
-            close = difflib.get_close_matches(col.header, headers, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(col.header, unused, n=1, cutoff=0.6)
             hint = f" (found '{close[0]}': renamed?)" if close else ""
             parts.append(f"'{col.header}'{hint}")
         raise FileRefused(f"missing required column{'s' if len(parts) > 1 else ''} {', '.join(parts)}",
@@ -62,12 +63,13 @@ def _problems(frame: pl.DataFrame, mask: pl.Expr, column: str, header: str, rule
     if bad.height == 0:
         return pl.DataFrame(schema=PROBLEM_SCHEMA)
     value = pl.col(column).cast(pl.Utf8).fill_null("")
+    shown = value.str.replace_all(r"[\r\n]+", " ").str.slice(0, 80)
     return bad.select(
         pl.col(ROW).alias("row_number"),
         pl.lit(header).alias("column"),
         value.alias("value"),
         pl.lit(rule).alias("rule"),
-        pl.format(f"row {{}}, column '{header}': {why}", pl.col(ROW), value).alias("message"),
+        pl.format(f"row {{}}, column '{header}': {why}", pl.col(ROW), shown).alias("message"),
     )
 
 
@@ -78,7 +80,7 @@ def _clean_text(spec: SourceSpec, header: str) -> pl.Expr:
 
 def _parse_number(raw: pl.Expr) -> pl.Expr:
     """'1,234', ' 12 ', '£5' and '12%' style cells become numbers; anything else stays null."""
-    return raw.str.replace_all(r"[,£\s]", "").str.strip_suffix("%").cast(pl.Float64, strict=False)
+    return raw.str.replace_all(r"[,£]", "").str.strip_chars().str.strip_suffix("%").cast(pl.Float64, strict=False)
 
 
 def _parse_ae_period(raw: pl.Expr) -> pl.Expr:
@@ -180,8 +182,9 @@ def duplicate_rules(spec: SourceSpec, good: pl.DataFrame, mapping: dict[str, str
     flagged = good.with_columns(first_of_key.alias("_first"), n_versions.alias("_versions"))
     exact_dup = (pl.col("_versions") == 1) & (pl.col(ROW) != pl.col("_first"))
     conflict = pl.col("_versions") > 1
-    label = " / ".join(mapping.get(k, k) for k in key)
-    key_text = pl.concat_str([pl.col(k).cast(pl.Utf8).fill_null("") for k in key], separator=" / ")
+    shown = [spec.period_column if k == "period_start" and spec.period_column else k for k in key]
+    label = " / ".join(mapping.get(k, k) for k in shown)
+    key_text = pl.concat_str([pl.col(k).cast(pl.Utf8).fill_null("") for k in shown], separator=" / ")
     dups = flagged.filter(exact_dup).select(
         pl.col(ROW).alias("row_number"), pl.lit(label).alias("column"), key_text.alias("value"),
         pl.lit("duplicate_row").alias("rule"),
@@ -231,11 +234,12 @@ def check_total_row(spec: SourceSpec, good: pl.DataFrame, complete: bool) -> tup
     if totals.height == 0:
         return good, None
     if not complete:
+        header = spec.column(spec.org_column).header
         aside = totals.select(
-            pl.col(ROW).alias("row_number"), pl.lit(spec.org_column).alias("column"),
+            pl.col(ROW).alias("row_number"), pl.lit(header).alias("column"),
             pl.lit(spec.total_code).alias("value"), pl.lit("total_not_verifiable").alias("rule"),
-            pl.format("row {}: TOTAL row set aside, because provider rows of this file were quarantined it "
-                      "cannot be checked", pl.col(ROW)).alias("message"))
+            pl.format(f"row {{}}, column '{header}': TOTAL row set aside; provider rows of this file were "
+                      "quarantined, so it cannot be checked against their sum", pl.col(ROW)).alias("message"))
         return providers, aside
     diffs = []
     for c in spec.count_columns:

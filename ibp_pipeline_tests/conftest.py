@@ -1,0 +1,46 @@
+"""Shared fixtures: one real end-to-end run of the refresh job on the bundled data, in a temporary folder."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ibp_pipeline.config import PROJECT_ROOT, Paths
+from ibp_pipeline.definitions import build_defs
+from ibp_pipeline.resources import Warehouse
+
+SHARED_NHS = PROJECT_ROOT.parent / "shared" / "data" / "nhs"
+SHARED_CHECKS = PROJECT_ROOT.parent / "shared" / "checks"
+
+
+@dataclass
+class PipelineRun:
+    result: dg.ExecuteInProcessResult
+    paths: Paths
+    warehouse: Warehouse
+
+
+def run_refresh(data_dir: Path) -> PipelineRun:
+    """Materialise every asset and check of the refresh job into data_dir, in-process, as `ibp run` does."""
+    warehouse = Warehouse(data_dir=str(data_dir))
+    defs = build_defs(warehouse)
+    result = defs.resolve_job_def("refresh").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return PipelineRun(result, warehouse.paths(), warehouse)
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """The whole pipeline on the bundled data (the one end-to-end run the suite shares; read-only for tests)."""
+    return run_refresh(tmp_path_factory.mktemp("bundled_run"))
+
+
+@pytest.fixture
+def copied_run(bundled_run: PipelineRun, tmp_path: Path) -> Path:
+    """A private copy of the end-to-end run's data folder, for tests that change it."""
+    dest = tmp_path / "data"
+    shutil.copytree(bundled_run.paths.data, dest)
+    return dest

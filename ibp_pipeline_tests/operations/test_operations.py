@@ -1,0 +1,180 @@
+"""Operations: the nightly schedule, the landing sensor, the CLI, publishing and blocking checks, for real."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+
+from ibp_pipeline.config import PROJECT_ROOT
+from ibp_pipeline.definitions import build_defs, defs
+from ibp_pipeline.operations.schedules import landing_sensor, nightly_refresh
+from ibp_pipeline.resources import Warehouse
+
+from ..conftest import run_refresh
+
+IBP = [sys.executable, "-m", "ibp_pipeline.cli"]
+DECEMBER = PROJECT_ROOT / "data/sources/ae_monthly_provider_official/Monthly-AE-December-2024.csv"
+
+
+def test_definitions_load_and_the_graph_is_whole():
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw/ae_monthly_official", "s1_current_state/metric_values", "serving/published", "dq/data_docs"} <= keys
+    job = defs.resolve_job_def("refresh")
+    assert job.executor_def.name == "in_process"
+
+
+def test_nightly_schedule_ticks_at_two_london_time():
+    assert nightly_refresh.cron_schedule == "0 2 * * *"
+    assert nightly_refresh.execution_timezone == "Europe/London"
+    tick = datetime(2026, 6, 15, 2, 0, tzinfo=ZoneInfo("Europe/London"))  # BST: 01:00 UTC
+    data = nightly_refresh.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert len(data.run_requests) == 1 and nightly_refresh.job_name == "refresh"
+
+
+def test_landing_sensor_requests_a_run_for_each_new_or_changed_file(tmp_path):
+    warehouse = Warehouse(data_dir=str(tmp_path))
+    landing = warehouse.paths().landing
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(cursor=cursor, resources={"warehouse": warehouse})
+        return landing_sensor.evaluate_tick(ctx)
+
+    empty = tick(None)
+    assert not empty.run_requests and empty.skip_message
+    (landing / ".Monthly-AE-January-2025.csv.part").write_text("half-copied")  # in progress: ignored
+    assert not tick(empty.cursor).run_requests
+    (landing / "Monthly-AE-January-2025.csv").write_bytes(DECEMBER.read_bytes())
+    first = tick(empty.cursor)
+    assert len(first.run_requests) == 1
+    assert "Monthly-AE-January-2025.csv" in first.run_requests[0].tags["ibp/files"]
+    assert not tick(first.cursor).run_requests  # nothing new since
+    (landing / "Monthly-AE-January-2025.csv").write_bytes(DECEMBER.read_bytes() + b"\n")
+    assert len(tick(first.cursor).run_requests) == 1  # a replaced file counts as new
+
+
+def _ibp(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "IBP_DATA_DIR": str(data_dir)}
+    return subprocess.run([*IBP, *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_ingest_cli_refuses_missing_and_unrecognised_files_in_one_line(tmp_path):
+    odd = tmp_path / "my notes.csv"
+    odd.write_text("a,b\n1,2\n")
+    out = _ibp(tmp_path / "data", "ingest", str(tmp_path / "nope.csv"), str(odd))
+    assert out.returncode == 1
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("refused") and "no such file" in lines[0]
+    assert lines[1].startswith("refused") and "no known publication" in lines[1]
+    assert "Traceback" not in out.stdout + out.stderr
+    assert list((tmp_path / "data" / "archive" / "unrecognised").iterdir())  # kept, not lost
+
+
+def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_path):
+    """The January 2025 file here is December 2024's real rows relabelled as January: a layout test only."""
+    january = tmp_path / "Monthly-AE-January-2025.csv"
+    january.write_text(DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-JANUARY-2025"))
+    bad = tmp_path / "Monthly-AE-February-2025.csv"
+    lines = DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-FEBRUARY-2025").splitlines()
+    cells = lines[3].split(",")
+    cells[4] = "twelve"
+    lines[3] = ",".join(cells)
+    bad.write_text("\n".join(lines) + "\n")
+    before = duckdb.connect(str(copied_run / "warehouse.duckdb"), read_only=True)
+    loads_before = before.execute("select count(*) from meta.file_loads").fetchone()[0]
+    before.close()
+
+    out = _ibp(copied_run, "ingest", str(january), str(bad))
+    assert out.returncode == 1, out.stdout + out.stderr  # something was quarantined
+    report = {line.split()[1].rstrip(":"): line for line in out.stdout.splitlines()
+              if line.split() and line.split()[0] in ("loaded", "partial", "refused", "unchanged")}
+    assert report["Monthly-AE-January-2025.csv"].startswith("loaded")
+    assert report["Monthly-AE-February-2025.csv"].startswith("partial")
+    assert "row 4, column 'A&E attendances Type 1': 'twelve' is not a number" in report["Monthly-AE-February-2025.csv"]
+
+    con = duckdb.connect(str(copied_run / "serving.duckdb"), read_only=True)
+    jan, dec = (con.execute("select sum(value) from s1_current_state.metric_values where org_level = 'provider' "
+                            "and source = 'ae_monthly_official' and metric_id = 'ae_attendances' "
+                            "and period_start = ?", [d]).fetchone()[0] for d in ("2025-01-01", "2024-12-01"))
+    assert jan == dec  # every provider row of the new month was loaded and served
+    loads_after = con.execute("select count(*) from meta.file_loads").fetchone()[0]
+    assert loads_after == loads_before + 2  # every bundled file was unchanged: idempotent re-ingest
+    q = con.execute("select row_number, column_name, value, rule from dq.quarantine "
+                    "where file_name = 'Monthly-AE-February-2025.csv' order by rule").fetchall()
+    assert (4, "A&E attendances Type 1", "twelve", "not_a_number") in q
+    assert any(r[3] == "total_not_verifiable" for r in q)
+
+
+def test_a_blocking_check_failure_stops_publication(copied_run):
+    """Corrupt the working database behind the loader's back: the GX suite must block, and the served copy stay."""
+    serving = copied_run / "serving.duckdb"
+    digest = hashlib.sha256(serving.read_bytes()).hexdigest()
+    con = duckdb.connect(str(copied_run / "warehouse.duckdb"))
+    con.execute("insert into raw.ae_monthly_official by name select * replace (-500.0 as ae_attendances_type_1, "
+                "9999 as _load_id) from raw.ae_monthly_official where org_code = 'R0A' and period_start = '2024-04-01'")
+    con.close()
+    run = run_refresh(copied_run)
+    assert not run.result.success
+    failed = [e for e in run.result.get_asset_check_evaluations() if not e.passed]
+    assert [e.asset_key.to_user_string() for e in failed] == ["raw/ae_monthly_official"]
+    assert "non_negative" in failed[0].description
+    materialised = {e.asset_key.to_user_string() for e in run.result.get_asset_materialization_events()}
+    assert "serving/published" not in materialised and "s1_current_state/metric_values" not in materialised
+    assert hashlib.sha256(serving.read_bytes()).hexdigest() == digest
+
+
+def _graphql(port: int, query: str) -> dict:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["data"]
+
+
+def test_ui_serves_dagster_with_the_daemon_running_schedule_and_sensor(tmp_path):
+    """`ibp ui` is the web UI plus the daemon: the nightly schedule and the landing sensor are live in it."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "IBP_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([*IBP, "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, state, daemons = time.time() + 180, None, {}
+        while time.time() < deadline:
+            time.sleep(2)
+            try:
+                repos = _graphql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+                                       "schedules { name scheduleState { status } } "
+                                       "sensors { name sensorState { status } } } } } }")
+                health = _graphql(port, "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }")
+            except OSError:
+                continue
+            node = repos["repositoriesOrError"]["nodes"][0]
+            state = ({s["name"]: s["scheduleState"]["status"] for s in node["schedules"]},
+                     {s["name"]: s["sensorState"]["status"] for s in node["sensors"]})
+            daemons = {d["daemonType"]: d["healthy"] for d in health["instance"]["daemonHealth"]["allDaemonStatuses"]}
+            if daemons.get("SCHEDULER") and daemons.get("SENSOR"):
+                break
+        assert state == ({"nightly_refresh": "RUNNING"}, {"landing_sensor": "RUNNING"}), state
+        assert daemons.get("SCHEDULER") and daemons.get("SENSOR"), daemons
+        assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()  # persistent DAGSTER_HOME
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,132 @@
+"""The pipeline on the bundled data, end to end: real assets, real DuckDB, real GX, real served copy."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ibp_pipeline.step1_current_state.ingest import files_for
+from ibp_pipeline.step1_current_state.sources import SOURCES
+
+from .conftest import SHARED_CHECKS, SHARED_NHS
+
+
+def test_run_succeeds_and_every_check_passes(bundled_run):
+    result = bundled_run.result
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len(SOURCES)
+    assert all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"s1_current_state/metric_values", "serving/published", "dq/data_docs"} <= keys
+
+
+def _data_rows(path: Path) -> int:
+    raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    return sum(1 for r in rows[1:] if r and any(c.strip() for c in r))
+
+
+def test_each_source_row_counts_match_the_files(bundled_run):
+    """Every data row of every bundled file is either loaded or quarantined: nothing silently dropped."""
+    con = duckdb.connect(str(bundled_run.paths.warehouse), read_only=True)
+    for spec in SOURCES:
+        for path in files_for(spec, bundled_run.paths):
+            read, loaded, quarantined = con.execute(
+                "select rows_read, rows_loaded, rows_quarantined from meta.file_loads where source = ? "
+                "and file_name = ?", [spec.name, path.name]).fetchone()
+            assert read == _data_rows(path), (spec.name, path.name)
+            assert loaded + quarantined == read, (spec.name, path.name)
+        n_latest = con.execute(f"select count(*) from latest.{spec.name}").fetchone()[0]
+        n_loaded = con.execute("select sum(rows_loaded) from meta.file_loads where source = ?", [spec.name]).fetchone()[0]
+        assert n_latest == n_loaded, spec.name  # bundled files never overlap in keys
+
+
+def test_real_quarantine_is_explained(bundled_run):
+    """The bundled data has real bad rows (e.g. blank discharge rows); each has file, row, column and reason."""
+    con = duckdb.connect(str(bundled_run.paths.warehouse), read_only=True)
+    rows = con.execute("select file_name, row_number, column_name, rule, message from dq.quarantine").fetchall()
+    assert rows, "expected the known bad rows of the bundled data"
+    for file_name, row_number, column, rule, message in rows:
+        assert file_name and row_number and column and rule
+        assert "\n" not in message and file_name in message and f"row {row_number}" in message
+
+
+def _official_ae(month_file: str) -> list[dict]:
+    path = Path(__file__).parents[1] / "data/sources/ae_monthly_provider_official" / month_file
+    return list(csv.DictReader(path.open(encoding="utf-8")))
+
+
+def test_ae_metrics_follow_the_definitions_on_real_rows(bundled_run):
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    served = {(o, m): v for o, m, v in con.execute(
+        "select org_code, metric_id, value from s1_current_state.metric_values "
+        "where period_start = date '2024-04-01' and metric_id in ('ae_attendances', 'ae_4hr_pct', 'ae_12hr_dta_waits')"
+    ).fetchall()}
+    rows = _official_ae("Monthly-AE-April-2024.csv")
+    total = next(r for r in rows if r["Org Code"] == "TOTAL")
+    for r in [total, next(r for r in rows if r["Org Code"] == "R0A")]:
+        org = "ENGLAND" if r["Org Code"] == "TOTAL" else r["Org Code"]
+        att = sum(float(v) for k, v in r.items() if k.startswith("A&E attendances"))
+        over = sum(float(v) for k, v in r.items() if k.startswith("Attendances over 4hrs"))
+        assert served[(org, "ae_attendances")] == pytest.approx(att)
+        assert served[(org, "ae_4hr_pct")] == pytest.approx(100 * (1 - over / att))
+        assert served[(org, "ae_12hr_dta_waits")] == pytest.approx(
+            float(r["Patients who have waited 12+ hrs from DTA to admission"]))
+
+
+def test_icb_and_region_are_sums_of_their_providers(bundled_run):
+    """ICB and region rows equal the sum of provider numerators and denominators, not an average of rates."""
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    for level, parent in (("icb", "parent_icb_code"), ("region", "region_code")):
+        mismatches = con.execute(f"""
+            with prov as (
+                select o.{parent} as code, v.period_start, v.metric_id,
+                       sum(v.numerator) as num, sum(v.denominator) as den
+                from s1_current_state.metric_values v
+                join s1_current_state.organisations o using (org_code)
+                where v.org_level = 'provider' and v.metric_id in ('ae_4hr_pct', 'rtt_18wk_pct', 'cancer_62d_pct')
+                group by all)
+            select count(*), count(*) filter (where abs(a.value - 100 * p.num / p.den) > 1e-6)
+            from s1_current_state.metric_values a join prov p
+              on a.org_code = p.code and a.period_start = p.period_start and a.metric_id = p.metric_id
+            where a.org_level = '{level}'""").fetchone()
+        assert mismatches[0] > 100 and mismatches[1] == 0, (level, mismatches)
+    qop = con.execute("select count(*) from s1_current_state.metric_values where org_code = 'QOP' "
+                      "and metric_id = 'ae_attendances'").fetchone()[0]
+    assert qop > 0  # Greater Manchester ICB is served under its ODS code
+
+
+def test_served_copy_has_step1_tables_and_opens_read_only(bundled_run):
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    tables = {f"{s}.{t}" for s, t in con.execute(
+        "select table_schema, table_name from information_schema.tables").fetchall()}
+    assert {"s1_current_state.organisations", "s1_current_state.metric_catalogue", "s1_current_state.metric_values",
+            "s1_current_state.source_conflicts", "dq.check_results", "dq.quarantine", "meta.file_loads"} <= tables
+    orgs = dict(con.execute("select org_type, count(*) from s1_current_state.organisations group by 1").fetchall())
+    assert orgs["region"] == 7 and orgs["icb"] == 42 and orgs["country"] == 1 and orgs["nhs_trust"] > 200
+
+
+def test_data_docs_and_check_results(bundled_run):
+    index = bundled_run.paths.reports / "data_docs" / "index.html"
+    html = index.read_text()
+    assert "ae_monthly_official" in html and "rtt_incomplete" in html
+    con = duckdb.connect(str(bundled_run.paths.warehouse), read_only=True)
+    per_source = con.execute("select count(distinct source) from dq.check_results where run_id = ?",
+                             [bundled_run.result.run_id]).fetchone()[0]
+    assert per_source == len(SOURCES)
+
+
+@pytest.mark.skipif(not SHARED_NHS.is_dir(), reason="../shared/data/nhs is not present (a user's clone)")
+def test_acceptance_metrics_check(bundled_run):
+    """Served step-1 figures against figures computed straight from the published files."""
+    out = subprocess.run([sys.executable, str(SHARED_CHECKS / "metrics.py"), str(bundled_run.paths.serving),
+                          str(SHARED_NHS)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "metrics: OK" in out.stdout
