@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Paths, get_paths
+from .step1_current_state.sources import SOURCES
 
 DAGSTER_YAML = """\
 # Written by `ibp`. Runs queue one at a time: DuckDB allows one writer (../shared/STACK.md).
@@ -105,6 +106,14 @@ def run_pipeline(paths: Paths, debug: bool = False) -> bool:
     job = job.with_logger_defs(loggers) if hasattr(job, "with_logger_defs") else job
     instance = dg.DagsterInstance.get()
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    if "dq/data_docs" not in built:  # a failed run still gets its data-quality report
+        from .step1_current_state.quality.gx_suites import build_data_docs
+
+        try:
+            build_data_docs(paths.reports)
+        except Exception as exc:  # the report is a courtesy here; the run's failure is what matters
+            print(f"{time.time() - started:6.1f}s  data-quality report not rebuilt: {exc}")
     if console.skipped:
         print(f"{time.time() - started:6.1f}s  {console.skipped} steps not run because a step they depend on failed")
     print(f"{time.time() - started:6.1f}s  run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
@@ -121,11 +130,18 @@ def summary(paths: Paths, run_id: str | None) -> str:
         return "no warehouse yet"
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        rows = con.execute("""
-            select f.source, count(*) filter (where f.status in ('loaded','partial')) as files,
-                   sum(f.rows_loaded) as rows, min(f.period_min) as first, max(f.period_max) as last,
-                   count(*) filter (where f.status = 'refused') as refused
-            from meta.file_loads f group by 1 order by 1""").fetchall()
+        rows = []
+        for spec in SOURCES:
+            files, refused = con.execute(
+                "select count(*) filter (where status in ('loaded','partial')), count(*) filter (where status = "
+                "'refused') from meta.file_loads where source = ?", [spec.name]).fetchone()
+            quarantined = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine "
+                                      "where source = ? and row_number is not null", [spec.name]).fetchone()[0]
+            period = "min(period_start), max(period_start), count(distinct period_start)" if spec.period_column \
+                else "null, null, 0"
+            current = con.execute(f"select count(*), {period} from latest.{spec.name}").fetchone() \
+                if _has(con, "latest", spec.name) else (0, None, None, 0)
+            rows.append((spec.name, files, refused, quarantined, *current))
         q_total = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine").fetchone()[0]
         q_run = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine where run_id = ?",
                             [run_id]).fetchone()[0]
@@ -133,16 +149,13 @@ def summary(paths: Paths, run_id: str | None) -> str:
             "select count(*), count(*) filter (where not passed), count(*) filter (where not passed and blocking) "
             "from dq.check_results where run_id = ?", [run_id]).fetchone() if _has(con, "dq", "check_results") \
             else (0, 0, 0)
-        months = dict(con.execute(
-            "select source, count(distinct period_start) from s1_current_state.metric_values group by 1"
-        ).fetchall()) if _has(con, "s1_current_state", "metric_values") else {}
     finally:
         con.close()
-    lines = ["", f"{'source':<28}{'files':>6}{'rows':>11}  period"]
-    for source, files, n, first, last, refused in rows:
-        span = f"{first:%Y-%m} to {last:%Y-%m}" if first else "(no period)"
-        extra = f"  ({refused} refused)" if refused else ""
-        lines.append(f"{source:<28}{files:>6}{int(n or 0):>11,}  {span}{extra}")
+    lines = ["", f"{'source':<28}{'files':>6}{'rows':>10}{'quarantined':>12}{'months':>7}  period"]
+    for source, files, refused, quarantined, n, first, last, months in rows:
+        span = f"{first:%Y-%m} to {last:%Y-%m}" if first else "-"
+        extra = f"  ({refused} file{'s' * (refused > 1)} refused)" if refused else ""
+        lines.append(f"{source:<28}{files:>6}{n:>10,}{quarantined:>12,}{months or '-':>7}  {span}{extra}")
     lines += [
         "",
         f"rows quarantined: {q_run:,} this run, {q_total:,} in all (table dq.quarantine)",
@@ -151,8 +164,6 @@ def summary(paths: Paths, run_id: str | None) -> str:
         f"served database:  {paths.serving}" + ("" if paths.serving.exists() else " (not published yet)"),
         f"data-quality report: {paths.reports / 'data_docs' / 'index.html'}",
     ]
-    if months:
-        lines.insert(-4, "metric months served by source: " + ", ".join(f"{k} {v}" for k, v in sorted(months.items())))
     return "\n".join(lines)
 
 

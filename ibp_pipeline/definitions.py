@@ -2,7 +2,7 @@
 import dagster as dg
 
 from .operations.assets import serving_database
-from .operations.schedules import landing_sensor, nightly_refresh, refresh_job
+from .operations.schedules import data_docs_after_failure, landing_sensor, nightly_refresh, refresh_job
 from .resources import Warehouse
 from .step1_current_state.assets import step1_assets
 from .step1_current_state.checks import data_docs, gx_checks
@@ -15,7 +15,7 @@ def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
         asset_checks=gx_checks,
         jobs=[refresh_job],
         schedules=[nightly_refresh],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, data_docs_after_failure],
         resources={"warehouse": warehouse or Warehouse()},
         executor=dg.in_process_executor,
     )

@@ -35,3 +35,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
         return dg.SkipReason("no new files in the landing folder")
     run_key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
     return dg.RunRequest(run_key=run_key, tags={"ibp/trigger": "landing", "ibp/files": ", ".join(new)[:250]})
+
+
+@dg.run_failure_sensor(monitored_jobs=[refresh_job], default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Rebuilds the data-quality report after a failed refresh, so it shows why.")
+def data_docs_after_failure(context: dg.RunFailureSensorContext, warehouse: Warehouse) -> None:
+    from ..step1_current_state.quality.gx_suites import build_data_docs
+
+    build_data_docs(warehouse.paths().reports)

@@ -169,7 +169,8 @@ def test_ui_serves_dagster_with_the_daemon_running_schedule_and_sensor(tmp_path)
             daemons = {d["daemonType"]: d["healthy"] for d in health["instance"]["daemonHealth"]["allDaemonStatuses"]}
             if daemons.get("SCHEDULER") and daemons.get("SENSOR"):
                 break
-        assert state == ({"nightly_refresh": "RUNNING"}, {"landing_sensor": "RUNNING"}), state
+        assert state == ({"nightly_refresh": "RUNNING"},
+                         {"landing_sensor": "RUNNING", "data_docs_after_failure": "RUNNING"}), state
         assert daemons.get("SCHEDULER") and daemons.get("SENSOR"), daemons
         assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()  # persistent DAGSTER_HOME
     finally:
