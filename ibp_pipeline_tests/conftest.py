@@ -44,3 +44,10 @@ def copied_run(bundled_run: PipelineRun, tmp_path: Path) -> Path:
     dest = tmp_path / "data"
     shutil.copytree(bundled_run.paths.data, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(bundled_run: PipelineRun) -> Path:
+    """The warehouse the end-to-end run built from the bundled data; tests copy it before writing to it."""
+    assert bundled_run.result.success
+    return bundled_run.paths.warehouse

@@ -130,3 +130,27 @@ def test_acceptance_metrics_check(bundled_run):
                           str(SHARED_NHS)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "metrics: OK" in out.stdout
+
+
+def test_steps_2_to_4_are_built_and_served(bundled_run):
+    """Standards, targets, peers, benchmarks, scores, SPC, resources, gaps and needs reach the served copy."""
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    count = lambda t: con.execute(f"select count(*) from {t}").fetchone()[0]  # noqa: E731
+    for table in ("s2_triple_aim.standards", "s2_triple_aim.targets", "s2_triple_aim.peer_groups",
+                  "s2_triple_aim.benchmarks", "s2_triple_aim.scores", "s2_triple_aim.aim_scores",
+                  "s2_triple_aim.spc", "s2_triple_aim.spc_summary", "s3_resources.resource_map",
+                  "s3_resources.activity_costs", "s4_gaps.metric_gaps", "s4_gaps.needs"):
+        assert count(table) > 0, table
+    # England's A&E 4-hour SPC: limits around the mean, a verdict on the last point, assurance against the target.
+    row = con.execute("""select mean, lpl, upl, variation_type, assurance_type, target_value
+                         from s2_triple_aim.spc_summary where org_code = 'ENGLAND' and metric_id = 'ae_4hr_pct'""").fetchone()
+    assert row[1] < row[0] < row[2] and row[3] and row[5] is not None and row[4] in (
+        "consistent_pass", "consistent_fail", "inconsistent")
+    # Every need says how it was worked out.
+    assert con.execute("select count(*) from s4_gaps.needs where formula is null or inputs is null").fetchone()[0] == 0
+    needs = {r[0] for r in con.execute("select distinct need_type from s4_gaps.needs").fetchall()}
+    assert len(needs) >= 5, needs
+    # The gap to a standard is signed so that positive means short of the target.
+    short = con.execute("""select count(*) from s4_gaps.metric_gaps
+                           where meets_target and gap_points > 0""").fetchone()[0]
+    assert short == 0

@@ -5,12 +5,17 @@ import dagster as dg
 from ..resources import Warehouse
 from .publish import publish
 
-STEP1_OUTPUTS = [dg.AssetKey(["s1_current_state", t]) for t in
-                 ("organisations", "metric_catalogue", "metric_values", "source_conflicts")]
+SERVED = {
+    "s1_current_state": ("organisations", "metric_catalogue", "metric_values", "source_conflicts"),
+    "s2_triple_aim": ("standards", "targets", "peer_groups", "benchmarks", "scores", "spc"),
+    "s3_resources": ("resource_map", "activity_costs"),
+    "s4_gaps": ("metric_gaps", "needs"),
+}
+STEP_OUTPUTS = [dg.AssetKey([schema, t]) for schema, tables in SERVED.items() for t in tables]
 
 
 @dg.asset(key=["serving", "published"], group_name="step7_data_quality", kinds={"duckdb"},
-          deps=[*STEP1_OUTPUTS, dg.AssetKey(["dq", "data_docs"])])
+          deps=[*STEP_OUTPUTS, dg.AssetKey(["dq", "data_docs"])])
 def serving_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """data/serving.duckdb: the complete, checked copy that dashboards read, replaced atomically."""
     paths = warehouse.paths()

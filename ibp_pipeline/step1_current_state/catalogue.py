@@ -124,15 +124,17 @@ _CORE: tuple[Metric, ...] = (
            "beds", "cost_and_efficiency", None, "month", ("beds_ga_critical_care",)),
     Metric("ga_bed_occupancy_pct", "General and acute bed occupancy (monthly)",
            "100 x general_acute_beds_occupied / general_acute_beds_available (monthly averages of daily counts), "
-           "only where available > 0. Planning assumption: 92% or lower.",
-           "percent", "cost_and_efficiency", None, "month", ("beds_ga_critical_care",), formula="percent"),
+           "only where available > 0. Planning assumption: 92% or lower (lower is better: it is the headroom "
+           "that lets patients flow from A&E to a ward).",
+           "percent", "cost_and_efficiency", False, "month", ("beds_ga_critical_care",), formula="percent"),
     Metric("kh03_ga_beds_available", "General and acute beds open overnight (KH03, quarterly)",
            "Average daily number of general and acute beds open overnight over the quarter: available_general_acute "
            "of the KH03 'NHS Trust by Sector' sheet.",
            "beds", "cost_and_efficiency", None, "quarter", ("beds_kh03",)),
     Metric("kh03_ga_bed_occupancy_pct", "General and acute overnight bed occupancy (KH03, quarterly)",
-           "100 x occupied_general_acute / available_general_acute over the quarter, only where available > 0.",
-           "percent", "cost_and_efficiency", None, "quarter", ("beds_kh03",), formula="percent"),
+           "100 x occupied_general_acute / available_general_acute over the quarter, only where available > 0 "
+           "(lower is better, as for the monthly occupancy).",
+           "percent", "cost_and_efficiency", False, "quarter", ("beds_kh03",), formula="percent"),
     Metric("discharge_nctr_avg", "Patients not meeting the criteria to reside (daily average)",
            "Monthly average of the daily count of patients who no longer meet the criteria to reside but were not "
            "discharged: numerator = sum of do_not_meet_criteria_to_reside over the days reported, denominator = "

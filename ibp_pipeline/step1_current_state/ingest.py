@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from ..config import Paths
-from .reading import ROW, FileRefused, read_table
+from .reading import FileRefused, read_table
 from .sources import BY_NAME, SOURCES, SourceSpec
 from .validation import PROBLEM_SCHEMA, check_total_row, validate
 

@@ -9,7 +9,7 @@ archived original but not loaded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 KINDS = ("text", "code", "number", "count", "fraction", "date", "ae_period")
 

@@ -13,7 +13,7 @@ from datetime import date
 import polars as pl
 
 from .reading import ROW, FileRefused, TextTable
-from .sources import Column, SourceSpec, norm_header
+from .sources import SourceSpec, norm_header
 
 PROBLEM_SCHEMA = {"row_number": pl.Int64, "column": pl.Utf8, "value": pl.Utf8, "rule": pl.Utf8, "message": pl.Utf8}
 MONTHS = {m: i + 1 for i, m in enumerate(

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from ibp_pipeline.config import PROJECT_ROOT
-from ibp_pipeline.definitions import build_defs, defs
+from ibp_pipeline.definitions import defs
 from ibp_pipeline.operations.schedules import landing_sensor, nightly_refresh
 from ibp_pipeline.resources import Warehouse
 

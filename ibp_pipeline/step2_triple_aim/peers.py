@@ -1,0 +1,442 @@
+"""Step-2 peer groups: NHS trusts clustered on size and case mix, so each trust is compared with similar trusts.
+
+Why: a small community trust and a large teaching hospital should not be judged against one national median.
+The benchmarks (benchmarks.py) and the peer ranks (scoring.py) use these groups.
+
+Who is grouped: every `nhs_trust` in s1_current_state.organisations with at least one provider row in
+s1_current_state.metric_values ("with activity"). Trusts with no rows at all are out of scope (counted in the log).
+
+Features (one row per trust; the raw value and its standardised z-value are both written):
+- size: mean monthly A&E attendances, mean G&A beds available (monthly sitrep, else KH03 quarterly) and mean
+  workforce FTE, each over the latest 12 months of the metric (for a current trust the 12 months ending at the
+  metric's latest month nationally; for a closed trust the 12 months ending at its own last month). Size enters
+  as log(1 + x), so a doubling counts the same at any size.
+- case mix: deprivation (peer-finder IMD score of the trust's patients), degree of specialisation (peer finder;
+  heavy-tailed and signed, -34,550 to 879,599, so it enters as its percentile rank) and the share of FTE in the
+  ambulance staff groups (without it the ten ambulance trusts, which have no A&E, no beds and are not in the
+  peer finder, look like mental health trusts).
+Missing values are filled, and every fill is written in `imputed`:
+- for a current trust, no A&E return in the window -> 0 attendances (no A&E department); no G&A beds -> 0
+  (community, mental health, ambulance). For a trust that closed before the source began (the A&E series
+  starts in 2016, G&A beds in 2022) the gap is left unknown and out of its nearest-group distance;
+- no staff-group FTE (series starts in 2024) -> ambulance share 0: all ten current ambulance trusts have it,
+  and an unknown share for a closed trust would otherwise pull it towards the ambulance group;
+- workforce FTE missing -> the peer finder's fte_staff;
+- deprivation: peer finder -> FTE-weighted mean over predecessor trusts in the peer finder (mergers) ->
+  catchment-weighted IMD 2025 average score of the ICBs the trust's patients come from -> its host ICB's IMD
+  2025 score -> the national median;
+- specialisation: peer finder -> predecessors' FTE-weighted mean -> the median (percentile 0.5).
+A trust with too little data goes to the fallback group (peer_group_id 0, assignment says why): no workforce
+FTE from either source, or neither A&E attendances nor G&A beds known (it closed before both series began, so
+its service type cannot be told). It is compared nationally only, and is listed, never dropped.
+
+Clustering: KMeans (scikit-learn, n_init=10, random_state=seed) on the standardised features of the current
+trusts (open, with data in the last 12 months); k is chosen by the best mean silhouette over K_RANGE (4-8)
+unless given. Why not from 3: on the bundled data k = 3 has the highest silhouette (0.389 against 0.348 for
+k = 4) but only re-finds the three service types the A&E, bed and ambulance features encode by construction
+(acute / community and mental health / ambulance), leaving ~96 acute trusts of 1,000 to 19,000 FTE in one
+"peer" group, which is no peer grouping at all. Ward agglomerative clustering is tried on the same k range and
+used only when its best silhouette beats KMeans' by more than AGGLOMERATIVE_MARGIN (on the bundled data it is
+lower at every k, so KMeans is used). Either way a group's centre is its members' mean. Closed or dormant
+trusts are then assigned to the nearest group centre (assignment 'nearest_group ...'), so their historic
+periods can still be compared with peers.
+Group ids are ordered by group size (sum of the three size z-values of the centre, largest first), so ids are
+stable given the data and the seed.
+"""
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import numpy as np
+import polars as pl
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.metrics import silhouette_score
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "s2_triple_aim"
+TABLE = f"{SCHEMA}.peer_groups"
+S1 = "s1_current_state"
+
+K_RANGE: tuple[int, ...] = tuple(range(4, 9))
+AGGLOMERATIVE_MARGIN = 0.05
+FALLBACK_GROUP_ID = 0
+FALLBACK_LABEL = "Not grouped: too little data (compared nationally only)"
+
+# z-column -> the raw column it standardises, and how that raw value is transformed first.
+FEATURES: dict[str, tuple[str, str]] = {
+    "z_ae_attendances": ("ae_attendances_monthly", "log1p"),
+    "z_ga_beds": ("ga_beds", "log1p"),
+    "z_workforce_fte": ("workforce_fte", "log1p"),
+    "z_deprivation": ("deprivation", "identity"),
+    "z_specialisation": ("specialisation_pct_rank", "identity"),
+    "z_ambulance_share": ("ambulance_share", "identity"),
+}
+SIZE_FEATURES = ("z_ae_attendances", "z_ga_beds", "z_workforce_fte")
+
+# Thresholds that name a group (on the members' medians of the raw features).
+ACUTE_MIN_AE_MONTHLY = 1_000
+INPATIENT_MIN_BEDS = 50
+AMBULANCE_MIN_SHARE = 0.3
+SPECIALISED_MIN_PCT = 0.8
+
+
+def icb_codes_sql() -> str:
+    """CTE body mapping any ONS E54 ICB code to the ODS Q-code. ICB codes changed in April 2024 for Surrey
+    Heartlands and Sussex (Crawley moved), so an unknown E54 code is matched on the ICB's name instead."""
+    return (f"select org_code as icb_code, ons_code, upper(trim(org_name)) as icb_name "
+            f"from {S1}.organisations where org_type = 'icb'")
+
+
+def icb_imd_sql() -> str:
+    """IMD 2025 average score per ICB Q-code (latest.imd_icb is keyed by 2024 E54 codes)."""
+    return f"""
+        select coalesce(a.icb_code, b.icb_code) as icb_code, m.icb24_code, m.imd_average_score
+        from latest.imd_icb m
+        left join ({icb_codes_sql()}) a on a.ons_code = m.icb24_code
+        left join ({icb_codes_sql()}) b on b.icb_name = upper(trim(m.icb24_name))
+        where coalesce(a.icb_code, b.icb_code) is not null"""
+
+
+def _raw_features_sql() -> str:
+    size_metrics = ("ae_attendances", "ga_beds_available", "kh03_ga_beds_available", "workforce_fte",
+                    "workforce_fte_ambulance_staff", "workforce_fte_support_to_ambulance_staff")
+    metric_list = ", ".join(f"'{m}'" for m in size_metrics)
+    return f"""
+    with last as (select max(period_start) as last_period from {S1}.metric_values),
+    prov as (
+        select org_code, metric_id, period_start, value from {S1}.metric_values
+        where org_level = 'provider' and metric_id in ({metric_list}) and value is not null),
+    recent as (
+        select distinct org_code from {S1}.metric_values, last
+        where org_level = 'provider' and period_start > last.last_period - interval 12 month),
+    trusts as (
+        select o.org_code, o.org_name, o.parent_icb_code,
+               (o.close_date is null or o.close_date > last.last_period)
+                 and o.org_code in (select org_code from recent) as is_current
+        from {S1}.organisations o, last
+        where o.org_type = 'nhs_trust'
+          and o.org_code in (select distinct org_code from {S1}.metric_values where org_level = 'provider')),
+    global_last as (select metric_id, max(period_start) as last_period from prov group by 1),
+    own_last as (select org_code, metric_id, max(period_start) as last_period from prov group by 1, 2),
+    windowed as (
+        select p.org_code, p.metric_id, avg(p.value) as value
+        from prov p
+        join trusts t using (org_code)
+        join global_last g using (metric_id)
+        join own_last o using (org_code, metric_id)
+        where p.period_start <= (case when t.is_current then g.last_period else o.last_period end)
+          and p.period_start > (case when t.is_current then g.last_period else o.last_period end)
+                               - interval 12 month
+        group by 1, 2),
+    wide as (
+        select org_code,
+            max(value) filter (where metric_id = 'ae_attendances') as ae_attendances,
+            max(value) filter (where metric_id = 'ga_beds_available') as ga_beds_sitrep,
+            max(value) filter (where metric_id = 'kh03_ga_beds_available') as ga_beds_kh03,
+            max(value) filter (where metric_id = 'workforce_fte') as workforce_fte,
+            sum(value) filter (where metric_id in ('workforce_fte_ambulance_staff',
+                                                   'workforce_fte_support_to_ambulance_staff')) as ambulance_fte
+        from windowed group by 1),
+    pf as (
+        select upper(trim(org_code)) as org_code, avg(deprivation) as deprivation,
+               avg(degree_of_specialisation) as specialisation, avg(fte_staff) as fte_staff
+        from latest.trust_peer_finder group by 1),
+    pred as (
+        select o.successor_code as org_code,
+               sum(pf.deprivation * pf.fte_staff) / sum(pf.fte_staff) as deprivation,
+               sum(pf.specialisation * pf.fte_staff) / sum(pf.fte_staff) as specialisation,
+               string_agg(o.org_code, ', ' order by o.org_code) as predecessors
+        from {S1}.organisations o join pf using (org_code)
+        where o.successor_code is not null and pf.fte_staff > 0
+        group by 1),
+    imd as ({icb_imd_sql()}),
+    icb_codes as ({icb_codes_sql()}),
+    catch as (
+        select c.nhs_trust22_code as org_code,
+               sum(c.proportion_trust_came_from_icb * imd.imd_average_score)
+                 / sum(c.proportion_trust_came_from_icb) as catchment_imd
+        from latest.trust_icb_catchment c
+        join icb_codes i on i.ons_code = c.icb22_code
+        join imd on imd.icb_code = i.icb_code
+        where c.proportion_trust_came_from_icb > 0
+        group by 1)
+    , coverage as (
+        select min(period_start) filter (where metric_id = 'ae_attendances') as ae_first_period,
+               min(period_start) filter (where metric_id in ('ga_beds_available', 'kh03_ga_beds_available'))
+                 as beds_first_period,
+               min(period_start) filter (where metric_id = 'workforce_fte_ambulance_staff')
+                 as staff_groups_first_period
+        from prov),
+    trust_last as (
+        select org_code, max(period_start) as trust_last_period from {S1}.metric_values
+        where org_level = 'provider' group by 1)
+    select t.org_code, t.org_name, t.is_current, tl.trust_last_period,
+           coverage.ae_first_period, coverage.beds_first_period, coverage.staff_groups_first_period,
+           w.ae_attendances, w.ga_beds_sitrep, w.ga_beds_kh03, w.workforce_fte, w.ambulance_fte,
+           pf.fte_staff as pf_fte, pf.deprivation as pf_deprivation, pf.specialisation as pf_specialisation,
+           pred.deprivation as pred_deprivation, pred.specialisation as pred_specialisation, pred.predecessors,
+           catch.catchment_imd, host.imd_average_score as host_icb_imd
+    from trusts t
+    left join wide w using (org_code)
+    left join pf using (org_code)
+    left join pred using (org_code)
+    left join catch using (org_code)
+    left join imd host on host.icb_code = t.parent_icb_code
+    left join trust_last tl using (org_code)
+    cross join coverage
+    order by t.org_code"""
+
+
+def _first_filled(frame: pl.DataFrame, target: str, candidates: list[tuple[str, str]],
+                  default: float | None, default_note: str | None) -> pl.DataFrame:
+    """Fill `target` from the first non-null candidate column, noting which one was used in `imputed`."""
+    value = pl.lit(None, dtype=pl.Float64)
+    note = pl.lit(None, dtype=pl.String)
+    for column, label in reversed(candidates):
+        value = pl.when(pl.col(column).is_not_null()).then(pl.col(column)).otherwise(value)
+        note = pl.when(pl.col(column).is_not_null()).then(pl.lit(label)).otherwise(note)
+    if default is not None:
+        value = value.fill_null(default)
+        note = note.fill_null(pl.lit(default_note))
+    return frame.with_columns(value.cast(pl.Float64).alias(target), note.alias(f"_{target}_note"))
+
+
+def assemble_features(raw: pl.DataFrame) -> pl.DataFrame:
+    """Fill missing raw features by the documented rules and record each fill in `imputed`; flag
+    `has_enough` (a workforce FTE from either source). Pure: the input is the raw feature query's shape."""
+    current = pl.col("is_current").fill_null(False)
+
+    def covered(first: str) -> pl.Expr:
+        """The source was running while the trust existed, so a gap means none (0), not unknown."""
+        return current | (pl.col("trust_last_period") >= pl.col(first)).fill_null(False)
+
+    def zero_if_covered(e: pl.Expr, first: str) -> pl.Expr:
+        return pl.when(covered(first)).then(e.fill_null(0.0)).otherwise(e)
+
+    frame = raw.with_columns(
+        zero_if_covered(pl.col("ae_attendances"), "ae_first_period").alias("ae_attendances_monthly"),
+        zero_if_covered(pl.coalesce("ga_beds_sitrep", "ga_beds_kh03"), "beds_first_period").alias("ga_beds"),
+        (pl.col("ambulance_fte") / pl.col("workforce_fte")).fill_nan(None).fill_null(0.0).alias("ambulance_share"),
+    )
+    pct = frame.select(
+        pl.coalesce("pf_specialisation", "pred_specialisation").rank("average").alias("r"),
+        pl.coalesce("pf_specialisation", "pred_specialisation").count().alias("n"))
+    frame = frame.with_columns(
+        pl.coalesce("pf_specialisation", "pred_specialisation").alias("specialisation"),
+        (pct["r"] / pct["n"]).alias("specialisation_pct_rank"))
+    dep_median = frame.select(pl.coalesce("pf_deprivation", "pred_deprivation", "catchment_imd",
+                                          "host_icb_imd").median()).item()
+    frame = _first_filled(frame, "workforce_fte", [("workforce_fte", "metric_values"),
+                                                   ("pf_fte", "peer finder fte_staff")], None, None)
+    frame = _first_filled(frame, "deprivation", [
+        ("pf_deprivation", "peer finder"), ("pred_deprivation", "predecessor trusts in the peer finder"),
+        ("catchment_imd", "catchment-weighted ICB IMD 2025 score"), ("host_icb_imd", "host ICB IMD 2025 score")],
+        dep_median if dep_median is not None else 0.0, "national median")
+    frame = frame.with_columns(
+        pl.when(pl.col("pf_specialisation").is_not_null()).then(pl.lit("peer finder"))
+        .when(pl.col("pred_specialisation").is_not_null()).then(pl.lit("predecessor trusts in the peer finder"))
+        .otherwise(pl.lit("median (0.5)")).alias("_specialisation_note"),
+        pl.col("specialisation_pct_rank").fill_null(0.5))
+    unknown = " unknown (the trust closed before the source began): left out of the distance"
+    notes = [
+        pl.when(pl.col("ae_attendances").is_null() & covered("ae_first_period"))
+        .then(pl.lit("A&E attendances: none reported, set to 0"))
+        .when(pl.col("ae_attendances").is_null()).then(pl.lit("A&E attendances:" + unknown)),
+        pl.when(pl.col("ga_beds_sitrep").is_null() & pl.col("ga_beds_kh03").is_not_null())
+        .then(pl.lit("G&A beds: KH03 quarterly (no monthly sitrep)"))
+        .when(pl.col("ga_beds_sitrep").is_null() & covered("beds_first_period"))
+        .then(pl.lit("G&A beds: none reported, set to 0"))
+        .when(pl.col("ga_beds_sitrep").is_null()).then(pl.lit("G&A beds:" + unknown)),
+        pl.when(pl.col("_workforce_fte_note") != "metric_values")
+        .then(pl.lit("workforce FTE: ") + pl.col("_workforce_fte_note"))
+        .when(pl.col("_workforce_fte_note").is_null()).then(pl.lit("workforce FTE: missing")),
+        pl.when(pl.col("_deprivation_note") != "peer finder").then(pl.lit("deprivation: ") + pl.col("_deprivation_note")),
+        pl.when(pl.col("_specialisation_note") != "peer finder")
+        .then(pl.lit("specialisation: ") + pl.col("_specialisation_note")),
+        pl.when(pl.col("ambulance_fte").is_null()).then(pl.lit("ambulance share: no staff-group data, set to 0")),
+    ]
+    frame = frame.with_columns(
+        pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("imputed"),
+        (pl.col("workforce_fte").is_not_null() & (pl.col("workforce_fte") > 0)
+         & (pl.col("ae_attendances_monthly").is_not_null() | pl.col("ga_beds").is_not_null())).alias("has_enough"))
+    return frame.with_columns(pl.when(pl.col("imputed") == "").then(None).otherwise(pl.col("imputed")).alias("imputed"))
+
+
+def transform(frame: pl.DataFrame) -> np.ndarray:
+    """The pre-standardisation feature matrix (columns in FEATURES order)."""
+    cols = []
+    for raw, how in FEATURES.values():
+        x = frame[raw].cast(pl.Float64).to_numpy()
+        cols.append(np.log1p(np.clip(x, 0, None)) if how == "log1p" else x)
+    return np.column_stack(cols) if cols else np.empty((frame.height, 0))
+
+
+def standardise(x: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+    """z-scores using the mean and standard deviation of the fitted rows (a constant feature gets sd 1)."""
+    mean = x[fit_rows].mean(axis=0)
+    sd = x[fit_rows].std(axis=0)
+    sd[~(sd > 0)] = 1.0
+    return (x - mean) / sd
+
+
+def _cluster(z: np.ndarray, k: int, method: str, seed: int) -> np.ndarray:
+    if method == "kmeans":
+        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
+    return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(z)
+
+
+def choose_clustering(z: np.ndarray, n_groups: int | None, seed: int,
+                      k_range: tuple[int, ...] = K_RANGE) -> tuple[str, int, float, np.ndarray, str]:
+    """Pick method and k: the best mean silhouette over k_range (ties -> smaller k) for KMeans, and Ward only if
+    it beats KMeans by more than AGGLOMERATIVE_MARGIN. Returns (method, k, silhouette, labels, report)."""
+    n = z.shape[0]
+    ks = [n_groups] if n_groups is not None else [k for k in k_range if 2 <= k <= n - 1]
+    if not ks:
+        ks = [max(1, min(n, 2))]
+    results: dict[str, list[tuple[int, float, np.ndarray]]] = {"kmeans": [], "agglomerative_ward": []}
+    for method in results:
+        for k in ks:
+            labels = _cluster(z, k, method, seed) if k > 1 else np.zeros(n, dtype=int)
+            distinct = len(set(labels.tolist()))
+            score = float(silhouette_score(z, labels)) if 1 < distinct < n else float("nan")
+            results[method].append((k, score, labels))
+
+    def best(rows: list[tuple[int, float, np.ndarray]]) -> tuple[int, float, np.ndarray]:
+        scored = [r for r in rows if not np.isnan(r[1])]
+        return max(scored, key=lambda r: (r[1], -r[0])) if scored else rows[0]
+
+    km, ward = best(results["kmeans"]), best(results["agglomerative_ward"])
+    method, (k, sil, labels) = ("kmeans", km)
+    if not np.isnan(ward[1]) and (np.isnan(km[1]) or ward[1] > km[1] + AGGLOMERATIVE_MARGIN):
+        method, (k, sil, labels) = ("agglomerative_ward", ward)
+    report = "; ".join(f"{m} k={kk}: {s:.3f}" for m, rows in results.items() for kk, s, _ in rows)
+    return method, k, sil, labels, report
+
+
+def order_groups(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber clusters 1..k, largest centre first (sum of the size z-values), and return (ids, centres)."""
+    size_idx = [list(FEATURES).index(c) for c in SIZE_FEATURES]
+    uniq = sorted(set(labels.tolist()))
+    centres = {c: z[labels == c].mean(axis=0) for c in uniq}
+    order = sorted(uniq, key=lambda c: (-centres[c][size_idx].sum(), c))
+    remap = {c: i + 1 for i, c in enumerate(order)}
+    ids = np.array([remap[c] for c in labels.tolist()], dtype=int)
+    return ids, np.array([centres[c] for c in order])
+
+
+def nearest_group(z: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """1-based id of the nearest centre for each row: Euclidean over the row's known features (NaN = unknown,
+    left out), scaled up to all features so rows with gaps are not favoured."""
+    diff2 = (z[:, None, :] - centres[None, :, :]) ** 2
+    known = (~np.isnan(z)).sum(axis=1).clip(min=1)[:, None]
+    d = np.nansum(diff2, axis=2) * z.shape[1] / known
+    return d.argmin(axis=1) + 1
+
+
+def _tercile_word(value: float, cuts: tuple[float, float], words: tuple[str, str, str]) -> str:
+    return words[0] if value <= cuts[0] else words[1] if value <= cuts[1] else words[2]
+
+
+def label_groups(members: pl.DataFrame) -> dict[int, str]:
+    """Plain-English names from the members' medians: size tercile of FTE, service type (ambulance / acute /
+    specialist inpatient / non-acute), deprivation tercile, and 'highly specialised' (top fifth of the peer
+    finder's degree_of_specialisation, which on the bundled data ranks large teaching trusts highest: Manchester
+    0.995, Guy's and St Thomas' 0.986, while single-specialty trusts rank low: the Christie 0.048)."""
+    grouped = members.filter((pl.col("peer_group_id") != FALLBACK_GROUP_ID) & (pl.col("assignment") == "clustered"))
+    fte_cuts = tuple(grouped["workforce_fte"].quantile(q) for q in (1 / 3, 2 / 3))
+    dep_cuts = tuple(grouped["deprivation"].quantile(q) for q in (1 / 3, 2 / 3))
+    med = grouped.group_by("peer_group_id").agg(
+        pl.col("workforce_fte", "deprivation", "ae_attendances_monthly", "ga_beds", "ambulance_share",
+               "specialisation_pct_rank").median()).sort("peer_group_id")
+    labels: dict[int, str] = {}
+    for row in med.iter_rows(named=True):
+        size = _tercile_word(row["workforce_fte"], fte_cuts, ("Small", "Medium", "Large"))
+        if row["ambulance_share"] >= AMBULANCE_MIN_SHARE:
+            kind = "ambulance"
+        elif row["ae_attendances_monthly"] >= ACUTE_MIN_AE_MONTHLY and row["ga_beds"] >= INPATIENT_MIN_BEDS:
+            kind = "acute"
+        elif row["ga_beds"] >= INPATIENT_MIN_BEDS:
+            kind = "specialist inpatient"
+        else:  # medians of 0 A&E and few G&A beds: community and mental health trusts, and specialist
+            kind = "non-acute (community, mental health or specialist)"  # trusts such as the Christie
+        dep = _tercile_word(row["deprivation"], dep_cuts, ("low", "average", "high"))
+        spec = ", highly specialised" if row["specialisation_pct_rank"] >= SPECIALISED_MIN_PCT else ""
+        labels[row["peer_group_id"]] = f"{size} {kind}{spec}, {dep} deprivation"
+    seen: dict[str, int] = {}
+    for gid, text in labels.items():
+        seen[text] = seen.get(text, 0) + 1
+    for gid, text in list(labels.items()):
+        if seen[text] > 1:
+            labels[gid] = f"{text} (group {gid})"
+    labels[FALLBACK_GROUP_ID] = FALLBACK_LABEL
+    return labels
+
+
+def peer_groups_frame(raw: pl.DataFrame, n_groups: int | None = None, seed: int = 42,
+                      k_range: tuple[int, ...] = K_RANGE) -> pl.DataFrame:
+    """The peer_groups table from the raw feature rows (pure: no database)."""
+    frame = assemble_features(raw.sort("org_code"))
+    enough = frame["has_enough"].to_numpy()
+    fit_rows = enough & frame["is_current"].fill_null(False).to_numpy()
+    x = transform(frame)
+    if fit_rows.sum() < 2:  # too few current trusts: fit on every trust with enough and complete data
+        fit_rows = enough & ~np.isnan(x).any(axis=1)
+    z = np.full_like(x, np.nan)
+    ids = np.full(frame.height, FALLBACK_GROUP_ID, dtype=int)
+    method, k, sil, report = "fallback_only", 0, float("nan"), "no trust had enough data"
+    no_fte = ~(frame["workforce_fte"].fill_null(0.0).to_numpy() > 0)
+    assignment = np.where(no_fte, "fallback (no workforce FTE)",
+                          "fallback (closed before the A&E and G&A bed series began: service type unknown)"
+                          ).astype(object)
+    if fit_rows.sum() >= 2:
+        z[enough] = standardise(x, fit_rows)[enough]
+        method, k, sil, labels, report = choose_clustering(z[fit_rows], n_groups, seed, k_range)
+        fit_ids, centres = order_groups(z[fit_rows], labels)
+        ids[fit_rows] = fit_ids
+        assignment[fit_rows] = "clustered"
+        rest = enough & ~fit_rows
+        if rest.any():
+            ids[rest] = nearest_group(z[rest], centres)
+            assignment[rest] = "nearest_group (not current: closed or no data in the last 12 months)"
+        k = len(centres)
+    out = frame.with_columns(
+        pl.Series("peer_group_id", ids, dtype=pl.Int64),
+        pl.Series("assignment", assignment.tolist(), dtype=pl.String),
+        *[pl.Series(name, z[:, i], dtype=pl.Float64).fill_nan(None) for i, name in enumerate(FEATURES)])
+    names = label_groups(out)
+    sizes = out.group_by("peer_group_id").agg(pl.len().cast(pl.Int64).alias("n_members"))
+    method_text = (f"{method} on standardised {', '.join(FEATURES)} (size as log(1+x)); fitted on current "
+                   f"trusts, others assigned to the nearest group centre; seed {seed}; silhouette by k: {report}")
+    return (out.join(sizes, on="peer_group_id", how="left")
+            .with_columns(
+                pl.col("peer_group_id").replace_strict(names, return_dtype=pl.String).alias("peer_group_label"),
+                pl.lit(method).alias("method"), pl.lit(k, dtype=pl.Int64).alias("k"),
+                pl.lit(None if np.isnan(sil) else round(sil, 4), dtype=pl.Float64).alias("silhouette"),
+                pl.lit(seed, dtype=pl.Int64).alias("seed"), pl.lit(method_text).alias("method_detail"))
+            .select("org_code", "org_name", "peer_group_id", "peer_group_label", "n_members", "assignment",
+                    *FEATURES, "ae_attendances_monthly", "ga_beds", "workforce_fte", "deprivation",
+                    "specialisation", "specialisation_pct_rank", "ambulance_share", "imputed",
+                    "method", "k", "silhouette", "seed", "method_detail")
+            .sort("peer_group_id", "org_code"))
+
+
+def build_peer_groups(con: duckdb.DuckDBPyConnection, n_groups: int | None = None, seed: int = 42,
+                      k_range: tuple[int, ...] = K_RANGE) -> int:
+    """Write s2_triple_aim.peer_groups (one row per trust with activity) and return its row count."""
+    raw = con.sql(_raw_features_sql()).pl()
+    frame = peer_groups_frame(raw, n_groups=n_groups, seed=seed, k_range=k_range)
+    n_out = con.sql(f"""select count(*) from {S1}.organisations where org_type = 'nhs_trust' and org_code not in
+                        (select distinct org_code from {S1}.metric_values where org_level = 'provider')""").fetchone()[0]
+    first = frame.row(0, named=True) if frame.height else {}
+    log.info("peer_groups: %s trusts, method %s, k=%s, silhouette %s, %s in fallback; %s trusts without activity "
+             "left out", frame.height, first.get("method"), first.get("k"), first.get("silhouette"),
+             frame.filter(pl.col("peer_group_id") == FALLBACK_GROUP_ID).height, n_out)
+    con.sql(f"create schema if not exists {SCHEMA}")
+    con.register("_peer_groups_frame", frame.to_arrow())
+    try:
+        con.sql(f"create or replace table {TABLE} as select * from _peer_groups_frame")
+    finally:
+        con.unregister("_peer_groups_frame")
+    return frame.height

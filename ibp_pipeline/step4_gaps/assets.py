@@ -1,0 +1,35 @@
+"""Step 4 "Identifying gaps and needs" as Dagster assets."""
+import dagster as dg
+
+from ..resources import Warehouse
+
+STEP4 = dict(group_name="step4_gaps", kinds={"duckdb"})
+
+
+@dg.asset(key=["s4_gaps", "metric_gaps"], deps=[
+    dg.AssetKey(["s2_triple_aim", "targets"]), dg.AssetKey(["s2_triple_aim", "benchmarks"]),
+    dg.AssetKey(["s2_triple_aim", "peer_groups"])], **STEP4)
+def metric_gaps(warehouse: Warehouse) -> dg.MaterializeResult:
+    """The gap to each standard and trajectory, months to reach it at the current trend, and the peer gap."""
+    from .metric_gaps import build_metric_gaps
+
+    with warehouse.connect() as con:
+        n = build_metric_gaps(con)
+    return dg.MaterializeResult(metadata={"rows": n})
+
+
+@dg.asset(key=["s4_gaps", "needs"], deps=[
+    dg.AssetKey(["s3_resources", "resource_map"]), dg.AssetKey(["s2_triple_aim", "targets"]),
+    dg.AssetKey(["raw", "rtt_incomplete"]), dg.AssetKey(["raw", "rtt_icb_flows"]),
+    dg.AssetKey(["raw", "dm01_diagnostics"])], **STEP4)
+def needs(warehouse: Warehouse) -> dg.MaterializeResult:
+    """What closing each gap would take: waiting-list capacity, beds, A&E, tests, FTE and cost, with formulas."""
+    from .needs import build_needs
+
+    with warehouse.connect() as con:
+        n = build_needs(con)
+        by_type = dict(con.execute("select need_type, count(*) from s4_gaps.needs group by 1").fetchall())
+    return dg.MaterializeResult(metadata={"rows": n, **{f"n_{k}": v for k, v in by_type.items()}})
+
+
+step4_assets = [metric_gaps, needs]
