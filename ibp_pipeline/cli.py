@@ -2,6 +2,7 @@
 
     ibp run            load new publications, validate, rebuild every step, publish data/serving.duckdb
     ibp ingest FILE... copy NHS publication files into data/landing/ and load them, naming what happened
+    ibp scenario run FILE   run one scenario document beside the others and republish
     ibp ui             the Dagster web UI with the daemon, so the nightly schedule and landing sensor run
 
 Errors end in one readable line and a non-zero exit; --debug shows Dagster's full log and tracebacks.
@@ -79,8 +80,9 @@ class _Console(logging.Handler):
             self.failures.append(line)
 
 
-def run_pipeline(paths: Paths, debug: bool = False) -> bool:
-    """Materialise every asset in-process (one writer), printing progress; True when the run succeeded."""
+def run_pipeline(paths: Paths, debug: bool = False, selection: list[list[str]] | None = None,
+                 ops_config: dict | None = None) -> bool:
+    """Materialise every asset (or the selection) in-process, one writer, printing progress; True on success."""
     _prepare_dagster_home(paths)
     import dagster as dg
 
@@ -93,19 +95,21 @@ def run_pipeline(paths: Paths, debug: bool = False) -> bool:
     def ibp_console(_init):
         log = logging.getLogger("ibp.console")
         log.handlers = [console]
-        log.setLevel(logging.INFO)
+        log.setLevel(logging.DEBUG)  # step events arrive at DEBUG; _Console picks what to show
         log.propagate = False
         return log
 
-    job = defs.resolve_job_def("refresh")
+    job = defs.resolve_job_def("refresh") if selection is None else defs.resolve_implicit_global_asset_job_def()
     loggers = {"ibp_console": ibp_console}
-    run_config: dict = {"loggers": {"ibp_console": {}}}
+    run_config: dict = {"loggers": {"ibp_console": {}}, **({"ops": ops_config} if ops_config else {})}
     if debug:
         loggers["console"] = dg.colored_console_logger
         run_config["loggers"]["console"] = {"config": {"log_level": "DEBUG"}}
     job = job.with_logger_defs(loggers) if hasattr(job, "with_logger_defs") else job
     instance = dg.DagsterInstance.get()
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    keys = [dg.AssetKey(k) for k in selection] if selection else None
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
+                                    **({"asset_selection": keys} if keys else {}))
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     if "dq/data_docs" not in built:  # a failed run still gets its data-quality report
         from .step1_current_state.quality.gx_suites import build_data_docs
@@ -249,6 +253,35 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    """Validate a scenario document, run it beside the others (keyed by scenario and run id), republish."""
+    from .step6_scenarios.config import ScenarioConfigError, load_scenario
+
+    paths = get_paths().ensure()
+    file = Path(args.file).resolve()
+    try:
+        scenario = load_scenario(file)
+    except ScenarioConfigError as exc:
+        print(f"ibp scenario run: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError:
+        print(f"ibp scenario run: no such file: {args.file}", file=sys.stderr)
+        return 1
+    if not paths.warehouse.exists():
+        print("ibp scenario run: no warehouse yet; run `ibp run` first", file=sys.stderr)
+        return 1
+    print(f"ibp scenario run: {scenario.name} (version {scenario.version}) from {file}")
+    config = {"file": str(file), "run_id": args.run_id or "", "draws": args.draws or 0, "seed": args.seed}
+    ok = run_pipeline(paths, args.debug, selection=[["s6_scenarios", "results"], ["serving", "published"]],
+                      ops_config={"s6_scenarios__results": {"config": config}})
+    if not ok:
+        failures = getattr(run_pipeline, "failures", [])
+        print(f"ibp scenario run failed: {failures[0] if failures else 'see --debug'}", file=sys.stderr)
+        return 1
+    print(f"results in s6_scenarios (results, comparison, drivers, sensitivity) of {paths.serving}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     paths = get_paths().ensure()
     _prepare_dagster_home(paths)
@@ -271,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                               parents=[common])
     p_ingest.add_argument("paths", nargs="+")
     p_ingest.set_defaults(func=cmd_ingest)
+    p_scn = sub.add_parser("scenario", help="scenario modelling", parents=[common])
+    scn_sub = p_scn.add_subparsers(dest="scenario_command", required=True)
+    p_run = scn_sub.add_parser("run", help="run one scenario document (YAML) and republish", parents=[common])
+    p_run.add_argument("file")
+    p_run.add_argument("--run-id", default="", help="key for this run (default: v<document version>)")
+    p_run.add_argument("--draws", type=int, default=0, help="Monte Carlo draws (default IBP_DRAWS or 10,000)")
+    p_run.add_argument("--seed", type=int, default=20251123)
+    p_run.set_defaults(func=cmd_scenario_run)
     p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)", parents=[common])
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")

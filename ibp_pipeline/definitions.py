@@ -9,12 +9,15 @@ from .step1_current_state.checks import data_docs, gx_checks
 from .step2_triple_aim.assets import step2_assets
 from .step3_resources.assets import step3_assets
 from .step4_gaps.assets import step4_assets
+from .step5_impact.assets import step5_assets
+from .step6_scenarios.assets import step6_assets
 
 
 def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
     """All definitions bound to one warehouse (tests pass a temporary one; the default reads IBP_DATA_DIR)."""
     return dg.Definitions(
-        assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, data_docs, serving_database],
+        assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, *step5_assets, *step6_assets, data_docs,
+                serving_database],
         asset_checks=gx_checks,
         jobs=[refresh_job],
         schedules=[nightly_refresh],

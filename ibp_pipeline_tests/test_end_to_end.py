@@ -154,3 +154,25 @@ def test_steps_2_to_4_are_built_and_served(bundled_run):
     short = con.execute("""select count(*) from s4_gaps.metric_gaps
                            where meets_target and gap_points > 0""").fetchone()[0]
     assert short == 0
+
+
+def test_steps_5_and_6_are_built_and_served(bundled_run):
+    """Forecasts with ordered intervals, backtests, effects, risk and every shipped scenario reach the served copy."""
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    fc = con.execute("""select count(*), min(horizon), max(horizon),
+                               count(*) filter (where not (lo95 <= lo80 and lo80 <= mean and mean <= hi80
+                                                           and hi80 <= hi95))
+                        from s5_impact.forecasts where org_code = 'ENGLAND' and metric_id = 'ae_attendances'""").fetchone()
+    assert fc[0] == 24 and (fc[1], fc[2]) == (1, 24) and fc[3] == 0
+    pct = con.execute("select min(lo95), max(hi95) from s5_impact.forecasts where metric_id = 'ae_4hr_pct'").fetchone()
+    assert 0 <= pct[0] and pct[1] <= 100
+    assert con.execute("select count(*) from s5_impact.forecast_accuracy where mase is not null").fetchone()[0] > 1000
+    assert con.execute("select count(*) from s5_impact.effects").fetchone()[0] > 0
+    bad = con.execute("select count(*) from s5_impact.risk where prob_meet_target < 0 or prob_meet_target > 1 "
+                      "or not (p10 <= p50 and p50 <= p90)").fetchone()[0]
+    assert bad == 0 and con.execute("select count(*) from s5_impact.risk_register").fetchone()[0] > 0
+    scenarios = {r[0] for r in con.execute("select distinct scenario from s6_scenarios.results").fetchall()}
+    assert {"baseline", "demand_surge", "workforce_shortfall", "funding_cut", "policy_change",
+            "technology_shift"} <= scenarios
+    for table in ("comparison", "drivers", "sensitivity"):
+        assert con.execute(f"select count(*) from s6_scenarios.{table}").fetchone()[0] > 0, table

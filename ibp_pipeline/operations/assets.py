@@ -10,6 +10,8 @@ SERVED = {
     "s2_triple_aim": ("standards", "targets", "peer_groups", "benchmarks", "scores", "spc"),
     "s3_resources": ("resource_map", "activity_costs"),
     "s4_gaps": ("metric_gaps", "needs"),
+    "s5_impact": ("forecasts", "forecast_accuracy", "effects", "initiatives", "waiting_list_projection", "risk"),
+    "s6_scenarios": ("results",),
 }
 STEP_OUTPUTS = [dg.AssetKey([schema, t]) for schema, tables in SERVED.items() for t in tables]
 

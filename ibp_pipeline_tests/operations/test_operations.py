@@ -61,7 +61,8 @@ def test_landing_sensor_requests_a_run_for_each_new_or_changed_file(tmp_path):
 
 
 def _ibp(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "IBP_DATA_DIR": str(data_dir)}
+    # 2,000 Monte Carlo draws keep these second runs quick; the shared end-to-end run uses the full 10,000.
+    env = {**os.environ, "IBP_DATA_DIR": str(data_dir), "IBP_DRAWS": "2000"}
     return subprocess.run([*IBP, *args], capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -179,3 +180,29 @@ def test_ui_serves_dagster_with_the_daemon_running_schedule_and_sensor(tmp_path)
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_scenario_run_cli_adds_a_scenario_beside_the_others(copied_run, tmp_path):
+    """An analyst's own scenario document runs alone, lands beside the shipped ones, and is republished."""
+    from ibp_pipeline.step6_scenarios.config import SCENARIO_DIR
+
+    doc = (SCENARIO_DIR / "demand_surge.yaml").read_text()
+    mine = tmp_path / "winter_pressure.yaml"
+    mine.write_text(doc.replace("name: demand_surge", "name: winter_pressure", 1))
+    before = duckdb.connect(str(copied_run / "serving.duckdb"), read_only=True)
+    shipped = before.execute("select scenario, count(*), round(sum(p50), 1) from s6_scenarios.results group by 1 "
+                             "order by 1").fetchall()
+    before.close()
+
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(doc.replace("name: demand_surge", "name: broken", 1) + "\nunexpected_field: 1\n")
+    out = _ibp(copied_run, "scenario", "run", str(bad))
+    assert out.returncode == 1 and "broken.yaml" in out.stderr and "unexpected_field" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+    out = _ibp(copied_run, "scenario", "run", str(mine))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    con = duckdb.connect(str(copied_run / "serving.duckdb"), read_only=True)
+    after = con.execute("select scenario, count(*), round(sum(p50), 1) from s6_scenarios.results group by 1 order by 1").fetchall()
+    assert ("winter_pressure" in {r[0] for r in after}) and [r for r in after if r[0] != "winter_pressure"] == shipped
+    assert con.execute("select count(*) from s6_scenarios.comparison where scenario = 'winter_pressure'").fetchone()[0]

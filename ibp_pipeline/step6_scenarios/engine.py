@@ -1,0 +1,583 @@
+"""Step 6 engine: a scenario document -> Monte Carlo settings -> results, comparison, driver decomposition and
+sensitivity, all on the same draws (common random numbers), so differences between them are not sampling noise.
+
+One run simulates, in one pass over the series (montecarlo.run_settings; several scenarios can share a pass,
+simulate_scenarios, and then the noise, the baseline and identical settings are simulated once):
+- baseline: the baseline document's drivers, initiatives and targets (every cell);
+- scenario: the scenario's drivers (its own, else the baseline's), initiatives and targets (every cell);
+- one component setting per thing the scenario changes, each switched on alone on top of the baseline: a driver
+  whose interval differs, an initiative switched on (or off), and the policy overrides (targets) together; the
+  decomposition is then exact by construction: own effect of part k = component_k - baseline, interaction = (scenario
+  - baseline) - sum_k own effect, so the parts plus the interaction add up to the total change (for a waterfall);
+- sensitivity (one at a time, for a tornado): the baseline with one driver fixed at the scenario's 10th percentile,
+  then at its 90th (no draw for that driver; the others drawn as in the baseline); likewise each initiative's effect
+  at its 10th/90th percentile and the occupancy -> 4-hour relation at its 10th/90th percentile.
+Components and sensitivity are summarised at checkpoint months only (each March inside the horizon, each standard's
+deadline and overridden deadline inside it, and each series' last forecast month), which is where a board reads a
+waterfall or a tornado, and keeps a run within seconds; results and comparison cover every month.
+
+Initiatives (s5_impact.initiatives, by id, or by lever for the catalogue's one initiative of that lever): every
+catalogue row the simulation uses (use_for_simulation; else the learned row before the configured one per effect
+metric) is an effect of ONE unit as an 80% interval (effect_low/effect_high = 10th/90th percentiles); the scenario's
+scale is the number of units at each organisation it is switched on for (org_codes, else every organisation of
+org_level). An effect on a simulated series acts directly: effect_unit with 'point' (or a count) adds, 'pct' /
+'percent' / '%' without 'point' scales by that percent; scales_with_trust_beds multiplies by reference_ga_beds /
+the trust's G&A beds (its mean ga_beds_available over its last 3 months). Effects on quantities that are not
+series reach a series by an identity: beds available -> occupancy x beds / (beds + added); occupied beds ->
+occupancy + 100 x change / beds; RTT clock starts / stops a month -> the RTT waiting list + / - their cumulative
+sum (a stock and its flows). The effect ramps up in equal steps over ramp_up_months from the start month. All
+effects of one initiative share one normal per draw (the same draws in every setting). An initiative acts only
+through its catalogue effects (the 4-hour effect of extra beds is the catalogue's 4-hour row, learned from the
+occupancy relation; the engine's occupancy -> 4-hour link carries the drivers only, so nothing is counted twice).
+ICB, region and England rows are separate forecasts, changed only where the initiative is switched on for them.
+Cost: units x cost_per_unit_gbp (an equivalent annual cost) / 12 a month from the start month, put once per
+organisation on the series of its first effect that reaches one (so cost_gbp summed over metrics counts each
+initiative once).
+
+Policy overrides: a new target replaces the standard's target (a trajectory's end target, keeping step 2's
+minimum-improvement rule where the standard has one: the straight line from the organisation's baseline to the new
+end target at the (new) deadline, held after it); a new deadline on a flat standard makes the new target apply from
+that month (the old one before it). See apply_policy_overrides.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from ibp_pipeline.step5_impact.montecarlo import (DEFAULT_SEED, DRIVER_GROUP, DRIVERS, Z80, InitiativeSetting,
+                                                  Setting, Summary, ramp_share, run_settings)
+from ibp_pipeline.step5_impact.risk import Prepared, prepare, table_columns, target_arrays
+from ibp_pipeline.step6_scenarios.config import (Scenario, ScenarioConfigError, driver_arrays, effective_drivers,
+                                                 load_baseline)
+
+# Metrics simulated beside the standards' measures, so a scenario shows what drives the standards: activity and the
+# RTT waiting list. (The diagnostics list has ~440 series, mostly small independent providers; add it with
+# `metrics=` when needed.)
+RESULT_EXTRA_METRICS = ("ae_attendances", "ae_emergency_admissions", "rtt_waiting_list", "rtt_52wk_waiters")
+
+
+def _ordinal(d: dt.date) -> int:
+    return d.year * 12 + d.month - 1
+
+
+def _file_name(scenario: Scenario) -> str:
+    """How errors name the scenario: its file's name, or its name when it came from a run config."""
+    return Path(scenario.file).name if scenario.file else scenario.name
+
+
+# ---- initiatives ----------------------------------------------------------------------------------------------
+INITIATIVE_COLUMNS = ("initiative_id", "name", "lever", "unit", "cost_per_unit_gbp", "ramp_up_months",
+                      "effect_metric_id", "effect_low", "effect_high", "effect_unit")
+OPTIONAL_INITIATIVE_COLUMNS = ("source", "evidence", "use_for_simulation", "scales_with_trust_beds",
+                               "reference_ga_beds")
+# Catalogue effects on quantities that are not forecast series, carried to the series they change by an identity:
+#   ga_beds_available +b beds -> G&A occupancy x beds / (beds + b)            ('div', weight 1 / beds)
+#   ga_beds_occupied  +o beds -> G&A occupancy + 100 x o / beds points        ('add', weight 100 / beds)
+#   rtt_clock_starts  +s a month -> RTT waiting list + cumulative s           ('add', weight = months so far)
+#   rtt_clock_stops   +s a month -> RTT waiting list - cumulative s
+OCCUPANCY, WAITING_LIST = "ga_bed_occupancy_pct", "rtt_waiting_list"
+FLOW_SIGN = {"rtt_clock_starts": 1.0, "rtt_clock_stops": -1.0}
+
+
+def read_initiatives(con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
+    """s5_impact.initiatives, the rows the simulation uses (use_for_simulation where that column exists, else the
+    learned row before the configured one for each initiative and effect metric); None when absent."""
+    have = table_columns(con, "s5_impact", "initiatives")
+    if not have:
+        return None
+    cols = [c for c in INITIATIVE_COLUMNS if c in have] + [c for c in OPTIONAL_INITIATIVE_COLUMNS if c in have]
+    frame = con.sql(f"select {', '.join(cols)} from s5_impact.initiatives").pl()
+    defaults = {"source": pl.lit("config"), "evidence": pl.lit(None, pl.String),
+                "scales_with_trust_beds": pl.lit(False), "reference_ga_beds": pl.lit(None, pl.Float64)}
+    frame = frame.with_columns(*(v.alias(k) for k, v in defaults.items() if k not in frame.columns))
+    frame = frame.with_row_index("_order")
+    if "use_for_simulation" in frame.columns:
+        frame = frame.filter(pl.col("use_for_simulation").fill_null(True))
+    else:
+        frame = (frame.sort("_order").with_columns(_l=(pl.col("source") == "learned"))
+                 .sort(["initiative_id", "effect_metric_id", "_l"], descending=[False, False, True])
+                 .unique(["initiative_id", "effect_metric_id"], keep="first").drop("_l"))
+    return frame.sort("_order")
+
+
+def read_ga_beds(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Each organisation's G&A beds now: the mean of its last 3 months of ga_beds_available (step 1)."""
+    if not table_columns(con, "s1_current_state", "metric_values"):
+        return {}
+    q = """select org_code, avg(value) from (
+             select org_code, value, row_number() over (partition by org_code order by period_start desc) as r
+             from s1_current_state.metric_values where metric_id = 'ga_beds_available' and value > 0)
+           where r <= 3 group by org_code"""
+    return {org: float(v) for org, v in con.sql(q).fetchall()}
+
+
+def effect_kind(unit: str | None) -> str:
+    """'add' or 'rel' from an effect_unit: 'percentage points ...' and counts add; 'pct ...', 'percent ...' and
+    '% ...' without 'point' change the value by that percent."""
+    text = (unit or "").lower()
+    if "point" in text:
+        return "add"
+    return "rel" if re.search(r"\bpct\b|\bpercent|%", text) else "add"
+
+
+@dataclass(frozen=True)
+class EffectPart:
+    """One catalogue effect of an initiative as it acts on a simulated series: the per-unit interval and the
+    weight (S, calendar) = units x ramp-up share (cumulated for flows) x per-organisation factor."""
+    metric_id: str
+    kind: str
+    low: float
+    high: float
+    weight: np.ndarray = field(compare=False, repr=False)
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class InitiativeSpec:
+    """An initiative switched on in a scenario, resolved against the catalogue."""
+    key: str  # initiative_id @ where: unique within a scenario
+    initiative_id: str
+    name: str
+    scale: float
+    start: dt.date
+    ramp_up_months: float
+    cost_per_unit_gbp: float
+    parts: tuple[EffectPart, ...] = field(compare=False)
+    cost_mask: np.ndarray = field(compare=False, repr=False)  # (S,) the series that carry its cost
+
+    @property
+    def signature(self) -> tuple:
+        return (self.key, self.scale, self.start)
+
+    @property
+    def acts(self) -> bool:
+        return any(p.weight.any() for p in self.parts)
+
+    def text(self) -> str:
+        return (f"{self.initiative_id} x {self.scale:g} units from {self.start:%Y-%m} at {self.key.split('@')[1]}: "
+                + "; ".join(p.text for p in self.parts))
+
+
+def _parts(prep: Prepared, row_frame: pl.DataFrame, at: np.ndarray, scale: float, start: dt.date,
+           ramp_up: float, beds: dict[str, float], notes: list[str]) -> list[EffectPart]:
+    """The simulated effects of one initiative's catalogue rows at the organisations `at` (S,) bool."""
+    cal0 = _ordinal(prep.calendar[0])
+    since = np.arange(len(prep.calendar)) + cal0 - _ordinal(start)
+    ramp = ramp_share(since, ramp_up)
+    cum = np.cumsum(ramp)  # months of full effect so far: a flow's effect on a stock
+    orgs = prep.series["org_code"].to_list()
+    metrics = prep.series["metric_id"].to_numpy()
+    b = np.array([beds.get(o, np.nan) for o in orgs])
+    has_beds = np.isfinite(b) & (b > 0)
+    parts = []
+    for row in row_frame.iter_rows(named=True):
+        m, lo, hi = row["effect_metric_id"], row["effect_low"], row["effect_high"]
+        if lo is None or hi is None:
+            continue
+        lo, hi = float(min(lo, hi)), float(max(lo, hi))
+        factor = np.ones(len(orgs))
+        if row.get("scales_with_trust_beds"):
+            ref = row.get("reference_ga_beds")
+            if ref:
+                factor = np.where(has_beds, float(ref) / np.where(has_beds, b, 1.0), 1.0)
+        direct = at & (metrics == m)
+        if direct.any():
+            parts.append(EffectPart(m, effect_kind(row.get("effect_unit")), lo, hi,
+                                    np.outer(direct * factor, ramp) * scale,
+                                    f"{m} {lo:+g} to {hi:+g} per unit ({row.get('source', 'config')})"))
+        if m == "ga_beds_available":
+            on = at & (metrics == OCCUPANCY) & has_beds
+            if on.any():
+                parts.append(EffectPart(OCCUPANCY, "div", lo, hi,
+                                        np.outer(np.where(on, 1.0 / np.where(has_beds, b, 1.0), 0.0), ramp) * scale,
+                                        f"{OCCUPANCY} x beds / (beds + {lo:g} to {hi:g} beds per unit)"))
+        elif m == "ga_beds_occupied":
+            on = at & (metrics == OCCUPANCY) & has_beds
+            if on.any():
+                parts.append(EffectPart(OCCUPANCY, "add", lo, hi,
+                                        np.outer(np.where(on, 100.0 / np.where(has_beds, b, 1.0), 0.0), ramp)
+                                        * scale, f"{OCCUPANCY} + 100 x ({lo:g} to {hi:g} occupied beds per unit) "
+                                                 f"/ beds"))
+        elif m in FLOW_SIGN:
+            on = at & (metrics == WAITING_LIST)
+            if on.any():
+                parts.append(EffectPart(WAITING_LIST, "add", lo, hi, np.outer(on * FLOW_SIGN[m], cum) * scale,
+                                        f"{WAITING_LIST} {'+' if FLOW_SIGN[m] > 0 else '-'} cumulative {m} "
+                                        f"({lo:+g} to {hi:+g} a month per unit)"))
+        if m in ("ga_beds_available", "ga_beds_occupied") and (at & (metrics == OCCUPANCY) & ~has_beds).any():
+            notes.append(f"initiative {row['initiative_id']}: no G&A bed count for some organisations, so its "
+                         f"{m} effect does not reach their occupancy")
+    return parts
+
+
+def resolve_initiatives(con: duckdb.DuckDBPyConnection, prep: Prepared, scenario: Scenario,
+                        notes: list[str] | None = None) -> list[InitiativeSpec]:
+    """The scenario's initiatives against s5_impact.initiatives; ScenarioConfigError (one line) when an id or lever
+    is unknown or the catalogue is absent."""
+    if not scenario.initiatives:
+        return []
+    notes = [] if notes is None else notes
+    file = _file_name(scenario)
+    catalogue = read_initiatives(con)
+    beds = read_ga_beds(con)
+    specs = []
+    orgs = prep.series["org_code"].to_numpy()
+    levels = prep.series["org_level"].to_numpy()
+    for i, sw in enumerate(scenario.initiatives):
+        field_name = "id" if sw.id is not None else "lever"
+        where = f"{file}: initiatives[{i}] ({sw.id or 'lever ' + str(sw.lever)}).{field_name}"
+        if catalogue is None or catalogue.height == 0:
+            raise ScenarioConfigError(f"{where}: s5_impact.initiatives is absent or empty; build the step-5 "
+                                      f"initiatives catalogue first", path=scenario.file)
+        if sw.id is not None:
+            rows = catalogue.filter(pl.col("initiative_id") == sw.id)
+            if rows.height == 0:
+                known = ", ".join(sorted(set(catalogue["initiative_id"].to_list())))
+                raise ScenarioConfigError(f"{where}: unknown initiative {sw.id!r} (known: {known})",
+                                          path=scenario.file)
+        else:
+            rows = catalogue.filter(pl.col("lever") == sw.lever)
+            ids = sorted(set(rows["initiative_id"].to_list()))
+            if not ids:
+                raise ScenarioConfigError(f"{where}: no initiative of lever {sw.lever!r} in s5_impact.initiatives",
+                                          path=scenario.file)
+            if len(ids) > 1:
+                raise ScenarioConfigError(f"{where}: lever {sw.lever!r} matches several initiatives "
+                                          f"({', '.join(ids)}); name one by id", path=scenario.file)
+        first = rows.row(0, named=True)
+        at = np.isin(orgs, sw.org_codes) if sw.org_codes else (levels == sw.org_level)
+        parts = _parts(prep, rows, at, sw.scale, sw.start, float(first.get("ramp_up_months") or 0), beds, notes)
+        # the cost sits once per organisation: on its series of the first effect that reaches one
+        cost_mask = np.zeros(len(orgs), dtype=bool)
+        costed: set[str] = set()
+        for p in parts:
+            for j in np.flatnonzero(p.weight.any(axis=1)):
+                if orgs[j] not in costed:
+                    costed.add(orgs[j])
+                    cost_mask[j] = True
+        where_key = ",".join(sw.org_codes) if sw.org_codes else sw.org_level
+        spec = InitiativeSpec(f"{first['initiative_id']}@{where_key}", first["initiative_id"],
+                              first.get("name") or first["initiative_id"], sw.scale, sw.start,
+                              float(first.get("ramp_up_months") or 0), float(first.get("cost_per_unit_gbp") or 0.0),
+                              tuple(parts), cost_mask)
+        if not spec.acts:
+            notes.append(f"initiative {spec.initiative_id}: none of its effects "
+                         f"({', '.join(rows['effect_metric_id'].to_list())}) reaches a simulated series at "
+                         f"{where_key}; it changes no result and carries no cost")
+        specs.append(spec)
+    return specs
+
+
+def initiative_settings(spec: InitiativeSpec, end: str | None = None) -> list[InitiativeSetting]:
+    """The engine's view of an initiative: one setting per effect part, all drawn from one normal per draw (keyed
+    by the initiative, so its effects move together and are the same draws in every setting); end 'low'/'high'
+    fixes every part at its 10th/90th percentile instead."""
+    return [InitiativeSetting(spec.initiative_id, p.low, p.high, p.kind, p.weight,
+                              None if end is None else (p.low if end == "low" else p.high)) for p in spec.parts]
+
+
+def initiative_cost(prep: Prepared, specs: list[InitiativeSpec]) -> np.ndarray:
+    """(S, H) cost in GBP a month: units x cost_per_unit_gbp (a year) / 12 from the start month, on each
+    organisation's cost-carrying series (InitiativeSpec.cost_mask)."""
+    cost = np.zeros(prep.inputs.shape)
+    valid = prep.period >= 0
+    for s in specs:
+        active = (prep.period >= _ordinal(s.start)) & valid & s.cost_mask[:, None]
+        cost += np.where(active, s.scale * s.cost_per_unit_gbp / 12.0, 0.0)
+    return cost
+
+
+# ---- policy overrides -----------------------------------------------------------------------------------------
+def apply_policy_overrides(targets: pl.DataFrame, scenario: Scenario, standards: pl.DataFrame | None = None
+                           ) -> pl.DataFrame:
+    """Targets with the scenario's policy overrides applied; ScenarioConfigError naming the field when a
+    standard_id is not among the targets' standards.
+
+    A new target is the standard's new end target; where the standard has a minimum-improvement rule
+    (s2_triple_aim.standards: minimum_improvement_points, _applies_to, _cap) an organisation of those levels keeps
+    it: end = max(new, min(cap, baseline + points)) (min(new, max(cap, baseline - points)) for at_most), as step 2
+    sets end targets. A trajectory is then the straight line from the organisation's baseline to that end at the
+    (new) deadline, held after it (flat at the end when the baseline already meets it). A flat standard is flat at
+    the new target, from the new deadline when one is given (the old target before it)."""
+    if not scenario.policy_overrides:
+        return targets
+    file = _file_name(scenario)
+    known = set(targets["standard_id"].unique().to_list())
+    rules = {} if standards is None else {r["standard_id"]: r for r in standards.iter_rows(named=True)}
+    out = targets
+    for i, po in enumerate(scenario.policy_overrides):
+        if po.standard_id not in known:
+            raise ScenarioConfigError(
+                f"{file}: policy_overrides[{i}] ({po.standard_id}).standard_id: unknown standard (known: "
+                f"{', '.join(sorted(known))})", path=scenario.file)
+        mine = pl.col("standard_id") == po.standard_id
+        traj = pl.col("is_trajectory").fill_null(False)
+        base = pl.col("baseline_value")
+        at_least = pl.col("direction") == "at_least"
+        if po.target is not None:
+            end = pl.lit(po.target)
+            rule = rules.get(po.standard_id) or {}
+            points = rule.get("minimum_improvement_points")
+            if points is not None:
+                levels = [x.strip() for x in (rule.get("minimum_improvement_applies_to") or "provider").split(",")]
+                cap = rule.get("minimum_improvement_cap")
+                up = pl.min_horizontal(pl.lit(100.0 if cap is None else cap), base + points)
+                down = pl.max_horizontal(pl.lit(0.0 if cap is None else cap), base - points)
+                improved = pl.when(at_least).then(pl.max_horizontal(end, up)).otherwise(pl.min_horizontal(end, down))
+                end = pl.when(base.is_not_null() & pl.col("org_level").is_in(levels)).then(improved).otherwise(end)
+        else:
+            end = pl.col("end_target_value").fill_null(pl.col("target_value"))
+        deadline = pl.lit(po.deadline) if po.deadline is not None else pl.col("deadline")
+        months = lambda a, b: ((a.dt.year() - b.dt.year()) * 12 + a.dt.month() - b.dt.month()).cast(  # noqa: E731
+            pl.Float64)
+        share = (months(pl.col("period_start"), pl.col("baseline_period"))
+                 / months(deadline, pl.col("baseline_period"))).clip(0.0, 1.0)
+        meets = pl.when(at_least).then(base >= end).otherwise(base <= end)
+        line = pl.when(base.is_null() | pl.col("baseline_period").is_null() | deadline.is_null() | meets.fill_null(
+            True)).then(end).otherwise(base + (end - base) * share)
+        if po.deadline is not None:
+            flat = pl.when(pl.col("period_start") >= pl.lit(po.deadline)).then(end).otherwise(pl.col("target_value"))
+        else:
+            flat = end
+        new = pl.when(traj).then(line).otherwise(flat)
+        note = f"; policy override {po.standard_id}: " + ", ".join(
+            x for x in (f"target {po.target:g}" if po.target is not None else "",
+                        f"deadline {po.deadline:%Y-%m}" if po.deadline else "") if x)
+        out = out.with_columns(
+            target_value=pl.when(mine).then(new).otherwise(pl.col("target_value")),
+            end_target_value=pl.when(mine).then(end).otherwise(pl.col("end_target_value")),
+            deadline=pl.when(mine & deadline.is_not_null()).then(deadline).otherwise(pl.col("deadline")),
+            target_basis=pl.when(mine).then(pl.col("target_basis") + pl.lit(note)).otherwise(
+                pl.col("target_basis")))
+    return out
+
+
+# ---- settings -------------------------------------------------------------------------------------------------
+def setting_for(con: duckdb.DuckDBPyConnection, prep: Prepared, scenario: Scenario, baseline: Scenario | None,
+                name: str | None = None, specs: list[InitiativeSpec] | None = None) -> Setting:
+    """The Monte Carlo setting of a scenario: driver intervals per month (inherited from the baseline where the
+    scenario is silent), the occupancy relation, and its initiatives (targets are set by the caller)."""
+    low, high = driver_arrays(effective_drivers(scenario, baseline), prep.calendar)
+    if specs is None:
+        specs = resolve_initiatives(con, prep, scenario)
+    return Setting(name or scenario.name, low, high, prep.relation.mean, prep.relation.sd,
+                   [x for s in specs for x in initiative_settings(s)])
+
+
+def checkpoint_mask(prep: Prepared, extra_deadlines: list[dt.date]) -> np.ndarray:
+    """(S, H) True at each March, each deadline inside the horizon and each series' last forecast month."""
+    months = {_ordinal(d) for d in prep.calendar if d.month == 3}
+    deadlines = prep.targets["deadline"].drop_nulls().unique().to_list() + list(extra_deadlines)
+    months |= {_ordinal(d) for d in deadlines}
+    period = prep.period
+    mask = np.isin(period, np.array(sorted(months), dtype=np.int64)) & (period >= 0)
+    last = np.where(period >= 0, period, -1).max(axis=1)
+    mask |= (period == last[:, None]) & (period >= 0)
+    return mask
+
+
+@dataclass
+class Component:
+    """One part of the change vs the baseline, switched on alone (or one sensitivity end)."""
+    name: str
+    group: str
+    summary: Summary
+    cost: np.ndarray
+    detail: str = ""
+
+
+@dataclass
+class SensitivityPair:
+    driver: str
+    group: str
+    low: Summary
+    high: Summary
+    low_value: np.ndarray  # (S, H) the driver's setting at the low end in the cell's month (% or effect)
+    high_value: np.ndarray
+    unit: str
+
+
+@dataclass
+class ScenarioRun:
+    """Everything one scenario run produced, as arrays over (series, horizon) plus labels in prep."""
+    scenario: Scenario
+    baseline: Scenario
+    prep: Prepared
+    base: Summary
+    scen: Summary
+    cost_base: np.ndarray
+    cost_scen: np.ndarray
+    targets_base: pl.DataFrame  # primary target rows (series_index, h, standard_id, target_value, direction, ...)
+    targets_scen: pl.DataFrame
+    components: list[Component]
+    sensitivity: list[SensitivityPair]
+    checkpoints: np.ndarray
+    specs: list[InitiativeSpec]
+    draws: int
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _with(setting: Setting, name: str, **changes: object) -> Setting:
+    """A checkpoint variant of a setting: only the median (and the probability) is needed for a waterfall or a
+    tornado, which halves the cost of the quantiles."""
+    return replace(setting, name=name, quantiles=(0.5,), want_mean=False, **changes)
+
+
+def simulate_scenario(con: duckdb.DuckDBPyConnection, scenario: Scenario, baseline: Scenario | None = None,
+                      draws: int = 10_000, seed: int = DEFAULT_SEED, prep: Prepared | None = None,
+                      metrics: set[str] | None = None) -> ScenarioRun:
+    """Run a scenario against the baseline on common random numbers (see the module doc)."""
+    return simulate_scenarios(con, [scenario], baseline, draws, seed, prep, metrics)[0]
+
+
+def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario], baseline: Scenario | None = None,
+                       draws: int = 10_000, seed: int = DEFAULT_SEED, prep: Prepared | None = None,
+                       metrics: set[str] | None = None) -> list[ScenarioRun]:
+    """Run several scenarios in one pass: the noise, the baseline and every setting they share (e.g. the
+    sensitivity of a driver a scenario inherits from the baseline) are simulated once. Each scenario's numbers
+    are identical to running it alone; the checkpoint months are the union of the scenarios' (their deadlines)."""
+    baseline = baseline or load_baseline()
+    if prep is None:
+        prep = prepare(con, metrics=metrics, include_extra=set(RESULT_EXTRA_METRICS))
+    base_notes: list[str] = []
+    base_specs = resolve_initiatives(con, prep, baseline, base_notes)
+    tb = apply_policy_overrides(prep.targets, baseline, prep.standards)
+    tv_b, al_b, prim_b = target_arrays(prep, tb, primary_only=True)
+    base = setting_for(con, prep, baseline, None, "baseline", base_specs)
+    base.targets, base.at_least = tv_b, al_b
+    is_base = [sc.model_dump() == baseline.model_dump() for sc in scenarios]
+    # the comparison needs the baseline's median only, unless the baseline itself is one of the scenarios
+    settings: list[Setting] = [base if any(is_base) else replace(base, quantiles=(0.5,), want_mean=False)]
+    index: dict[tuple, int] = {("base",): 0}
+
+    def add(key: tuple, make) -> int:
+        if key not in index:
+            index[key] = len(settings)
+            settings.append(make())
+        return index[key]
+
+    extra = [po.deadline for sc in scenarios for po in sc.policy_overrides if po.deadline is not None]
+    mask = checkpoint_mask(prep, extra)
+    plans = []
+    for n, scenario in enumerate(scenarios):
+        notes = list(prep.notes) + base_notes
+        scen_specs = base_specs if is_base[n] else resolve_initiatives(con, prep, scenario, notes)
+        ts = apply_policy_overrides(prep.targets, scenario, prep.standards)
+        tv_s, al_s, prim_s = target_arrays(prep, ts, primary_only=True)
+        full = setting_for(con, prep, scenario, baseline, scenario.name, scen_specs)
+        full.targets, full.at_least = tv_s, al_s
+        full_i = 0 if is_base[n] else add(("full", n), lambda full=full: full)
+        policy_changed = not (np.array_equal(tv_b, tv_s, equal_nan=True) and np.array_equal(al_b, al_s))
+        ids = [s.initiative_id for s in base_specs + scen_specs]
+        label = lambda s, ids=ids: (  # noqa: E731
+            f"initiative:{s.initiative_id if ids.count(s.initiative_id) == 1 else s.key}")
+        roles: list[tuple[str, str, str, list[InitiativeSpec] | None, int]] = []
+
+        # components: each change switched on alone on top of the baseline
+        for d_i, d in enumerate(DRIVERS):
+            lo_s, hi_s = full.driver_low[d_i], full.driver_high[d_i]
+            if np.array_equal(base.driver_low[d_i], lo_s) and np.array_equal(base.driver_high[d_i], hi_s):
+                continue
+
+            def make(d_i=d_i, d=d, lo_s=lo_s, hi_s=hi_s) -> Setting:
+                low, high = base.driver_low.copy(), base.driver_high.copy()
+                low[d_i], high[d_i] = lo_s, hi_s
+                return _with(base, d, driver_low=low, driver_high=high, mask=mask)
+            roles.append(("component", d, DRIVER_GROUP[d], None,
+                          add(("driver", d, lo_s.tobytes(), hi_s.tobytes()), make)))
+        base_keys = {s.key: s for s in base_specs}
+        scen_keys = {s.key: s for s in scen_specs}
+        for key in list(scen_keys) + [k for k in base_keys if k not in scen_keys]:
+            if key in base_keys and key in scen_keys and base_keys[key].signature == scen_keys[key].signature:
+                continue
+            on = [s for k, s in base_keys.items() if k != key] + ([scen_keys[key]] if key in scen_keys else [])
+            spec = scen_keys.get(key) or base_keys[key]
+            name = label(spec) + ("" if key in scen_keys else " (off)")
+            make = lambda name=name, on=on: _with(base, name, initiatives=[  # noqa: E731
+                x for s in on for x in initiative_settings(s)], mask=mask)
+            roles.append(("component", name, "initiative", on,
+                          add(("initiatives", tuple(s.signature for s in on)), make)))
+        if policy_changed:
+            roles.append(("component", "policy_overrides", "policy", None, add(
+                ("policy", n), lambda tv_s=tv_s, al_s=al_s: _with(base, "policy_overrides", targets=tv_s,
+                                                                  at_least=al_s, mask=mask))))
+
+        # sensitivity: one driver at a time at the scenario's 10th / 90th percentile, others at the baseline
+        sens_meta: list[tuple[str, str, np.ndarray, np.ndarray, str]] = []
+        for d_i, d in enumerate(DRIVERS):
+            lo_arr, hi_arr = full.driver_low[d_i], full.driver_high[d_i]
+            if not (np.any(lo_arr != 0) or np.any(hi_arr != 0)):
+                continue
+            for end, arr in (("low", lo_arr), ("high", hi_arr)):
+                def make(d_i=d_i, d=d, end=end, arr=arr) -> Setting:
+                    low, high = base.driver_low.copy(), base.driver_high.copy()
+                    low[d_i] = high[d_i] = arr
+                    fixed = np.zeros(len(DRIVERS), dtype=bool)
+                    fixed[d_i] = True
+                    return _with(base, f"{d}:{end}", driver_low=low, driver_high=high, driver_fixed=fixed,
+                                 mask=mask)
+                roles.append(("sens_" + end, d, DRIVER_GROUP[d], None, add(("fixed", d, arr.tobytes()), make)))
+            sens_meta.append((d, DRIVER_GROUP[d], lo_arr, hi_arr, "% vs the baseline forecast"))
+        for s in scen_specs:
+            if not s.acts:
+                continue
+            others = [x for x in base_specs if x.key != s.key]
+            name = label(s)
+            for end in ("low", "high"):
+                make = lambda s=s, end=end, others=others, name=name: _with(  # noqa: E731
+                    base, f"{name}:{end}", initiatives=[x for o in others for x in initiative_settings(o)]
+                    + initiative_settings(s, end), mask=mask)
+                roles.append(("sens_" + end, name, "effect size", others + [s], add(
+                    ("fixed_initiative", s.signature, end, tuple(o.signature for o in others)), make)))
+            p0 = s.parts[0]
+            sens_meta.append((name, "effect size", np.array([p0.low]), np.array([p0.high]),
+                              f"{p0.metric_id} effect per unit (every effect of the initiative at its 10th / 90th "
+                              f"percentile)"))
+        if np.isfinite(prep.inputs.link_base).any() and prep.relation.sd > 0:
+            r = prep.relation
+            for end, val in (("low", r.mean - Z80 * r.sd), ("high", r.mean + Z80 * r.sd)):
+                roles.append(("sens_" + end, "occupancy_relation", "effect size", None, add(
+                    ("relation", end), lambda end=end, val=val: _with(
+                        base, f"occupancy_relation:{end}", beta_mean=val, beta_sd=0.0, mask=mask))))
+            sens_meta.append(("occupancy_relation", "effect size", np.array([r.mean - Z80 * r.sd]),
+                              np.array([r.mean + Z80 * r.sd]), "points of 4-hour % per point of occupancy"))
+        plans.append((scenario, scen_specs, prim_s, full_i, roles, sens_meta, notes))
+
+    summaries = run_settings(prep.inputs, settings, draws=draws, seed=seed)
+
+    cost_base = initiative_cost(prep, base_specs)
+    S, H = prep.inputs.shape
+    cal = prep.inputs.cal
+    runs = []
+    for scenario, scen_specs, prim_s, full_i, roles, sens_meta, notes in plans:
+        components: list[Component] = []
+        lows: dict[str, Summary] = {}
+        highs: dict[str, Summary] = {}
+        for role, name, group, on, i in roles:
+            summ = summaries[i]
+            if role == "component":
+                cost = cost_base if on is None else initiative_cost(prep, on)
+                components.append(Component(name, group, summ, cost))
+            elif role == "sens_low":
+                lows[name] = summ
+            else:
+                highs[name] = summ
+        sensitivity = []
+        for name, group, lo_arr, hi_arr, unit in sens_meta:
+            if len(lo_arr) == len(prep.calendar) and group != "effect size":
+                lo_v = np.where(cal >= 0, lo_arr[np.maximum(cal, 0)], np.nan)
+                hi_v = np.where(cal >= 0, hi_arr[np.maximum(cal, 0)], np.nan)
+            else:
+                lo_v, hi_v = np.full((S, H), float(lo_arr[0])), np.full((S, H), float(hi_arr[0]))
+            sensitivity.append(SensitivityPair(name, group, lows[name], highs[name], lo_v, hi_v, unit))
+        runs.append(ScenarioRun(scenario, baseline, prep, summaries[0], summaries[full_i], cost_base,
+                                initiative_cost(prep, scen_specs), prim_b, prim_s, components, sensitivity, mask,
+                                scen_specs, draws, seed, list(dict.fromkeys(notes))))
+    return runs
