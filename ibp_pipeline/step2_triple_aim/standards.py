@@ -41,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from ibp_pipeline.config import PROJECT_ROOT
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
+from ibp_pipeline.lib.duckdb_tables import replace_table
 
 SCHEMA = "s2_triple_aim"
 S1 = "s1_current_state"
@@ -498,14 +499,7 @@ STANDARDS_SCHEMA = {
 
 
 def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
-    con.execute(f"create schema if not exists {SCHEMA}")
-    name = f"_{table}_frame"
-    con.register(name, frame.to_arrow())
-    try:
-        con.execute(f"create or replace table {SCHEMA}.{table} as select * from {name}")
-    finally:
-        con.unregister(name)
-    return frame.height
+    return replace_table(con, SCHEMA, table, frame)
 
 
 def standards_frame(registry: Registry, local: LocalAmbitions | None = None) -> pl.DataFrame:

@@ -47,6 +47,7 @@ import pandas as pd
 import polars as pl
 import statsmodels.api as sm
 from scipy import stats
+from ibp_pipeline.lib.duckdb_tables import replace_table
 
 SCHEMA = "s5_impact"
 S1 = "s1_current_state"
@@ -371,14 +372,7 @@ def effects_frame(panel: pl.DataFrame, seed: int = SEED) -> pl.DataFrame:
 
 def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Replace s5_impact.<table> with frame."""
-    con.execute(f"create schema if not exists {SCHEMA}")
-    name = f"_s5_{table}_frame"
-    con.register(name, frame.to_arrow())
-    try:
-        con.execute(f"create or replace table {SCHEMA}.{table} as select * from {name}")
-    finally:
-        con.unregister(name)
-    return frame.height
+    return replace_table(con, SCHEMA, table, frame)
 
 
 def build_effects(con: duckdb.DuckDBPyConnection, seed: int = SEED) -> int:

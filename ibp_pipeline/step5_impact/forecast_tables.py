@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step5_impact.forecasting import (
     DEFAULT_FORMS,
     BatchForecast,
@@ -376,14 +377,7 @@ def accuracy_frame(ss: SeriesSet, origins: int = 6, horizon: int = 12, n_draws: 
 
 # ------------------------------------------------------------------------------------------------- builders
 def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
-    con.execute(f"create schema if not exists {SCHEMA}")
-    name = f"_{table}_frame"
-    con.register(name, frame.to_arrow())
-    try:
-        con.execute(f"create or replace table {SCHEMA}.{table} as select * from {name}")
-    finally:
-        con.unregister(name)
-    return frame.height
+    return replace_table(con, SCHEMA, table, frame)
 
 
 def load_series(con: duckdb.DuckDBPyConnection, metrics: list[str] | None = None, **kwargs) -> SeriesSet:

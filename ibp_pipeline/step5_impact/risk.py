@@ -49,6 +49,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step5_impact.montecarlo import (ASSUMED_OCCUPANCY_BETA, DEFAULT_SEED, OCCUPANCY_METRIC, Z80,
                                                   SeriesInputs, Summary, response_for, run_settings,
                                                   split_normal_scales)
@@ -79,15 +80,9 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> li
 def write_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame,
                 comments: dict[str, str] | None = None, table_comment: str | None = None) -> int:
     """Replace schema.table with frame, and document its columns in the database (COMMENT ON COLUMN)."""
-    con.execute(f"create schema if not exists {schema}")
-    name = f"_{schema}_{table}_frame"
-    con.register(name, frame.to_arrow())
-    try:
-        con.execute(f"create or replace table {schema}.{table} as select * from {name}")
-    finally:
-        con.unregister(name)
+    n = replace_table(con, schema, table, frame)
     comment_columns(con, schema, table, comments or {}, table_comment)
-    return frame.height
+    return n
 
 
 def comment_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, comments: dict[str, str],

@@ -1,0 +1,17 @@
+"""Writing a polars frame into the warehouse: one way, used by every step."""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame) -> int:
+    """Replace schema.table with the frame (via Arrow, no copy through Python rows); returns its row count."""
+    con.execute(f"create schema if not exists {schema}")
+    name = f"_{schema}_{table}_frame"
+    con.register(name, frame.to_arrow())
+    try:
+        con.execute(f"create or replace table {schema}.{table} as select * from {name}")
+    finally:
+        con.unregister(name)
+    return frame.height
