@@ -30,6 +30,8 @@ import logging
 import duckdb
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
+
 from ibp_pipeline.step2_triple_aim.peers import FALLBACK_GROUP_ID
 from ibp_pipeline.step2_triple_aim.peers import TABLE as PEER_GROUPS
 
@@ -132,10 +134,5 @@ def build_benchmarks(con: duckdb.DuckDBPyConnection) -> int:
     peers = con.sql(f"select org_code, peer_group_id from {PEER_GROUPS}").pl()
     frame = benchmarks_frame(values, peers)
     log.info("benchmarks: %s rows (%s metrics)", frame.height, frame["metric_id"].n_unique())
-    con.sql(f"create schema if not exists {SCHEMA}")
-    con.register("_benchmarks_frame", frame.to_arrow())
-    try:
-        con.sql(f"create or replace table {TABLE} as select * from _benchmarks_frame")
-    finally:
-        con.unregister("_benchmarks_frame")
+    replace_table(con, *TABLE.split("."), frame)
     return frame.height

@@ -53,6 +53,8 @@ import polars as pl
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import silhouette_score
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
+
 log = logging.getLogger(__name__)
 
 SCHEMA = "s2_triple_aim"
@@ -433,10 +435,5 @@ def build_peer_groups(con: duckdb.DuckDBPyConnection, n_groups: int | None = Non
     log.info("peer_groups: %s trusts, method %s, k=%s, silhouette %s, %s in fallback; %s trusts without activity "
              "left out", frame.height, first.get("method"), first.get("k"), first.get("silhouette"),
              frame.filter(pl.col("peer_group_id") == FALLBACK_GROUP_ID).height, n_out)
-    con.sql(f"create schema if not exists {SCHEMA}")
-    con.register("_peer_groups_frame", frame.to_arrow())
-    try:
-        con.sql(f"create or replace table {TABLE} as select * from _peer_groups_frame")
-    finally:
-        con.unregister("_peer_groups_frame")
+    replace_table(con, *TABLE.split("."), frame)
     return frame.height

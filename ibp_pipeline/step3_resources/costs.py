@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
+
 from ibp_pipeline.step3_resources.resource_map import ORGS, SCHEMA, VALUES, relation_exists
 
 TABLE = f"{SCHEMA}.activity_costs"
@@ -207,10 +209,5 @@ def build_activity_costs(con: duckdb.DuckDBPyConnection, since: str = DEFAULT_SI
                          pl.lit(PRICE_BASE).alias("price_base"), pl.lit(True).alias("is_estimate"))
            .select(OUTPUT_COLUMNS)
            .sort(["org_level", "org_code", "activity_type", "activity_detail", "period_start"]))
-    con.sql(f"create schema if not exists {SCHEMA}")
-    con.register("_s3_activity_costs", out.to_arrow())
-    try:
-        con.sql(f"create or replace table {TABLE} as select * from _s3_activity_costs")
-    finally:
-        con.unregister("_s3_activity_costs")
+    replace_table(con, *TABLE.split("."), out)
     return con.sql(f"select count(*) from {TABLE}").fetchone()[0]

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
+
 SCHEMA = "s3_resources"
 TABLE = f"{SCHEMA}.resource_map"
 S1 = "s1_current_state"
@@ -435,12 +437,7 @@ def build_resource_map(con: duckdb.DuckDBPyConnection, since: str = DEFAULT_SINC
     rows = rows.join(names, on="org_code", how="left")
     out = add_benchmarks(rows, _peers(con)).select(OUTPUT_COLUMNS).sort(
         ["org_level", "org_code", "measure_group", "measure_id", "period_start"])
-    con.sql(f"create schema if not exists {SCHEMA}")
-    con.register("_s3_resource_map", out.to_arrow())
-    try:
-        con.sql(f"create or replace table {TABLE} as select * from _s3_resource_map")
-    finally:
-        con.unregister("_s3_resource_map")
+    replace_table(con, *TABLE.split("."), out)
     for t in ("_s3_cc", "_s3_cc_all", "_s3_eric", "_s3_est", "_s3_parts", "_s3_ratio", "_s3_pop_beds",
               "_s3_icb_pop", "_s3_catch", "_s3_catch_missing"):
         con.sql(f"drop table if exists {t}")

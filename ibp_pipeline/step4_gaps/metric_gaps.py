@@ -25,6 +25,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
+
 from ibp_pipeline.step2_triple_aim.standards import SCHEMA as S2
 from ibp_pipeline.step2_triple_aim.standards import read_measure_values
 
@@ -284,10 +286,5 @@ def build_metric_gaps(con: duckdb.DuckDBPyConnection) -> int:
     benchmarks, peer_groups = _read_benchmarks(con)
     frame = metric_gaps_frame(values, targets, metric_names=names, org_names=org_names, benchmarks=benchmarks,
                               peer_groups=peer_groups)
-    con.execute(f"create schema if not exists {SCHEMA}")
-    con.register("_metric_gaps_frame", frame.to_arrow())
-    try:
-        con.execute(f"create or replace table {SCHEMA}.metric_gaps as select * from _metric_gaps_frame")
-    finally:
-        con.unregister("_metric_gaps_frame")
+    replace_table(con, SCHEMA, "metric_gaps", frame)
     return frame.height

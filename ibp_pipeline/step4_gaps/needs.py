@@ -63,6 +63,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step3_resources.resource_map import ORGS, TABLE as RESOURCE_MAP, VALUES, relation_exists
 from ibp_pipeline.step4_gaps import queueing as q
 
@@ -572,10 +573,5 @@ def build_needs(con: duckdb.DuckDBPyConnection, target_wait_weeks: float = 18, f
     names = con.sql(f"select org_code, org_name from {ORGS}").pl().unique(subset=["org_code"], keep="first")
     frame = (frame.join(names, on="org_code", how="left").select(OUTPUT_COLUMNS)
              .sort(["need_type", "org_level", "org_code", "measure"]))
-    con.sql(f"create schema if not exists {SCHEMA}")
-    con.register("_s4_needs", frame.to_arrow())
-    try:
-        con.sql(f"create or replace table {TABLE} as select * from _s4_needs")
-    finally:
-        con.unregister("_s4_needs")
+    replace_table(con, *TABLE.split("."), frame)
     return con.sql(f"select count(*) from {TABLE}").fetchone()[0]
