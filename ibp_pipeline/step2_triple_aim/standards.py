@@ -41,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from ibp_pipeline.config import PROJECT_ROOT
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
+from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
 from ibp_pipeline.lib.duckdb_tables import replace_table
 
 SCHEMA = "s2_triple_aim"
@@ -256,54 +257,19 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+_LABEL = id_label({"standards": "standard_id"})
+
+
 def _loc_text(loc: tuple[Any, ...], raw: Any) -> str:
-    """('standards', 3, 'source', 'year') -> 'standards[3] (rtt_18wk_2026).source.year'."""
-    parts: list[str] = []
-    for i, item in enumerate(loc):
-        if isinstance(item, int):
-            label = f"[{item}]"
-            if i == 1 and loc[0] == "standards" and isinstance(raw, dict):
-                items = raw.get("standards")
-                if isinstance(items, list) and item < len(items) and isinstance(items[item], dict):
-                    label += f" ({items[item].get('standard_id', 'no standard_id')})"
-            parts.append(label)
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-_TYPE_HINTS = {
-    "date_type": "a date written unquoted as YYYY-MM-DD",
-    "float_type": "a number",
-    "int_type": "a whole number",
-    "string_type": "text (quote it)",
-    "list_type": "a list",
-    "bool_type": "true or false",
-}
+    return loc_text(loc, raw, _LABEL)
 
 
 def _error_line(file: str, err: dict[str, Any], raw: Any) -> str:
-    loc = tuple(err.get("loc", ()))
-    etype = err.get("type", "")
-    if etype == "standard_field":
-        where = f"{_loc_text(loc, raw)}.{err['ctx']['field']}"
+    if err.get("type") == "standard_field":
+        where = f"{_loc_text(tuple(err.get('loc', ())), raw)}.{err['ctx']['field']}"
         return f"{file}: {where}: {err['ctx']['message']}"
-    where = _loc_text(loc, raw) or "(top level)"
-    msg = str(err.get("msg", "invalid"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if etype == "missing":
-        return f"{file}: {where}: required field is missing"
-    if etype == "extra_forbidden":
-        return f"{file}: {where}: unknown field (allowed fields are those listed at the top of standards.yaml)"
-    if etype in _TYPE_HINTS:
-        msg = f"must be {_TYPE_HINTS[etype]}"
-    elif msg.startswith("Input should be "):
-        msg = "must be " + msg.removeprefix("Input should be ")
-    if "got " not in msg and "input" in err and not isinstance(err["input"], dict):
-        value = err["input"]
-        msg += f", got {value!r}" if isinstance(value, str) else f", got {value}"
-    return f"{file}: {where}: {msg}"
+    return error_line(file, err, raw, label=_LABEL, no_value_inputs=(dict,),
+                      fields_hint="allowed fields are those listed at the top of standards.yaml")
 
 
 def _read_yaml(path: Path) -> Any:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from ibp_pipeline.config import PROJECT_ROOT
+from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
 
 SCHEMA = "s5_impact"
@@ -175,51 +176,23 @@ class Catalogue(BaseModel):
 
 
 # ---- loading with one-line errors -----------------------------------------------------------------------------
-_TYPE_HINTS = {
-    "float_type": "a number", "int_type": "a whole number", "string_type": "text (quote it)",
-    "list_type": "a list", "bool_type": "true or false", "model_type": "a mapping of fields",
-    "dict_type": "a mapping of fields",
-}
+_LABEL = id_label({"initiatives": "initiative_id"})
+_HINTS = {"model_type": "a mapping of fields", "dict_type": "a mapping of fields"}
 
 
 def _loc_text(loc: tuple[Any, ...], raw: Any) -> str:
-    """('initiatives', 2, 'effects', 0, 'low') -> 'initiatives[2] (virtual_ward_places).effects[0].low'."""
-    parts: list[str] = []
-    for i, item in enumerate(loc):
-        if isinstance(item, int):
-            label = f"[{item}]"
-            if i == 1 and loc[0] == "initiatives" and isinstance(raw, dict):
-                items = raw.get("initiatives")
-                if isinstance(items, list) and item < len(items) and isinstance(items[item], dict):
-                    label += f" ({items[item].get('initiative_id', 'no initiative_id')})"
-            parts.append(label)
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
+    return loc_text(loc, raw, _LABEL)
 
 
 def _error_line(file: str, err: dict[str, Any], raw: Any) -> str:
-    loc = tuple(err.get("loc", ()))
     etype = err.get("type", "")
     if etype == "initiative_field":
-        return f"{file}: {_loc_text(loc, raw)}.{err['ctx']['field']}: {err['ctx']['message']}"
+        return f"{file}: {_loc_text(tuple(err.get('loc', ())), raw)}.{err['ctx']['field']}: {err['ctx']['message']}"
     if etype == "duplicate":
         return f"{file}: {err['msg']}"
-    where = _loc_text(loc, raw) or "(top level)"
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    if etype == "missing":
-        return f"{file}: {where}: required field is missing"
-    if etype == "extra_forbidden":
-        return f"{file}: {where}: unknown field (the allowed fields are listed at the top of initiatives.yaml)"
-    if etype in _TYPE_HINTS:
-        msg = f"must be {_TYPE_HINTS[etype]}"
-    elif msg.startswith("Input should be "):
-        msg = "must be " + msg.removeprefix("Input should be ")
-    plain = etype != "unknown_metric" and "got " not in msg
-    if plain and "input" in err and not isinstance(err["input"], (dict, list)):
-        value = err["input"]
-        msg += f", got {value!r}" if isinstance(value, str) else f", got {value}"
-    return f"{file}: {where}: {msg}"
+    return error_line(file, err, raw, label=_LABEL, hints=_HINTS, strip=("Value error, ",),
+                      no_value_types=("unknown_metric",),
+                      fields_hint="the allowed fields are listed at the top of initiatives.yaml")
 
 
 def _display_path(path: Path) -> str:

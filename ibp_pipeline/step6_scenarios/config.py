@@ -51,6 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ibp_pipeline.lib.config_errors import error_line as _error_line, loc_text as _loc_text
 from ibp_pipeline.step5_impact.montecarlo import DRIVERS
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -263,12 +264,10 @@ def driver_arrays(specs: dict[str, DriverSpec | None], calendar: list[dt.date]) 
 
 
 # ---- loading and one-line errors ------------------------------------------------------------------------------
-_TYPE_HINTS = {"date_type": "a date written unquoted as YYYY-MM-DD", "float_type": "a number",
-               "int_type": "a whole number", "string_type": "text (quote it)", "list_type": "a list",
-               "dict_type": "a mapping", "model_type": "a mapping of fields", "bool_type": "true or false"}
+_HINTS = {"dict_type": "a mapping", "model_type": "a mapping of fields"}
 
 
-def _label(kind: str, item: Any) -> str:
+def _label(kind: str, index: int, item: Any) -> str:
     if not isinstance(item, dict):
         return ""
     if kind == "initiatives":
@@ -281,44 +280,14 @@ def _label(kind: str, item: Any) -> str:
 
 def loc_text(loc: tuple[Any, ...], raw: Any) -> str:
     """('initiatives', 0, 'scale') -> 'initiatives[0] (extra_beds).scale'."""
-    parts: list[str] = []
-    for i, item in enumerate(loc):
-        if isinstance(item, int):
-            label = f"[{item}]"
-            if i == 1 and isinstance(raw, dict) and isinstance(raw.get(loc[0]), list):
-                items = raw[loc[0]]
-                if item < len(items):
-                    label += _label(str(loc[0]), items[item])
-            parts.append(label)
-        elif str(item) in ("function-after", "function-before"):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
+    return _loc_text(tuple(x for x in loc if str(x) not in ("function-after", "function-before")), raw, _label)
 
 
 def error_line(file: str, err: dict[str, Any], raw: Any) -> str:
     """One pydantic error as 'file: where: what'."""
-    loc = tuple(x for x in err.get("loc", ()) if not (isinstance(x, str) and x.startswith("function-")))
-    etype = err.get("type", "")
-    where = loc_text(loc, raw) or "(top level)"
-    msg = str(err.get("msg", "invalid"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if etype == "missing":
-        return f"{file}: {where}: required field is missing"
-    if etype == "extra_forbidden":
-        return f"{file}: {where}: unknown field (the fields are listed in ibp_pipeline/step6_scenarios/config.py)"
-    if etype in _TYPE_HINTS:
-        msg = f"must be {_TYPE_HINTS[etype]}"
-    elif msg.startswith("Input should be "):
-        msg = "must be " + msg.removeprefix("Input should be ")
-    elif msg.startswith("String should match pattern"):
-        msg = "must be lower-case letters, digits and _"
-    if etype != "scenario" and "got " not in msg and "input" in err and not isinstance(err["input"], (dict, list)):
-        value = err["input"]
-        msg += f", got {value!r}" if isinstance(value, str) else f", got {value}"
-    return f"{file}: {where}: {msg}"
+    return _error_line(file, err, raw, label=_label, hints=_HINTS, no_value_types=("scenario",),
+                       pattern_message="must be lower-case letters, digits and _",
+                       fields_hint="the fields are listed in ibp_pipeline/step6_scenarios/config.py")
 
 
 def raise_errors(file: str, lines: list[str], path: Path | str | None = None) -> None:
