@@ -4,6 +4,8 @@
     ibp ingest FILE... copy NHS publication files into data/landing/ and load them, naming what happened
     ibp scenario run FILE   run one scenario document beside the others and republish
     ibp ui             the Dagster web UI with the daemon, so the nightly schedule and landing sensor run
+    ibp dashboard      the Streamlit dashboards for leaders, reading data/serving.duckdb read-only
+    ibp user add NAME  add a dashboard user (role and organisation) to the users file, password hashed
 
 Errors end in one readable line and a non-zero exit; --debug shows Dagster's full log and tracebacks.
 """
@@ -292,6 +294,70 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, cwd=PROJECT_ROOT)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Streamlit on dashboards/app.py; it reads only the served database, so a refresh never waits for it."""
+    paths = get_paths()
+    if not paths.serving.exists():
+        print(f"ibp dashboard: {paths.serving} does not exist yet; run `ibp run` first", file=sys.stderr)
+        return 1
+    from .step7_decisions.access import UsersFileError, load_users, users_file_path
+
+    try:
+        users = load_users(users_file_path())
+    except UsersFileError as exc:
+        print(f"ibp dashboard: {exc}", file=sys.stderr)
+        return 1
+    mode = f"{len(users)} users from {users_file_path()}" if users else "local mode (no users file: no login)"
+    print(f"IBP dashboards on http://{args.host}:{args.port} ({mode}); reading {paths.serving}", flush=True)
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboards" / "app.py"),
+           "--server.port", str(args.port), "--server.address", args.host, "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+           "--server.maxUploadSize", "1", "--client.toolbarMode", "viewer"]
+    return subprocess.call(cmd, cwd=PROJECT_ROOT / "dashboards", env=env)
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add or replace a dashboard user; the password is read without echo (or from IBP_NEW_PASSWORD)."""
+    import getpass
+
+    from .step7_decisions.access import add_user, users_file_path
+
+    if args.role != "admin" and not args.org:
+        print("ibp user add: a trust or icb user needs --org (the ODS code, e.g. RXL or QE1)", file=sys.stderr)
+        return 1
+    password = os.environ.get("IBP_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+    if len(password) < 12:
+        print("ibp user add: use a password of at least 12 characters", file=sys.stderr)
+        return 1
+    path = users_file_path()
+    user = add_user(path, args.username, args.role, args.org.upper() if args.org else None, password,
+                    name=args.name, email=args.email)
+    print(f"{user.display} saved in {path} (password stored as a bcrypt hash)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write a SYNTHETIC dataset in the published layouts (ibp_pipeline/synthetic); never into the project's data/."""
+    from .synthetic import SynthConfig, SynthError, generate
+
+    config = SynthConfig(scale=args.scale, years=args.years, seed=args.seed, bad_rows=args.bad_rows,
+                         mergers=args.mergers, end=args.end)
+    try:
+        result = generate(config, args.out)
+    except SynthError as exc:
+        print(f"ibp synth: {exc}", file=sys.stderr)
+        return 1
+    c = result.counts
+    print(f"wrote {len(result.files)} files ({result.bytes / 1e6:,.1f} MB, "
+          f"{sum(f.rows for f in result.files):,} rows) in {result.seconds:.1f}s: {c['regions']} regions, "
+          f"{c['icbs']} ICBs, {c['trusts_current']} trusts, {c['months']} months; {result.bad_rows:,} bad rows "
+          f"injected ({result.expected_quarantined_rows:,} rows to be quarantined, listed in "
+          f"{result.out / 'synthetic_manifest.json'})")
+    print(f"run the pipeline on it:\n  {result.run_command()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -316,6 +382,33 @@ def main(argv: list[str] | None = None) -> int:
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")
     p_ui.set_defaults(func=cmd_ui)
+    p_dash = sub.add_parser("dashboard", help="Streamlit dashboards on the served database", parents=[common])
+    p_dash.add_argument("--port", type=int, default=8501)
+    p_dash.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (configure users)")
+    p_dash.set_defaults(func=cmd_dashboard)
+    p_user = sub.add_parser("user", help="dashboard users", parents=[common])
+    user_sub = p_user.add_subparsers(dest="user_command", required=True)
+    p_add = user_sub.add_parser("add", help="add or replace a dashboard user", parents=[common])
+    p_add.add_argument("username")
+    p_add.add_argument("--role", choices=["admin", "icb", "trust"], required=True)
+    p_add.add_argument("--org", help="ODS code of the user's trust or ICB")
+    p_add.add_argument("--name", default="")
+    p_add.add_argument("--email", help="for OIDC logins: the email the identity provider reports")
+    p_add.set_defaults(func=cmd_user_add)
+    p_synth = sub.add_parser("synth", help="write a SYNTHETIC dataset (published layouts) for tests and benchmarks",
+                             parents=[common])
+    p_synth.add_argument("--scale", choices=["icb", "region", "england"], default="england",
+                         help="icb: 1 ICB, ~5 trusts; region: 6 ICBs, ~30 trusts; england: 42 ICBs, ~210 trusts")
+    p_synth.add_argument("--years", type=int, default=10, help="years of months back from --end (default 10)")
+    p_synth.add_argument("--out", required=True, help="output folder (never the project's data/)")
+    p_synth.add_argument("--seed", type=int, default=20250331)
+    p_synth.add_argument("--bad-rows", type=float, default=0.001,
+                         help="fraction of data rows made bad (text in numbers, negative counts, unknown "
+                              "organisations, duplicates), for the quarantine to catch (default 0.001)")
+    p_synth.add_argument("--mergers", type=int, default=None,
+                         help="trust mergers mid-series (default: icb 1, region 2, england 4; 0 for none)")
+    p_synth.add_argument("--end", default="2025-03", help="last month, YYYY-MM (default 2025-03)")
+    p_synth.set_defaults(func=cmd_synth)
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
     try:

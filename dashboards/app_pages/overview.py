@@ -1,0 +1,79 @@
+"""Overview: where do we stand, against what, is it real change or noise, and what changed since last month."""
+import polars as pl
+import streamlit as st
+
+import ui
+from ibp_pipeline.step7_decisions import board_pack, overview, theme
+
+sel = ui.selection()
+ui.header("Overview", sel, "The Triple Aim scorecard, each key standard against its target, and what changed "
+          "since the month before. Hover over a tile or an icon for what it means.")
+
+scores = ui.call(overview.scorecard, sel.org_code, sel.period_to)
+st.subheader("Triple Aim scorecard")
+if scores.is_empty():
+    st.info(f"No Triple Aim score for {sel.title} up to {ui.month_label(sel.period_to)}: scores cover NHS trusts, "
+            "ICBs, regions and England with enough published measures.")
+else:
+    first = scores.row(0, named=True)
+    cols = st.columns(len(scores))
+    for col, row in zip(cols, scores.iter_rows(named=True)):
+        rank = (f"national rank {row['national_rank']} of {row['national_n']}" if row["national_rank"] else "")
+        col.metric(overview.AIMS.get(row["aim"], row["aim"]), f"{row['score']:.2f}" if row["score"] else "-",
+                   help=f"Scored 1 (best quarter nationally) to 4 (worst quarter); {rank}. "
+                        f"Measures: {row['metrics_scored'] or 'none'}.", delta=None)
+    segment = first["segment"]
+    st.markdown(f"**{overview.SEGMENTS.get(segment, 'No segment')}** in {ui.month_label(first['period_start'])}"
+                + (f" · peer group: {first['peer_group_label']} (rank {first['peer_rank']} of {first['peer_n']})"
+                   if first["peer_rank"] else ""),
+                help="Segment from the overall score: 1 if 1.75 or less, 2 up to 2.5, 3 up to 3.25, else 4 "
+                     f"({first['segment_rule']}).")
+
+standards = ui.call(overview.key_standards, sel.org_code, sel.period_to)
+st.subheader("Key standards")
+if standards.is_empty():
+    st.info(f"No standard applies to {sel.title} in the published data up to {ui.month_label(sel.period_to)}.")
+else:
+    cols = st.columns(3)
+    for i, row in enumerate(standards.iter_rows(named=True)):
+        var_label, var_help, var_colour = theme.variation_label(row["point_type"])
+        ass_label, ass_help, ass_colour = theme.assurance_label(row["assurance_type"])
+        target = ui.fmt_value(row["target_value"], row["unit"])
+        lines = [f"{ui.month_label(row['period_start'])} · target {target} ({row['standard_name']})"]
+        if row["is_trajectory"] and row["deadline"]:
+            lines.append(f"Trajectory to {ui.fmt_value(row['end_target_value'], row['unit'])} by "
+                         f"{ui.month_label(row['deadline'])}")
+        if row["constitutional_target_value"] is not None and row["constitutional_target_value"] != \
+                row["target_value"]:
+            lines.append(f"Constitutional standard {ui.fmt_value(row['constitutional_target_value'], row['unit'])}")
+        met = row["meets_target"]
+        colour = theme.NHS_MID_GREY if met is None else (theme.NHS_GREEN if met else theme.NHS_RED)
+        with cols[i % 3]:
+            ui.tile(row["metric_name"], ui.fmt_value(row["value"], row["unit"]), lines,
+                    pills=[ui.icon(var_label, var_colour, var_help), ui.icon(ass_label, ass_colour, ass_help),
+                           ui.icon("Meets target" if met else "Misses target", colour,
+                                   "Against the target that applies this month")],
+                    help_text=f"{row['definition']} Source: {row['source']}.", colour=colour)
+    changes = overview.change_sentences(standards)
+    st.subheader("What changed since last month")
+    st.markdown("\n".join(f"- {line}" for line in changes) if changes else "Nothing to compare yet.")
+    with st.expander("The figures behind the tiles"):
+        ui.table(standards.select(
+            pl.col("metric_name").alias("measure"), pl.col("period_start").alias("month"), "value",
+            pl.col("prev_value").alias("previous month"), "target_value", "standard_name", "meets_target",
+            "point_type", "special_cause_type", "assurance_type", "trend_status", "source"),
+            "key standards", sel)
+
+st.subheader("Board pack")
+st.write("One HTML document for the board: this overview, the SPC chart of every key standard and the gaps "
+         "table, for the organisation and period selected. Open it in a browser and print to PDF if needed.")
+if st.button("Prepare board pack", type="primary", icon=":material/description:"):
+    with st.spinner("Building the board pack..."):
+        st.session_state["ibp_board_pack"] = (sel.org_code, sel.period_to,
+                                              board_pack.build(ui.db(), sel.org_code, sel.period_from,
+                                                               sel.period_to, visible=sel.visible))
+pack = st.session_state.get("ibp_board_pack")
+if pack and pack[:2] == (sel.org_code, sel.period_to):
+    st.download_button("Download board pack (HTML)", data=pack[2].encode("utf-8"),
+                       file_name=f"board-pack-{sel.org_code.lower()}-{sel.period_to:%Y-%m}.html",
+                       mime="text/html", icon=":material/download:", key="board-pack-download")

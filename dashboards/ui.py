@@ -1,0 +1,166 @@
+"""What every dashboard page shares: cached read-only queries, the reader's selection, tiles and downloads.
+
+Pages call `selection()` for the organisation and period chosen in the sidebar (already checked against what
+the logged-in user may see), `query()` for data, and `table()` to show a frame with its CSV and Excel downloads."""
+from __future__ import annotations
+
+import html
+import importlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import polars as pl
+import streamlit as st
+
+from ibp_pipeline.step7_decisions import exports, theme
+from ibp_pipeline.step7_decisions.access import User
+from ibp_pipeline.step7_decisions.serving import Serving, serving_from_env
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The reader's choice, kept across pages: one organisation and a span of months."""
+    org_code: str
+    org_name: str
+    org_level: str  # england, region, icb, provider
+    parent_icb_code: str | None
+    region_code: str | None
+    period_from: date
+    period_to: date
+    visible: frozenset[str] | None  # organisations this user may see; None = all
+    user: User | None
+
+    def may_see(self, org_code: str) -> bool:
+        return self.visible is None or org_code in self.visible
+
+    @property
+    def title(self) -> str:
+        return self.org_name if self.org_level == "england" else f"{self.org_name} ({self.org_code})"
+
+    @property
+    def span(self) -> str:
+        return f"{month_label(self.period_from)} to {month_label(self.period_to)}"
+
+
+def month_label(d: date | None) -> str:
+    return d.strftime("%b %Y") if d else "-"
+
+
+def db() -> Serving:
+    return serving_from_env()
+
+
+@st.cache_data(ttl=6 * 3600, max_entries=1024, show_spinner=False)
+def _cached_query(path: str, version: str, sql: str, params: tuple) -> pl.DataFrame:
+    return Serving(Path(path)).query(sql, list(params) if params else None)
+
+
+def query(sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+    """A cached read-only query with bound parameters; the cache key includes the served file's identity, so a
+    new publish is read at once and an old copy's results are never mixed with the new one's."""
+    serving = db()
+    return _cached_query(str(serving.path), serving.version(), sql, tuple(params))
+
+
+@st.cache_data(ttl=6 * 3600, max_entries=1024, show_spinner=False)
+def _cached_call(module: str, name: str, path: str, version: str, args: tuple, kwargs: tuple) -> Any:
+    fn = getattr(importlib.import_module(module), name)
+    return fn(Serving(Path(path)), *args, **dict(kwargs))
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn(serving, *args, **kwargs), cached like query(): for the data functions of ibp_pipeline.step7_decisions,
+    which take the served database first. Arguments must be hashable (codes, dates, tuples, frozensets)."""
+    serving = db()
+    return _cached_call(fn.__module__, fn.__name__, str(serving.path), serving.version(), args,
+                        tuple(sorted(kwargs.items())))
+
+
+def selection() -> Selection:
+    """The current selection (set by the app's sidebar before any page runs)."""
+    sel = st.session_state.get("ibp_selection")
+    if sel is None:
+        st.error("Open the dashboards with `ibp dashboard`: this page needs the app's organisation selector.")
+        st.stop()
+    return sel
+
+
+def restrict(frame: pl.DataFrame, sel: Selection, column: str = "org_code") -> pl.DataFrame:
+    """Keep only rows of organisations this user may see (all rows in local mode or for an admin)."""
+    if sel.visible is None or frame.is_empty():
+        return frame
+    return frame.filter(pl.col(column).is_in(list(sel.visible)))
+
+
+def header(title: str, sel: Selection, intro: str) -> None:
+    st.title(title)
+    st.caption(f"{sel.title} · {sel.span}")
+    st.markdown(intro)
+
+
+def table(frame: pl.DataFrame, name: str, sel: Selection, *, column_config: dict | None = None,
+          height: int | str = "auto", key: str | None = None) -> None:
+    """Show a table with CSV and Excel download buttons named after the table, organisation and period.
+    Date columns show as months ('May 2025'): every period here is a month, a quarter or a year start."""
+    months = {c: st.column_config.DateColumn(format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
+    st.dataframe(frame, hide_index=True, column_config=months | (column_config or {}), height=height,
+                 width="stretch")
+    base = exports.safe_filename(f"{name} {sel.org_code} {sel.period_to:%Y-%m}")
+    downloads = st.session_state.setdefault("ibp_downloads", {})
+    downloads[base] = frame  # what the buttons below deliver; tests read the files back from here
+    left, right, _ = st.columns([1, 1, 4])
+    left.download_button("Download CSV", data=lambda f=frame: exports.csv_bytes(f), file_name=f"{base}.csv",
+                         mime="text/csv", key=f"csv-{key or base}", on_click="ignore", icon=":material/download:")
+    right.download_button("Download Excel", data=lambda f=frame, n=name: exports.excel_bytes(f, n),
+                          file_name=f"{base}.xlsx", key=f"xlsx-{key or base}", on_click="ignore",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                          icon=":material/table_view:")
+
+
+def measure_select(metrics: pl.DataFrame, key: str, help_text: str,
+                   default: str = "ae_4hr_pct") -> dict[str, Any]:
+    """A measure picker over a frame with metric_id and name; keeps the reader's choice while it stays on offer
+    (else the default, else the first) and returns the chosen row as a dict."""
+    ids = metrics["metric_id"].to_list()
+    names = dict(zip(ids, metrics["name"].to_list()))
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = default if default in ids else ids[0]
+    metric = st.selectbox("Measure", ids, format_func=lambda m: names.get(m, m), key=key, help=help_text)
+    return metrics.row(ids.index(metric), named=True)
+
+
+def icon(label: str, colour: str, tooltip: str = "") -> str:
+    """A small coloured pill (HTML) with readable text colour and a hover explanation."""
+    return (f'<span class="ibp-icon" style="background:{colour};color:{theme.text_on(colour)}" '
+            f'title="{html.escape(tooltip)}">{html.escape(label)}</span>')
+
+
+def tile(title: str, value: str, lines: Sequence[str], pills: Sequence[str] = (), help_text: str = "",
+         colour: str = theme.NHS_BLUE) -> None:
+    """One key-standard tile: title, big value, pills (already HTML from icon()) and plain lines."""
+    body = "".join(f'<div class="meta">{html.escape(line)}</div>' for line in lines)
+    st.markdown(
+        f'<div class="ibp-tile" style="border-left-color:{colour}" title="{html.escape(help_text)}">'
+        f"<h4>{html.escape(title)}</h4><div class=\"value\">{html.escape(value)}</div>"
+        f"<div>{''.join(pills)}</div>{body}</div>", unsafe_allow_html=True)
+
+
+def metric_catalogue() -> pl.DataFrame:
+    return query("select metric_id, name, definition, unit, triple_aim_domain, higher_is_better, source, formula "
+                 "from s1_current_state.metric_catalogue order by name")
+
+
+def fmt_value(value: float | None, unit: str | None) -> str:
+    """82.31, 'percent' -> '82.3%'; 20292, 'count' -> '20,292'; money in pounds with thousands separators."""
+    if value is None:
+        return "-"
+    unit = (unit or "").lower()
+    if unit in ("percent", "%", "pct", "percentage"):
+        return f"{value:.1f}%"
+    if unit.startswith("gbp") or unit in ("£", "pounds"):
+        return f"£{value:,.0f}" + (" a year" if unit.endswith("per year") else "")
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"

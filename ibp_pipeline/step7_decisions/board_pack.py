@@ -1,0 +1,140 @@
+"""A one-click board pack: one self-contained HTML document per organisation and period.
+
+Built from the same functions and tables as the dashboards (overview tiles, SPC charts, the gaps table), so the
+board sees the numbers the dashboards show. Self-contained (plotly.js inline once) so it opens offline, can be
+emailed, and prints to PDF from any browser."""
+from __future__ import annotations
+
+import html
+from datetime import date
+
+import plotly.io as pio
+import polars as pl
+
+from . import charts, overview, theme
+from .organisations import plain_name
+from .serving import Serving
+
+GAP_COLUMNS = {"metric_name": "Measure", "period_start": "Month", "value": "Value", "standard_name": "Standard",
+               "target_value": "Target", "gap_points": "Gap (points)", "meets_target": "Meets target",
+               "trend_status": "Trend", "constitutional_target_value": "Constitutional standard"}
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _fmt(value: object, unit: str | None = None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}%" if unit == "percent" else f"{value:,.1f}"
+    if isinstance(value, date):
+        return f"{value:%b %Y}"
+    return str(value).replace("_", " ")
+
+
+def _table(frame: pl.DataFrame, columns: dict[str, str], units: list[str | None] | None = None) -> str:
+    head = "".join(f"<th>{_e(label)}</th>" for label in columns.values())
+    rows = []
+    for i, row in enumerate(frame.iter_rows(named=True)):
+        unit = units[i] if units else None
+        cells = "".join(f"<td>{_e(_fmt(row[c], unit if c in ('value', 'target_value') else None))}</td>"
+                        for c in columns)
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def build(db: Serving, org_code: str, period_from: date, period_to: date,
+          visible: frozenset[str] | None = None) -> str:
+    """The board pack HTML for one organisation; refuses an organisation the reader may not see."""
+    if visible is not None and org_code not in visible:
+        raise PermissionError(f"organisation {org_code} is not visible to this user")
+    org = db.query("select org_code, org_name from s1_current_state.organisations where org_code = ?", [org_code])
+    name = plain_name(org["org_name"][0]) if not org.is_empty() else org_code
+    published = db.query("select max(published_at) as at, any_value(run_id) as run_id from meta.publication")
+    scores = overview.scorecard(db, org_code, period_to)
+    standards = overview.key_standards(db, org_code, period_to)
+    sections = [f"<h1>{_e(name)} ({_e(org_code)})</h1>",
+                f"<p class='sub'>Integrated Business Plan board pack · {period_from:%b %Y} to {period_to:%b %Y} · "
+                f"data published {_e(_fmt(published['at'][0]))}</p>"]
+    sections.append("<h2>Triple Aim scorecard</h2>")
+    if scores.is_empty():
+        sections.append("<p>No Triple Aim score for this organisation in the period.</p>")
+    else:
+        first = scores.row(0, named=True)
+        sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
+                        f"({_e(_fmt(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
+        sections.append(_table(scores.with_columns(pl.col("aim").replace(overview.AIMS)),
+                               {"aim": "Aim", "score": "Score (1 best)", "national_rank": "National rank",
+                                "national_n": "of", "metrics_scored": "Measures"}))
+    sections.append("<h2>Key standards</h2>")
+    if standards.is_empty():
+        sections.append("<p>No standard applies to this organisation in the period.</p>")
+    else:
+        cards = []
+        for row in standards.iter_rows(named=True):
+            var_label, var_help, var_colour = theme.variation_label(row["point_type"])
+            ass_label, ass_help, ass_colour = theme.assurance_label(row["assurance_type"])
+            cards.append(
+                f"<div class='tile'><h3>{_e(row['metric_name'])}</h3><div class='value'>"
+                f"{_e(_fmt(row['value'], row['unit']))}</div><div>{_e(_fmt(row['period_start']))} · target "
+                f"{_e(_fmt(row['target_value'], row['unit']))}</div>"
+                f"<span class='pill' style='background:{var_colour};color:{theme.text_on(var_colour)}' "
+                f"title='{_e(var_help)}'>{_e(var_label)}</span>"
+                f"<span class='pill' style='background:{ass_colour};color:{theme.text_on(ass_colour)}' "
+                f"title='{_e(ass_help)}'>{_e(ass_label)}</span></div>")
+        sections.append(f"<div class='tiles'>{''.join(cards)}</div>")
+        sections.append("<h2>What changed since last month</h2><ul>"
+                        + "".join(f"<li>{_e(line)}</li>" for line in overview.change_sentences(standards))
+                        + "</ul>")
+        sections.append("<h2>Charts: is it real change or noise?</h2><p>Making Data Count charts: grey points vary "
+                        "as usual, blue points are special cause improvement, orange special cause concern; "
+                        "the dashed lines are the process limits and the red dotted line the target.</p>")
+        spc = db.query("select * from s2_triple_aim.spc where org_code = $org and period_start between $a and $b",
+                       {"org": org_code, "a": period_from, "b": period_to})
+        targets = db.query("select metric_id, period_start, target_value, standard_name from s2_triple_aim.targets "
+                           "where org_code = $org and is_primary and period_start between $a and $b",
+                           {"org": org_code, "a": period_from, "b": period_to})
+        for i, row in enumerate(standards.iter_rows(named=True)):
+            fig = charts.spc_figure(spc.filter(pl.col("metric_id") == row["metric_id"]),
+                                    targets.filter(pl.col("metric_id") == row["metric_id"]),
+                                    title=row["metric_name"], unit=row["unit"] or "", height=330)
+            fig.update_layout(template="plotly_white+nhs" if "nhs" in pio.templates else "plotly_white")
+            sections.append(pio.to_html(fig, include_plotlyjs="inline" if i == 0 else False, full_html=False,
+                                        config={"displaylogo": False, "responsive": True}))
+        sections.append("<h2>Gaps to the standards</h2>")
+        sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
+                               units=standards["unit"].to_list()))
+    sections.append(f"<p class='foot'>Source: data/serving.duckdb (run {_e(published['run_id'][0])}): "
+                    "s2_triple_aim.aim_scores, s4_gaps.metric_gaps, s2_triple_aim.spc and spc_summary, "
+                    "s2_triple_aim.targets. Public NHS statistics under the Open Government Licence v3.0. "
+                    "Built by ibp_pipeline.</p>")
+    return _document(f"Board pack: {name}", "\n".join(sections))
+
+
+def _document(title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="en-GB"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>
+body {{ font-family: Frutiger, Arial, sans-serif; color: {theme.NHS_BLACK}; margin: 0 auto; max-width: 1100px;
+  padding: 1.5rem; }}
+h1 {{ color: {theme.NHS_WHITE}; background: {theme.NHS_BLUE}; padding: .8rem 1rem; margin: 0; }}
+h2 {{ color: {theme.NHS_DARK_BLUE}; border-bottom: 2px solid {theme.NHS_BLUE}; padding-bottom: .2rem; }}
+.sub {{ color: {theme.NHS_DARK_GREY}; }}
+table {{ border-collapse: collapse; width: 100%; font-size: .9rem; }}
+th {{ background: {theme.NHS_PALE_GREY}; text-align: left; }}
+th, td {{ border: 1px solid {theme.NHS_PALE_GREY}; padding: .3rem .5rem; }}
+.tiles {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: .6rem; }}
+.tile {{ border-left: 6px solid {theme.NHS_BLUE}; background: {theme.NHS_PALE_GREY}; padding: .5rem .8rem; }}
+.tile h3 {{ margin: 0; font-size: 1rem; color: {theme.NHS_DARK_BLUE}; }}
+.value {{ font-size: 1.6rem; font-weight: 700; }}
+.pill {{ display: inline-block; border-radius: 1rem; padding: 0 .5rem; margin: .2rem .2rem 0 0; font-size: .8rem; }}
+.foot {{ color: {theme.NHS_DARK_GREY}; font-size: .8rem; margin-top: 2rem; }}
+@media print {{ h2 {{ page-break-after: avoid; }} .js-plotly-plot {{ page-break-inside: avoid; }} }}
+</style></head><body>
+{body}
+</body></html>"""

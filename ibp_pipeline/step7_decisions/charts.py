@@ -1,0 +1,106 @@
+"""Plotly figures shared by the pages and the board pack; pure functions of frames, so they are tested directly."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+from . import theme
+
+
+def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title: str = "",
+               unit: str = "", height: int = 380) -> go.Figure:
+    """A Making Data Count XmR chart: values, centre line, process limits, special-cause points coloured by
+    improvement or concern, and the target (a flat standard or a month-by-month trajectory).
+
+    spc: rows of s2_triple_aim.spc for one series (period_start, value, mean, lpl, upl, point_type,
+    special_cause_type); targets: period_start, target_value, standard_name (primary targets), optional."""
+    fig = go.Figure()
+    if spc.is_empty():
+        fig.add_annotation(text="No data for this measure in the period", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        _finish(fig, title, height, unit)
+        return fig
+    spc = spc.sort("period_start")
+    x = spc["period_start"].to_list()
+    suffix = "%" if unit == "percent" else ""
+    fig.add_trace(go.Scatter(x=x, y=spc["upl"], name="Process limits", mode="lines",
+                             line=dict(color=theme.NHS_MID_GREY, dash="dash", width=1), legendgroup="limits",
+                             hovertemplate="upper process limit %{y:.1f}" + suffix + "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=spc["lpl"], name="Lower limit", mode="lines", showlegend=False,
+                             line=dict(color=theme.NHS_MID_GREY, dash="dash", width=1), legendgroup="limits",
+                             hovertemplate="lower process limit %{y:.1f}" + suffix + "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=spc["mean"], name="Mean", mode="lines",
+                             line=dict(color=theme.NHS_BLACK, width=1),
+                             hovertemplate="mean %{y:.1f}" + suffix + "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=spc["value"], name="Value", mode="lines",
+                             line=dict(color=theme.NHS_MID_GREY, width=1.5), hoverinfo="skip", showlegend=False))
+    kinds = spc.with_columns(pl.col("point_type").str.replace(r"_(high|low)$", ""))
+    names = {"common_cause": "Common cause", "special_cause_improvement": "Special cause: improvement",
+             "special_cause_concern": "Special cause: concern", "special_cause_neutral": "Special cause: neutral"}
+    for kind, label in names.items():
+        part = kinds.filter(pl.col("point_type") == kind)
+        if part.is_empty():
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["period_start"].to_list(), y=part["value"], name=label, mode="markers",
+            marker=dict(color=theme.POINT_COLOURS[kind], size=8, line=dict(color=theme.NHS_WHITE, width=1)),
+            customdata=part["special_cause_type"].to_list(),
+            hovertemplate="%{x|%b %Y}: %{y:.1f}" + suffix + "<br>%{customdata}<extra></extra>"))
+    _add_targets(fig, targets, suffix)
+    _finish(fig, title, height, unit)
+    return fig
+
+
+def _add_targets(fig: go.Figure, targets: pl.DataFrame | None, suffix: str) -> None:
+    """One dotted red line per standard, never joined across standards: when the primary target changes from
+    the constitutional standard to a planning trajectory the chart shows two lines, not a cliff."""
+    if targets is None or targets.is_empty():
+        return
+    targets = targets.sort("period_start")
+    names = targets["standard_name"].unique(maintain_order=True).to_list() if "standard_name" in targets.columns \
+        else [None]
+    for i, name in enumerate(names):
+        part = targets if name is None else targets.filter(pl.col("standard_name") == name)
+        fig.add_trace(go.Scatter(
+            x=part["period_start"].to_list(), y=part["target_value"], mode="lines",
+            name=(name if len(names) > 1 and name else "Target / trajectory"),
+            line=dict(color=theme.NHS_RED if i == len(names) - 1 else theme.NHS_DARK_RED, width=2,
+                      dash="dot" if i == len(names) - 1 else "dashdot"),
+            hovertemplate="%{x|%b %Y} target %{y:.1f}" + suffix
+                          + (f"<br>{name}" if name else "") + "<extra></extra>"))
+
+
+def _finish(fig: go.Figure, title: str, height: int, unit: str) -> None:
+    """Title above, legend below the plot (so neither hides the other at laptop width)."""
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height, hovermode="closest",
+                      yaxis_title=unit or None, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
+
+
+def fan_figure(history: pl.DataFrame, forecast: pl.DataFrame, targets: pl.DataFrame | None = None, *,
+               title: str = "", unit: str = "", height: int = 380) -> go.Figure:
+    """A forecast fan: history, the mean forecast, 80% and 95% intervals, and the target or trajectory.
+
+    history: period_start, value; forecast: period_start, mean, lo80, hi80, lo95, hi95."""
+    fig = go.Figure()
+    suffix = "%" if unit == "percent" else ""
+    if not forecast.is_empty():
+        f = forecast.sort("period_start")
+        x = f["period_start"].to_list()
+        for lo, hi, name, colour in (("lo95", "hi95", "95% interval", "rgba(65,182,230,0.25)"),
+                                     ("lo80", "hi80", "80% interval", "rgba(0,94,184,0.30)")):
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=f[hi].to_list() + f[lo].to_list()[::-1], fill="toself",
+                                     fillcolor=colour, line=dict(width=0), name=name, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=f["mean"], name="Forecast", mode="lines",
+                                 line=dict(color=theme.NHS_DARK_BLUE, width=2, dash="dash"),
+                                 customdata=f.select("lo80", "hi80").to_numpy(),
+                                 hovertemplate="%{x|%b %Y} forecast %{y:.1f}" + suffix
+                                 + " (80%: %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>"))
+    if not history.is_empty():
+        h = history.sort("period_start")
+        fig.add_trace(go.Scatter(x=h["period_start"].to_list(), y=h["value"], name="Actual", mode="lines+markers",
+                                 line=dict(color=theme.NHS_BLUE, width=2), marker=dict(size=5),
+                                 hovertemplate="%{x|%b %Y} actual %{y:.1f}" + suffix + "<extra></extra>"))
+    _add_targets(fig, targets, suffix)
+    _finish(fig, title, height, unit)
+    return fig

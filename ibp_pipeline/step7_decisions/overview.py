@@ -1,0 +1,84 @@
+"""The overview a leader reads first: Triple Aim scorecard, one tile per key standard, what changed."""
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from .serving import Serving
+
+AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "population_health": "Population health",
+        "cost_and_efficiency": "Cost and efficiency"}
+SEGMENTS = {1: "Segment 1: among the best nationally", 2: "Segment 2: better than most",
+            3: "Segment 3: worse than most", 4: "Segment 4: among the most challenged"}
+
+
+def scorecard(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
+    """Triple Aim scores (1 best to 4) of the latest scored month in the period, one row per aim."""
+    return db.query("""
+        select aim, score, segment, segment_rule, n_metrics_scored, metrics_scored, national_rank, national_n,
+               peer_rank, peer_n, peer_group_label, period_start, method
+        from s2_triple_aim.aim_scores
+        where org_code = $org and period_start = (
+            select max(period_start) from s2_triple_aim.aim_scores
+            where org_code = $org and period_start <= $to and aim = 'overall')
+        order by case aim when 'overall' then 0 when 'quality_of_care' then 1 when 'population_health' then 2
+                 else 3 end""", {"org": org_code, "to": period_to})
+
+
+def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
+    """One row per measure with a standard: the latest month in the period, the month before, the primary
+    target (trajectory where one exists), the constitutional standard, the variation of that month's point and
+    the series' assurance. Every figure comes from s4_gaps.metric_gaps and s2_triple_aim.spc/spc_summary."""
+    return db.query("""
+        with g as (
+            select *, row_number() over (partition by metric_id order by period_start desc) as recency
+            from s4_gaps.metric_gaps where org_code = $org and period_start <= $to),
+        latest as (select * from g where recency = 1),
+        previous as (select metric_id, period_start as prev_period, value as prev_value from g where recency = 2)
+        select l.metric_id, coalesce(c.name, l.metric_name) as metric_name, c.unit, c.definition,
+               c.higher_is_better, l.period_start, l.value, p.prev_period, p.prev_value,
+               l.value - p.prev_value as change, l.standard_name, l.kind, l.target_value, l.is_trajectory,
+               l.end_target_value, l.deadline, l.gap_points, l.meets_target, l.trend_status, l.months_to_target,
+               l.on_track_for_deadline, l.constitutional_target_value, l.meets_constitutional,
+               s.point_type, s.special_cause_type, s.mean, s.lpl, s.upl, ss.assurance_type, ss.provisional,
+               c.source
+        from latest l
+        left join previous p using (metric_id)
+        left join s1_current_state.metric_catalogue c using (metric_id)
+        left join s2_triple_aim.spc s
+               on s.org_code = l.org_code and s.metric_id = l.metric_id and s.period_start = l.period_start
+        left join s2_triple_aim.spc_summary ss on ss.org_code = l.org_code and ss.metric_id = l.metric_id
+        order by case l.metric_id when 'ae_4hr_pct' then 0 when 'rtt_18wk_pct' then 1 when 'dm01_6wk_pct' then 2
+                 when 'cancer_fds_pct' then 3 when 'cancer_62d_pct' then 4 when 'cancer_31d_pct' then 5
+                 else 6 end, l.metric_id""", {"org": org_code, "to": period_to})
+
+
+def change_sentences(standards: pl.DataFrame) -> list[str]:
+    """Plain-English lines on what moved since the month before, better or worse, and new special causes."""
+    lines = []
+    for row in standards.iter_rows(named=True):
+        if row["prev_value"] is None or row["change"] is None:
+            continue
+        change = row["change"]
+        better = (change > 0) == bool(row["higher_is_better"]) if change else None
+        direction = "no change" if abs(change) < 0.05 else ("better" if better else "worse")
+        unit = " points" if row["unit"] == "percent" else ""
+        when = f"{row['period_start']:%b %Y}"
+        text = (f"{row['metric_name']}: {_fmt(row['value'], row['unit'])} in {when}, "
+                f"{'up' if change > 0 else 'down'} {abs(change):,.1f}{unit} on {row['prev_period']:%b %Y} "
+                f"({direction})" if direction != "no change" else
+                f"{row['metric_name']}: {_fmt(row['value'], row['unit'])} in {when}, unchanged on "
+                f"{row['prev_period']:%b %Y}")
+        if row["point_type"] in ("special_cause_improvement", "special_cause_concern"):
+            text += f"; special cause {row['point_type'].rsplit('_', 1)[-1]} ({row['special_cause_type']})"
+        if row["meets_target"] is not None:
+            text += "; meets its target" if row["meets_target"] else "; misses its target"
+        lines.append(text + ".")
+    return lines
+
+
+def _fmt(value: float | None, unit: str | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}%" if unit == "percent" else f"{value:,.0f}"

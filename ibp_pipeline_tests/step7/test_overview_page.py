@@ -1,0 +1,73 @@
+"""Overview page and board pack: real app, real served database."""
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import polars as pl
+
+from ibp_pipeline.step7_decisions import exports, overview
+from ibp_pipeline.step7_decisions.serving import Serving
+
+from .conftest import page_text
+
+
+def _tiles(at) -> list[str]:
+    return [m.value for m in at.markdown if 'class="ibp-tile"' in m.value]
+
+
+def test_overview_for_england_and_a_trust(app, served_db):
+    at = app()
+    text = page_text(at)
+    assert "Overview" in text and "Key standards" in text and "What changed since last month" in text
+    england_tiles = _tiles(at)
+    assert len(england_tiles) >= 5 and any("A&amp;E four-hour performance" in t for t in england_tiles)
+    at.selectbox(key="ibp_org").select("RXL").run()
+    assert not at.exception
+    rxl_tiles = _tiles(at)
+    assert rxl_tiles and rxl_tiles != england_tiles
+    # the A&E tile shows the published figure of the latest month in the period
+    db = Serving(served_db)
+    latest = db.query("select value from s1_current_state.metric_values where org_code = 'RXL' and metric_id = "
+                      "'ae_4hr_pct' order by period_start desc limit 1")["value"][0]
+    assert any(f"{latest:.1f}%" in t for t in rxl_tiles)
+    assert [m.label for m in at.metric][:4] == ["Overall", "Quality of care", "Population health",
+                                                "Cost and efficiency"]
+
+
+def test_period_selector_moves_the_tiles_back_in_time(app):
+    at = app(org="RXL")
+    now = _tiles(at)
+    at.select_slider(key="ibp_period").set_value((date(2022, 1, 1), date(2024, 6, 1))).run()
+    assert not at.exception
+    earlier = _tiles(at)
+    assert earlier != now and any("Jun 2024" in t for t in earlier) and not any("Jul 2025" in t for t in earlier)
+
+
+def test_tiles_table_download_and_board_pack(app):
+    at = app(org="RXL")
+    frames = at.session_state["ibp_downloads"]
+    name = next(k for k in frames if k.startswith("key-standards-rxl"))
+    shown = frames[name]
+    back_csv = pl.read_csv(io.BytesIO(exports.csv_bytes(shown)))
+    back_xlsx = pl.read_excel(io.BytesIO(exports.excel_bytes(shown, "key standards")))
+    assert back_csv.height == back_xlsx.height == shown.height > 0
+    assert back_xlsx["measure"].to_list() == shown["measure"].to_list()
+    next(b for b in at.button if b.label == "Prepare board pack").click().run()
+    assert not at.exception
+    org, period, pack = at.session_state["ibp_board_pack"]
+    assert org == "RXL" and "Blackpool Teaching Hospitals" in pack
+    assert pack.count('class="plotly-graph-div"') >= 5 and "Gaps to the standards" in pack
+
+
+def test_change_sentences_on_known_values():
+    frame = pl.DataFrame({
+        "metric_name": ["A&E", "Occupancy"], "unit": ["percent", "percent"], "value": [80.0, 93.0],
+        "prev_value": [78.0, 93.0], "change": [2.0, 0.0], "higher_is_better": [True, False],
+        "period_start": [date(2025, 7, 1)] * 2, "prev_period": [date(2025, 6, 1)] * 2,
+        "point_type": ["special_cause_improvement", "common_cause"], "special_cause_type": ["Above UCL", None],
+        "meets_target": [True, False]})
+    assert overview.change_sentences(frame) == [
+        "A&E: 80.0% in Jul 2025, up 2.0 points on Jun 2025 (better); special cause improvement (Above UCL); "
+        "meets its target.",
+        "Occupancy: 93.0% in Jul 2025, unchanged on Jun 2025; misses its target."]
