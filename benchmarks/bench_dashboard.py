@@ -27,6 +27,7 @@ def main() -> None:
     if args.serving:
         os.environ["IBP_SERVING"] = str(Path(args.serving).resolve())
     os.environ.setdefault("IBP_USERS_FILE", "/nonexistent/users.yaml")  # local mode
+    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # AppTest warns on every run otherwise
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
