@@ -67,7 +67,9 @@ class _Console(logging.Handler):
             print(f"{stamp}  ▸ {step}", flush=True)
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            if not data.passed:
+            if not data.passed and getattr(data.severity, "value", "") == "WARN":
+                print(f"{stamp}  ⚠ warning: {(data.description or data.check_name)[:400]}", flush=True)
+            elif not data.passed:
                 line = f"check failed: {data.asset_key.to_user_string()} {data.check_name}: {data.description or ''}"
                 print(f"{stamp}  ✗ {line[:400]}", flush=True)
                 self.failures.append(line)

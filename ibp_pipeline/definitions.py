@@ -5,7 +5,7 @@ from .operations.assets import serving_database
 from .operations.schedules import data_docs_after_failure, landing_sensor, nightly_refresh, refresh_job
 from .resources import Warehouse
 from .step1_current_state.assets import step1_assets
-from .step1_current_state.checks import data_docs, gx_checks
+from .step1_current_state.checks import data_docs, freshness_checks, gx_checks
 from .step2_triple_aim.assets import step2_assets
 from .step3_resources.assets import step3_assets
 from .step4_gaps.assets import step4_assets
@@ -18,7 +18,7 @@ def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, *step5_assets, *step6_assets, data_docs,
                 serving_database],
-        asset_checks=gx_checks,
+        asset_checks=[*gx_checks, freshness_checks],
         jobs=[refresh_job],
         schedules=[nightly_refresh],
         sensors=[landing_sensor, data_docs_after_failure],

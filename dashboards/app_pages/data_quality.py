@@ -44,10 +44,11 @@ else:
               help="Sources whose files loaded only partly: some rows were quarantined (see below).")
     if len(stale):
         st.warning(f"**{len(stale)} of {len(fresh)} sources are stale** against their publication cadence "
-                   f"(monthly sources are stale when their latest month is more than {dq.MAX_AGE_DAYS['month']} days "
-                   f"before {today:%B %Y}; quarterly {dq.MAX_AGE_DAYS['quarter']} days): "
-                   + dq.name_list(stale["title"].to_list()) + ". Historical series kept for context (such as A&E "
-                   "2016-2019) are expected to stay stale.", icon=":material/schedule:")
+                   f"(a monthly source is stale when its latest month ended more than "
+                   f"{dq.freshness.ALLOWANCE_DAYS['month']} days ago, a quarterly one "
+                   f"{dq.freshness.ALLOWANCE_DAYS['quarter']} days): " + dq.name_list(stale["title"].to_list())
+                   + ". The same rule runs as a warning check on each source in the Dagster UI.",
+                   icon=":material/schedule:")
     else:
         st.success("Every dated source is within its expected publication lag.", icon=":material/check_circle:")
     st.plotly_chart(dq.freshness_figure(fresh, today), key="dq_freshness")

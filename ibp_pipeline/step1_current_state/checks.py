@@ -15,7 +15,8 @@ import polars as pl
 from ..resources import Warehouse
 from .ingest import known_org_codes, refresh_latest
 from .quality.gx_suites import SuiteResult, SuiteSpec, SumCheck, build_data_docs, run_suite
-from .sources import SOURCES, SourceSpec
+from . import freshness
+from .sources import DATA_SOURCES, SOURCES, SourceSpec
 from .validation import EARLIEST_PERIOD
 
 KIND = {"text": "text", "code": "text", "ae_period": "text", "number": "number", "count": "number",
@@ -110,3 +111,35 @@ def data_docs(warehouse: Warehouse) -> dg.MaterializeResult:
     """The Great Expectations Data Docs report (HTML) for the latest validation of every source."""
     index = build_data_docs(warehouse.paths().reports)
     return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
+
+
+FRESHNESS_SOURCES = [spec for spec in DATA_SOURCES if freshness.allowance(spec) is not None]
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec("freshness", asset=dg.AssetKey(["raw", spec.name]), blocking=False,
+                             description=f"latest period ended no more than {freshness.allowance(spec)} days ago")
+           for spec in FRESHNESS_SOURCES],
+    name="source_freshness", can_subset=True)
+def freshness_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    """Warn (never block) when a source's latest period is older than its publication cadence allows: visible on
+    each source in the Dagster UI, and the same rule as the dashboards' Data quality page."""
+    today = date.today()
+    with warehouse.connect() as con:
+        latest = dict(con.execute("select source, max(period_max) from meta.file_loads "
+                                  "where status in ('loaded', 'partial') group by source").fetchall())
+    selected = {key.asset_key for key in context.selected_asset_check_keys}
+    for spec in FRESHNESS_SOURCES:
+        key = dg.AssetKey(["raw", spec.name])
+        if key not in selected:
+            continue
+        status, age, limit = freshness.freshness(spec.name, latest.get(spec.name), today)
+        period = latest.get(spec.name)
+        text = (f"{spec.name}: no period loaded yet" if period is None else
+                f"{spec.name}: latest period {period:%b %Y} ended {age} days ago (allowance {limit} days): "
+                f"{status.lower()}" + ("; look for a newer publication and drop it into data/landing/"
+                                       if status == "Stale" else ""))
+        yield dg.AssetCheckResult(asset_key=key, check_name="freshness", passed=status == "Up to date",
+                                  severity=dg.AssetCheckSeverity.WARN, description=text,
+                                  metadata={"latest_period": str(period) if period else "",
+                                            "age_days": age if age is not None else -1, "allowance_days": limit})

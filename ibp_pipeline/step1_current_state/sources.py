@@ -66,6 +66,8 @@ class SourceSpec:
     null_tokens: tuple[str, ...] = ("", "-", "*", "NA", "N/A", "Not Applicable", ":", "..")
     extra_key_ok: bool = False
     notes: str = ""
+    closed: bool = False  # a historical series no longer published: no freshness expectation
+    max_age_days: int | None = None  # freshness allowance after the latest period ends (default by grain)
 
     @property
     def table(self) -> str:
@@ -179,7 +181,8 @@ SOURCES: tuple[SourceSpec, ...] = (
         "ae_attendances_nhsr_2016_2019", ("ae_attendances.csv",),
         (C("period", "date"), C("org_code", "code"), C("type")) + counts("attendances", "breaches", "admissions"),
         key=("period_start", "org_code", "type"), org_column="org_code", period_column="period",
-        ratio_pairs=(("breaches", "attendances"),), publisher="NHS England, tidied by NHS-R Community"),
+        ratio_pairs=(("breaches", "attendances"),), publisher="NHS England, tidied by NHS-R Community",
+        closed=True),
     # ---- elective: RTT, diagnostics, cancer ------------------------------------------------------------------
     SourceSpec(
         "rtt_incomplete", "RTT incomplete pathways by provider and treatment function (official)",

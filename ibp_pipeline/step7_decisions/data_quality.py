@@ -12,18 +12,19 @@ import plotly.graph_objects as go
 import polars as pl
 
 from ..config import get_paths
+from ..step1_current_state import freshness
 from ..step1_current_state.sources import BY_NAME
 from . import theme
 from .serving import Serving
 
-# How many days after the start of today's month the latest period of a source may lie before it is stale: a
-# monthly publication appears about six weeks after the month ends, so two months plus a fortnight is "late".
-MAX_AGE_DAYS = {"month": 75, "quarter": 165, "year": 440}
-STATUS_COLOURS = {"Up to date": theme.NHS_GREEN, "Stale": theme.NHS_ORANGE, "No period": theme.NHS_MID_GREY}
+STATUS_COLOURS = {"Up to date": theme.NHS_GREEN, "Stale": theme.NHS_ORANGE, "Historical": theme.NHS_MID_GREY,
+                  "No period": theme.NHS_MID_GREY}
 STATUS_HELP = {
     "Up to date": "The latest period is within the expected publication lag.",
     "Stale": "The latest period is older than expected for how often the source is published: check for a newer "
              "file to drop into the landing folder.",
+    "Historical": "A series that is no longer published, kept for its history (such as A&E 2016-2019): it is not "
+                  "expected to get newer.",
     "No period": "A reference or one-off source (organisation lists, populations, unit costs, snapshots): it has "
                  "no monthly or quarterly period to age.",
 }
@@ -44,16 +45,10 @@ def source_grain(source: str) -> str:
     return spec.period_grain
 
 
-def freshness_status(period_max: date | None, grain: str, today: date) -> tuple[str, int | None]:
-    """('Up to date' | 'Stale' | 'No period', age in days).
-
-    Age = days from the latest period's first day to the first day of today's month; a source is stale when
-    that age exceeds the cadence's allowance (month 75 days, quarter 165, year 440). Sources without a period
-    (reference data, snapshots) have no age."""
-    if period_max is None or grain not in MAX_AGE_DAYS:
-        return "No period", None
-    age = (today.replace(day=1) - period_max).days
-    return ("Stale" if age > MAX_AGE_DAYS[grain] else "Up to date"), age
+def freshness_status(source: str, period_max: date | None, today: date) -> tuple[str, int | None, int | None]:
+    """(status, days since the latest period ended, allowance): the same rule as the Dagster freshness checks
+    (ibp_pipeline.step1_current_state.freshness): a monthly source is stale 45 days after its latest month ends."""
+    return freshness.freshness(source, period_max, today)
 
 
 def name_list(names: list[str], most: int = 5) -> str:
@@ -83,12 +78,12 @@ def source_loads(db: Serving) -> pl.DataFrame:
 
 def with_freshness(loads: pl.DataFrame, today: date) -> pl.DataFrame:
     """Add freshness (status, age in days, allowance) to source_loads(); stale sources first."""
-    results = [freshness_status(p, g, today) for p, g in zip(loads["period_max"].to_list(), loads["grain"].to_list())]
-    order = {"Stale": 0, "Up to date": 1, "No period": 2}
+    results = [freshness_status(s, p, today) for s, p in zip(loads["source"].to_list(),
+                                                             loads["period_max"].to_list())]
+    order = {"Stale": 0, "Up to date": 1, "Historical": 2, "No period": 3}
     return (loads.with_columns(pl.Series("freshness", [r[0] for r in results], dtype=pl.String),
                                pl.Series("age_days", [r[1] for r in results], dtype=pl.Int64),
-                               pl.col("grain").replace_strict(MAX_AGE_DAYS, default=None, return_dtype=pl.Int64)
-                               .alias("max_age_days"))
+                               pl.Series("max_age_days", [r[2] for r in results], dtype=pl.Int64))
             .sort(pl.col("freshness").replace_strict(order, return_dtype=pl.Int64), "source"))
 
 
@@ -185,14 +180,14 @@ def freshness_figure(fresh: pl.DataFrame, today: date, height_per_source: int = 
                                       zip(starts.to_list(), part["period_max"].to_list())],
             y=part["title"].to_list(), orientation="h", name=status, marker_color=colour,
             customdata=part.select(pl.col("period_max").dt.strftime("%b %Y"), "age_days").to_numpy(),
-            hovertemplate="%{y}<br>latest period %{customdata[0]}, %{customdata[1]} days before this month"
+            hovertemplate="%{y}<br>latest period %{customdata[0]}, %{customdata[1]} days since it ended"
                           "<extra>" + status + "</extra>"))
     month = today.replace(day=1)
     fig.add_vline(x=month.isoformat(), line=dict(color=theme.NHS_BLACK, dash="dash", width=1))
-    fig.add_vline(x=(month - timedelta(days=MAX_AGE_DAYS["month"])).isoformat(),
+    fig.add_vline(x=(today - timedelta(days=freshness.ALLOWANCE_DAYS["month"])).isoformat(),
                   line=dict(color=theme.NHS_ORANGE, dash="dot", width=1.5))
     fig.update_layout(height=max(260, height_per_source * len(dated) + 90), xaxis=dict(type="date"),
                       yaxis=dict(autorange="reversed"), barmode="overlay", showlegend=True,
                       xaxis_title="Periods covered. Dashed line: this month; dotted: a monthly source whose latest "
-                                  "month ends before it is stale")
+                                  "month ended before this line is stale")
     return fig
