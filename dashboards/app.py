@@ -58,7 +58,7 @@ def authenticate() -> access.User | None:
                     "</div>", unsafe_allow_html=True)
         return None
     if oidc and not st.session_state.get("ibp_user"):
-        if not st.user.is_logged_in:
+        if not st.user.get("is_logged_in", False):
             st.title("IBP dashboards")
             st.write("Log in with your organisation's account to see the dashboards.")
             if st.button("Log in", type="primary"):
@@ -123,7 +123,7 @@ def sidebar_selection(user: access.User | None) -> ui.Selection:
             st.caption(f"Logged in as {user.display}")
             if st.button("Log out", key="logout"):
                 st.session_state.pop("ibp_user", None)
-                if _oidc_configured() and st.user.is_logged_in:
+                if _oidc_configured() and st.user.get("is_logged_in", False):
                     st.logout()
                 st.rerun()
         org = st.selectbox("Organisation", codes, format_func=lambda c: labels.get(c, c), key="ibp_org",

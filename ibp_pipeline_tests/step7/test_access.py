@@ -175,3 +175,20 @@ def test_hostile_address_bar_values_are_refused_not_executed(app, served_db, hos
     assert at.selectbox(key="ibp_org").value == "ENGLAND"
     assert not any("<script>" in m.value for m in at.markdown)  # echoed only through st.error, as text
     assert Serving(served_db).query("select count(*) as n from s1_current_state.organisations")["n"][0] == before
+
+
+def test_oidc_configured_requires_sign_in_before_anything_shows(served_db, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import APP
+
+    monkeypatch.setenv("IBP_SERVING", str(served_db))
+    monkeypatch.setenv("IBP_USERS_FILE", str(tmp_path / "none.yaml"))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "ibp", "client_secret": "not-a-secret",
+                          "server_metadata_url": "https://login.example.invalid/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"] and not at.selectbox and not at.dataframe
+    assert not any("Local mode" in m.value for m in at.markdown)
