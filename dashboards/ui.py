@@ -103,7 +103,9 @@ def header(title: str, sel: Selection, intro: str) -> None:
 def table(frame: pl.DataFrame, name: str, sel: Selection, *, column_config: dict | None = None,
           height: int | str = "auto", key: str | None = None) -> None:
     """Show a table with CSV and Excel download buttons named after the table, organisation and period.
-    Date columns show as months ('May 2025'): every period here is a month, a quarter or a year start."""
+    Date columns show as months ('May 2025'): every period here is a month, a quarter or a year start. Times are
+    kept to the second: Excel holds milliseconds at best, and nobody reads a load time to the microsecond."""
+    frame = frame.with_columns(pl.col(pl.Datetime).dt.truncate("1s"))
     months = {c: st.column_config.DateColumn(format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
     st.dataframe(frame, hide_index=True, column_config=months | (column_config or {}), height=height,
                  width="stretch")
