@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from ..config import Paths
-from .reading import FileRefused, read_table
+from .reading import FileRefused, check_size, max_input_bytes, read_table, show_name
 from .sources import BY_NAME, SOURCES, SourceSpec
 from .validation import PROBLEM_SCHEMA, check_total_row, validate
 
@@ -59,7 +59,7 @@ class FileOutcome:
 
     def line(self) -> str:
         """One readable line for the analyst."""
-        return f"{self.status:<9} {self.file.name} -> {self.source}: {self.message}"
+        return f"{self.status:<9} {show_name(self.file.name, 255)} -> {self.source}: {self.message}"
 
 
 @dataclass
@@ -89,9 +89,19 @@ def sha256_of(path: Path) -> str:
 
 
 def safe_name(name: str) -> str:
-    """A file name that cannot climb out of its folder or hide: letters, digits, . _ - only."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".")
-    return cleaned[:150] or "unnamed"
+    """A file name that cannot climb out of its folder or hide: letters, digits, . _ - only, at most 150
+    characters; a long name is cut in its stem so that it keeps its extension (.csv, .csv.gz, .xlsx)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".") or "unnamed"
+    if len(cleaned) <= 150:
+        return cleaned
+    ext = re.search(r"(\.[A-Za-z0-9]{1,5}){1,2}$", cleaned)
+    ext_text = ext.group(0) if ext else ""
+    return cleaned[: 150 - len(ext_text)] + ext_text
+
+
+def db_text(text: str) -> str:
+    """A file name or path as DuckDB can store it: bytes that are not UTF-8 (a surrogate escape) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def matches(spec: SourceSpec, file_name: str) -> bool:
@@ -171,8 +181,16 @@ def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 
 def _archive(path: Path, spec: SourceSpec, sha: str, paths: Paths) -> Path:
+    """Copy the original into archive/<source>/<sha256[:16]>_<safe name>; an archived file is never replaced.
+
+    If that name is taken by different bytes (a 64-bit prefix collision, or a file put there by hand), the full
+    sha256 is used instead, so the earlier archive stays as it was."""
     dest = paths.archive / spec.name / f"{sha[:16]}_{safe_name(path.name)}"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and sha256_of(dest) != sha:
+        dest = dest.with_name(f"{sha}_{safe_name(path.name)}")
+        if dest.exists() and sha256_of(dest) != sha:
+            raise RuntimeError(f"archive file {dest} exists with other content; not overwriting it")
     if not dest.exists():
         tmp = dest.with_suffix(dest.suffix + ".part")
         shutil.copyfile(path, tmp)
@@ -181,16 +199,33 @@ def _archive(path: Path, spec: SourceSpec, sha: str, paths: Paths) -> Path:
 
 
 def _already_loaded(con: duckdb.DuckDBPyConnection, spec: SourceSpec, sha: str) -> tuple | None:
+    """(load id, status, message, rule of a refusal) of the newest load of these bytes, or None."""
     return con.execute(
-        "select load_id, status, message from meta.file_loads where source = ? and sha256 = ? "
+        "select load_id, status, message, (select min(q.rule) from dq.quarantine q where q.load_id = f.load_id "
+        "and q.row_number is null) from meta.file_loads f where source = ? and sha256 = ? "
         "order by load_id desc limit 1", [spec.name, sha]).fetchone()
+
+
+SIZE_RULES = ("file_too_large", "zip_bomb")  # refusals that depend on IBP_MAX_FILE_MB
+
+
+def _fits_now(previous: tuple | None, path: Path, max_bytes: int) -> bool:
+    """A file refused for its size is tried again once the limit (IBP_MAX_FILE_MB) has been raised enough."""
+    if not previous or previous[1] != "refused" or previous[3] not in SIZE_RULES:
+        return False
+    try:
+        check_size(path, max_bytes)
+    except FileRefused:
+        return False
+    return True
 
 
 def _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, rows_read, loaded, quarantined,
             replaced, pmin, pmax, message) -> None:
     con.execute(
         "insert into meta.file_loads values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [load_id, run_id, spec.name, path.name, str(path), str(archived), sha, path.stat().st_size, encoding, status,
+        [load_id, run_id, spec.name, db_text(path.name), db_text(str(path)), db_text(str(archived)), sha,
+         path.stat().st_size, encoding, status,
          rows_read, loaded, quarantined, replaced, pmin, pmax, message, datetime.now()])
 
 
@@ -199,8 +234,8 @@ def _quarantine(con, problems: pl.DataFrame, load_id, run_id, spec, path, sha) -
         return
     frame = problems.with_columns(
         pl.lit(load_id, pl.Int64).alias("load_id"), pl.lit(run_id).alias("run_id"), pl.lit(spec.name).alias("source"),
-        pl.lit(path.name).alias("file_name"), pl.lit(sha).alias("sha256"),
-        (pl.lit(f"{path.name}: ") + pl.col("message")).alias("message"),
+        pl.lit(db_text(path.name)).alias("file_name"), pl.lit(sha).alias("sha256"),
+        (pl.lit(f"{show_name(path.name, 255)}: ") + pl.col("message")).alias("message"),
         pl.lit(datetime.now()).alias("quarantined_at"))
     con.register("_incoming_problems", frame.to_arrow())
     con.execute(
@@ -223,20 +258,30 @@ def _count_replaced(con, spec: SourceSpec, good: pl.DataFrame) -> int:
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, paths: Paths, *,
               known_orgs: frozenset[str] | None, run_id: str, force: bool = False, today: date | None = None,
               max_bytes: int | None = None) -> FileOutcome:
-    """Archive, validate and load one file; never raises for bad content."""
+    """Archive, validate and load one file; never raises for bad content.
+
+    Every input is limited to max_bytes (default IBP_MAX_FILE_MB) once decompressed. An unexpected error while
+    reading or validating refuses the file (rule loader_error) instead of stopping every other load."""
+    max_bytes = max_bytes or max_input_bytes()
     sha = sha256_of(path)
     previous = _already_loaded(con, spec, sha)
-    if previous and not force:
+    if previous and not force and not _fits_now(previous, path, max_bytes):
         return FileOutcome(spec.name, path, "unchanged", message=f"same bytes as load {previous[0]} ({previous[1]}); "
                            "nothing changed", load_id=previous[0])
     archived = _archive(path, spec, sha, paths)
     load_id = con.execute("select nextval('meta.load_id_seq')").fetchone()[0]
     encoding = ""
     try:
-        table = read_table(path, **({"max_bytes": max_bytes} if max_bytes else {}))
-        encoding = table.encoding
-        result = validate(spec, table, None if spec.reference else known_orgs, today)
-        good, aside = check_total_row(spec, result.good, complete=result.problems.height == 0)
+        try:
+            table = read_table(path, max_bytes)
+            encoding = table.encoding
+            result = validate(spec, table, None if spec.reference else known_orgs, today)
+            good, aside = check_total_row(spec, result.good, complete=result.problems.height == 0)
+        except (FileRefused, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # a loader defect must not stop the other files and sources
+            raise FileRefused(f"could not be read: {type(exc).__name__}: {str(exc)[:200]} (a loader defect: "
+                              "please report it with this file)", "loader_error") from exc
     except FileRefused as exc:
         problems = pl.DataFrame({"row_number": [None], "column": [None], "value": [None], "rule": [exc.rule],
                                  "message": [str(exc)]}, schema=PROBLEM_SCHEMA)
@@ -249,7 +294,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
     create_raw_table(con, spec)
     con.register("_incoming", good.to_arrow())
     con.execute(f"insert into {spec.table} by name select *, {int(load_id)}::bigint as _load_id, "
-                f"? as _source_file from _incoming", [path.name])
+                f"? as _source_file from _incoming", [db_text(path.name)])
     con.unregister("_incoming")
     _quarantine(con, problems, load_id, run_id, spec, path, sha)
     bad_rows = problems.get_column("row_number").n_unique() if problems.height else 0

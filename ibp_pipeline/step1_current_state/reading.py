@@ -9,21 +9,83 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.parsers import expat
 
 import polars as pl
 
 ROW = "_row_number"
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # decompressed; refuses zip bombs and runaway files
+MB = 1024 * 1024
+DEFAULT_MAX_MB = 200  # the largest bundled file is 25 MB uncompressed (rtt_trust_waits_over_18_52.csv.gz)
+DEFAULT_MAX_BYTES = DEFAULT_MAX_MB * MB  # decompressed; refuses gzip/zip bombs and runaway files
+CHUNK = MB
+MAX_ZIP_ENTRIES = 10_000  # a real workbook has a few dozen parts
+MAX_ZIP_RATIO = 100  # an entry expanding more than this (and over 1 MB) is taken for a zip bomb
+ZIP_RATIO_FLOOR = MB
+BYTES_PER_CELL = 8  # a sheet may span at most max_bytes / 8 cells: calamine allocates ~32 bytes per cell
+LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: object) -> str:
+    """Text safe for a one-line message: line breaks and control characters become a space."""
+    return LINE_BREAKS.sub(" ", str(text)).strip()
+
+
+def show_name(name: str, limit: int = 120) -> str:
+    """A file or entry name as shown in a message: one line, printable, not endless (a name may hold any byte)."""
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    name = one_line(name)
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 class FileRefused(Exception):
     """The whole file cannot be loaded; the message is one readable line and names the cause."""
 
     def __init__(self, message: str, rule: str = "unreadable_file") -> None:
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.rule = rule
+
+
+def max_input_bytes() -> int:
+    """The largest input accepted (after decompression): IBP_MAX_FILE_MB megabytes, default 200."""
+    raw = os.environ.get("IBP_MAX_FILE_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = math.nan
+    if not (math.isfinite(mb) and mb > 0):
+        raise ValueError(f"IBP_MAX_FILE_MB must be a positive number of megabytes (default {DEFAULT_MAX_MB}), "
+                         f"not {raw!r}")
+    return max(1, int(mb * MB))
+
+
+def _mb(n: float) -> str:
+    if n < MB:
+        return f"{n / 1024:,.1f} KB"
+    return f"{n / MB:,.1f} MB" if n < 1000 * MB else f"{n / MB:,.0f} MB"
+
+
+def _limit(max_bytes: int) -> str:
+    """The limit as set: 200 MB, 0.02 MB."""
+    return f"{round(max_bytes / MB, 3):,}".rstrip("0").rstrip(".") + " MB"
+
+
+def _too_large(what: str, max_bytes: int, needed: int | None = None) -> FileRefused:
+    """One line: how big, the limit, and how to raise it."""
+    limit = _limit(max_bytes)
+    advice = (f"set IBP_MAX_FILE_MB={math.ceil(needed / MB)} (or more)" if needed
+              else "set IBP_MAX_FILE_MB higher")
+    return FileRefused(f"{what}, over the input limit of {limit}; to load it, {advice} and run again",
+                       "file_too_large")
 
 
 @dataclass
@@ -42,21 +104,49 @@ class TextTable:
     ragged: list[RaggedRow] = field(default_factory=list)
 
 
-def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read a file, gunzipping .gz, refusing anything larger than max_bytes once decompressed."""
+def _gunzip(path: Path, max_bytes: int) -> Iterator[bytes]:
+    """Decompressed chunks of a .gz file, stopping (refused) as soon as they pass max_bytes: a gzip bomb is
+    never decompressed beyond the limit, in memory or on disk."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise _too_large(f"file decompresses to more than {_mb(max_bytes)}", max_bytes)
+                yield chunk
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileRefused(f"not a readable gzip file ({exc})", "not_csv") from exc
+
+
+def check_size(path: Path, max_bytes: int | None = None) -> None:
+    """Raise FileRefused if the file is over the limit once decompressed (or an unsafe or bomb-like workbook)."""
+    max_bytes = max_bytes or max_input_bytes()
     size = path.stat().st_size
     if size > max_bytes:
-        raise FileRefused(f"file is {size:,} bytes, over the limit of {max_bytes:,}", "file_too_large")
+        raise _too_large(f"file is {size:,} bytes ({_mb(size)})", max_bytes, size)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        check_workbook(path, max_bytes)
+    elif path.name.lower().endswith(".gz"):
+        for _chunk in _gunzip(path, max_bytes):
+            pass
+
+
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes | bytearray:
+    """Read a file, gunzipping .gz, refusing anything larger than max_bytes once decompressed."""
+    max_bytes = max_bytes or max_input_bytes()
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _too_large(f"file is {size:,} bytes ({_mb(size)})", max_bytes, size)
     if path.name.lower().endswith(".gz"):
-        try:
-            with gzip.open(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
-        except (OSError, EOFError) as exc:
-            raise FileRefused(f"not a readable gzip file ({exc})", "not_csv") from exc
-        if len(data) > max_bytes:
-            raise FileRefused(f"decompresses to over {max_bytes:,} bytes", "file_too_large")
+        data = bytearray()  # grows to at most max_bytes; returned as is (no second copy)
+        for chunk in _gunzip(path, max_bytes):
+            data += chunk
         return data
     return path.read_bytes()
+
+
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -78,6 +168,8 @@ def looks_binary(data: bytes) -> str | None:
         return "it is a ZIP/XLSX workbook, not CSV text (save the sheet as CSV, or use the .xlsx loader)"
     if head.startswith(b"%PDF"):
         return "it is a PDF document, not CSV text"
+    if len(head) >= 8 and any(head) and (not any(head[1::2]) or not any(head[0::2])):  # NUL every other byte
+        return "it looks like UTF-16 text without a byte-order mark, not CSV text (save it as CSV UTF-8)"
     if b"\x00" in head:
         return "it contains binary data (NUL bytes), not CSV text"
     controls = sum(1 for b in head if b < 9 or 13 < b < 32)
@@ -123,43 +215,182 @@ def parse_csv(text: str, encoding: str) -> TextTable:
 
 
 def _unique_headers(headers: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Blank headers named, repeats numbered (a, a.1, a.2), never clashing with another header or _row_number."""
+    used: set[str] = set()
     out = []
     for h in headers:
         h = h or "unnamed"
-        if h in seen:
-            seen[h] += 1
-            h = f"{h}.{seen[h]}"
-        else:
-            seen[h] = 0
-        out.append(h)
+        name, n = h, 0
+        while name in used or name == ROW:
+            n += 1
+            name = f"{h}.{n}"
+        used.add(name)
+        out.append(name)
     return out
 
 
-def read_table(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> TextTable:
+def read_table(path: Path, max_bytes: int | None = None) -> TextTable:
     """Read a CSV (optionally gzipped) or XLSX publication into text cells, or raise FileRefused."""
+    max_bytes = max_bytes or max_input_bytes()
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return read_xlsx(path, max_bytes)
     data = read_bytes(path, max_bytes)
     if not data.strip():
         raise FileRefused("file is empty", "empty_file")
+    utf16 = data[:2] in UTF16_BOMS
+    if utf16:  # Excel's "Unicode text" and some exports: decode it rather than call it binary
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileRefused(f"not a CSV file: it starts with a UTF-16 byte-order mark but is not UTF-16 text "
+                              f"(byte {exc.start:,})", "not_csv") from exc
     reason = looks_binary(data)
     if reason:
         raise FileRefused(f"not a CSV file: {reason}", "not_csv")
     text, encoding = decode(data)
-    return parse_csv(text, encoding)
+    return parse_csv(text, "utf-16" if utf16 else encoding)
 
 
-def read_xlsx(path: Path, max_bytes: int) -> TextTable:
+def _unsafe_entry(name: str) -> bool:
+    """A zip entry that would land outside the folder it is unpacked in (zip slip)."""
+    return (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None
+            or ".." in re.split(r"[/\\]", name))
+
+
+_COLUMN_NUMBERS: dict[str, int] = {}
+
+
+def _column_number(letters: str) -> int:
+    """'A' -> 1, 'XFD' -> 16384 (cached: a sheet repeats a few column letters millions of times)."""
+    if len(letters) > 3:  # beyond Excel's last column (XFD): refused, whatever a reader would make of it
+        return 10**9
+    n = _COLUMN_NUMBERS.get(letters)
+    if n is None:
+        n = 0
+        for ch in letters.upper():
+            n = n * 26 + ord(ch) - 64
+        if len(_COLUMN_NUMBERS) < 100_000:
+            _COLUMN_NUMBERS[letters] = n
+    return n
+
+
+class _SheetExtent:
+    """Streams one XML part and tracks the furthest cell: the rectangle calamine will allocate for the sheet.
+
+    A cell's position is its r attribute ('XFD1048576'), or the next column / row when r is absent."""
+
+    def __init__(self) -> None:
+        self.rows = self.cols = 0  # extent, 1-based
+        self._row = 0
+        self._col = 0
+        self.parser = expat.ParserCreate()
+        self.parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        self.parser.StartDoctypeDeclHandler = self._doctype
+        self.parser.EntityDeclHandler = self._doctype
+        self.parser.StartElementHandler = self._start
+
+    def _doctype(self, *_args) -> None:
+        raise FileRefused("a workbook part declares a DOCTYPE or entities (an XML bomb?); a real workbook never "
+                          "does", "zip_bomb")
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        if name == "c" or name.endswith(":c"):
+            r = attrs.get("r", "").replace("$", "")
+            digits = r.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+            if r and digits.isascii() and digits.isdigit() and len(digits) < len(r):
+                self._col = _column_number(r[: len(r) - len(digits)])
+                row = int(digits) if len(digits) < 12 else 10**12
+                if row > self.rows:
+                    self.rows = row
+            else:
+                self._col += 1
+            if self._col > self.cols:
+                self.cols = self._col
+        elif name == "row" or name.endswith(":row"):
+            r = attrs.get("r", "")
+            self._row = (int(r) if len(r) < 12 else 10**12) if r.isascii() and r.isdigit() else self._row + 1
+            self._col = 0
+            if self._row > self.rows:
+                self.rows = self._row
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        self.parser.Parse(chunk, final)
+
+
+def check_workbook(path: Path, max_bytes: int) -> None:
+    """Refuse a workbook that is not safe to hand to fastexcel: zip slip, too big unpacked, a zip or cell bomb.
+
+    Declared sizes are checked first (cheap); then every part is streamed once, without keeping it, so that a
+    part larger than declared fails its CRC check, and every XML part is scanned for its furthest cell (a sheet
+    of two cells at A1 and XFD1048576 makes calamine allocate hundreds of GB and abort the process)."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except Exception as exc:  # BadZipFile, but also ValueError/struct errors on damaged central directories
+        raise FileRefused(f"not a readable XLSX workbook ({type(exc).__name__}: {exc})", "not_xlsx") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise FileRefused(f"workbook has {len(infos):,} parts (a real one has a few dozen); refused as a likely "
+                              "zip bomb", "zip_bomb")
+        for info in infos:
+            if _unsafe_entry(info.filename):
+                raise FileRefused(f"workbook part '{show_name(info.filename, 80)}' has an absolute or '..' path; "
+                                  "refused (zip slip)", "unsafe_zip_entry")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise FileRefused(f"workbook part '{show_name(info.filename, 80)}' uses compression method "
+                                  f"{info.compress_type}, not one a workbook uses", "not_xlsx")
+        total = sum(i.file_size for i in infos)
+        if total > max_bytes:
+            raise _too_large(f"workbook unpacks to {total:,} bytes ({_mb(total)})", max_bytes, total)
+        for info in infos:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO:
+                raise FileRefused(
+                    f"workbook part '{show_name(info.filename, 80)}' expands {ratio:,.0f} times "
+                    f"({info.compress_size:,} to {info.file_size:,} bytes); refused as a likely zip bomb", "zip_bomb")
+        max_cells = max(1, max_bytes // BYTES_PER_CELL)
+        for info in infos:
+            if info.is_dir():
+                continue
+            extent = _SheetExtent() if info.filename.lower().endswith(".xml") else None
+            part = show_name(info.filename, 80)
+            try:
+                with zf.open(info) as fh:  # zipfile stops at the declared size and checks the CRC
+                    while chunk := fh.read(CHUNK):
+                        if extent:
+                            extent.feed(chunk)
+                    if extent:
+                        extent.feed(b"", final=True)
+            except FileRefused:
+                raise
+            except expat.ExpatError as exc:
+                raise FileRefused(f"not a readable XLSX workbook (part '{part}' is not valid XML: {exc})",
+                                  "not_xlsx") from exc
+            except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, encrypted parts...
+                raise FileRefused(f"not a readable XLSX workbook (part '{part}': {type(exc).__name__}: {exc})",
+                                  "not_xlsx") from exc
+            if extent and extent.rows * extent.cols > max_cells:
+                raise FileRefused(
+                    f"workbook part '{part}' spans {extent.rows:,} rows x {extent.cols:,} columns "
+                    f"({extent.rows * extent.cols:,} cells), over the {max_cells:,} cells the input limit of "
+                    f"{_limit(max_bytes)} allows (IBP_MAX_FILE_MB); refused as a likely XLSX bomb", "zip_bomb")
+
+
+def read_xlsx(path: Path, max_bytes: int | None = None) -> TextTable:
     """First sheet of a workbook, as text cells (fastexcel/calamine: no macros, no external links)."""
-    if path.stat().st_size > max_bytes:
-        raise FileRefused(f"file is over the limit of {max_bytes:,} bytes", "file_too_large")
+    max_bytes = max_bytes or max_input_bytes()
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _too_large(f"file is {size:,} bytes ({_mb(size)})", max_bytes, size)
+    check_workbook(path, max_bytes)
     try:
         frame = pl.read_excel(path, sheet_id=1, infer_schema_length=0)
-    except Exception as exc:  # fastexcel raises several types for damaged workbooks
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # fastexcel raises several types; a Rust panic is a BaseException
         raise FileRefused(f"not a readable XLSX workbook ({type(exc).__name__}: {str(exc)[:120]})", "not_xlsx") from exc
     frame = frame.select([pl.col(c).cast(pl.Utf8) for c in frame.columns])
-    headers = [str(h).strip() for h in frame.columns]
+    headers = _unique_headers([str(h).strip() for h in frame.columns])
     frame.columns = headers
     frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(ROW))
     return TextTable(frame, headers, "xlsx")

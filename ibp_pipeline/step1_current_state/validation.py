@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from .reading import ROW, FileRefused, TextTable
+from .reading import ROW, FileRefused, TextTable, one_line
 from .sources import SourceSpec, norm_header
 
 PROBLEM_SCHEMA = {"row_number": pl.Int64, "column": pl.Utf8, "value": pl.Utf8, "rule": pl.Utf8, "message": pl.Utf8}
@@ -57,19 +57,28 @@ def map_headers(spec: SourceSpec, headers: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _one_line_expr(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_all(r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]+", " ")
+
+
 def _problems(frame: pl.DataFrame, mask: pl.Expr, column: str, header: str, rule: str, why: str) -> pl.DataFrame:
-    """Problem rows for every row matching mask; `why` is a polars format template over the value."""
+    """Problem rows for every row matching mask; `why` holds one '{}' where the value goes.
+
+    The message is assembled with concat_str, not a format template: a published header may itself hold '{}'
+    or a line break, and must neither break the template nor the one-line message."""
     bad = frame.filter(mask)
     if bad.height == 0:
         return pl.DataFrame(schema=PROBLEM_SCHEMA)
     value = pl.col(column).cast(pl.Utf8).fill_null("")
-    shown = value.str.replace_all(r"[\r\n]+", " ").str.slice(0, 80)
+    shown = _one_line_expr(value).str.slice(0, 80)
+    before, _, after = why.partition("{}")
     return bad.select(
         pl.col(ROW).alias("row_number"),
         pl.lit(header).alias("column"),
         value.alias("value"),
         pl.lit(rule).alias("rule"),
-        pl.format(f"row {{}}, column '{header}': {why}", pl.col(ROW), shown).alias("message"),
+        pl.concat_str([pl.lit("row "), pl.col(ROW).cast(pl.Utf8), pl.lit(f", column '{one_line(header)}': {before}"),
+                       shown, pl.lit(after)]).alias("message"),
     )
 
 
@@ -79,8 +88,11 @@ def _clean_text(spec: SourceSpec, header: str) -> pl.Expr:
 
 
 def _parse_number(raw: pl.Expr) -> pl.Expr:
-    """'1,234', ' 12 ', '£5' and '12%' style cells become numbers; anything else stays null."""
-    return raw.str.replace_all(r"[,£]", "").str.strip_chars().str.strip_suffix("%").cast(pl.Float64, strict=False)
+    """'1,234', ' 12 ', '£5' and '12%' style cells become numbers; anything else stays null.
+
+    'nan', 'inf' and numbers beyond a double's range ('1e309') are not published figures: null, so quarantined."""
+    num = raw.str.replace_all(r"[,£]", "").str.strip_chars().str.strip_suffix("%").cast(pl.Float64, strict=False)
+    return pl.when(num.is_finite()).then(num)
 
 
 def _parse_ae_period(raw: pl.Expr) -> pl.Expr:
@@ -185,16 +197,17 @@ def duplicate_rules(spec: SourceSpec, good: pl.DataFrame, mapping: dict[str, str
     shown = [spec.period_column if k == "period_start" and spec.period_column else k for k in key]
     label = " / ".join(mapping.get(k, k) for k in shown)
     key_text = pl.concat_str([pl.col(k).cast(pl.Utf8).fill_null("") for k in shown], separator=" / ")
+    key_shown = _one_line_expr(key_text).str.slice(0, 160)
     dups = flagged.filter(exact_dup).select(
         pl.col(ROW).alias("row_number"), pl.lit(label).alias("column"), key_text.alias("value"),
         pl.lit("duplicate_row").alias("rule"),
         pl.format("row {}: duplicate of row {} (same {} {}); the first is kept", pl.col(ROW), pl.col("_first"),
-                  pl.lit(label), key_text).alias("message"))
+                  pl.lit(one_line(label)), key_shown).alias("message"))
     conflicts = flagged.filter(conflict).select(
         pl.col(ROW).alias("row_number"), pl.lit(label).alias("column"), key_text.alias("value"),
         pl.lit("conflicting_duplicate").alias("rule"),
         pl.format("row {}: {} {} appears more than once with different values; none of them is loaded",
-                  pl.col(ROW), pl.lit(label), key_text).alias("message"))
+                  pl.col(ROW), pl.lit(one_line(label)), key_shown).alias("message"))
     keep = flagged.filter(~exact_dup & ~conflict).drop("_first", "_versions")
     return keep, pl.concat([dups, conflicts])
 
