@@ -183,8 +183,11 @@ def _has(con, schema: str, table: str) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     paths = get_paths().ensure()
     print(f"ibp run: refreshing from {paths.sources} and {paths.landing}")
-    ok = run_pipeline(paths, args.debug)
-    print(summary(paths, getattr(run_pipeline, "last_run_id", None)))
+    from .resources import refresh_lock
+
+    with refresh_lock(paths):  # the run and its summary, before a queued run may write
+        ok = run_pipeline(paths, args.debug)
+        print(summary(paths, getattr(run_pipeline, "last_run_id", None)))
     if not ok:
         failures = getattr(run_pipeline, "failures", [])
         print(f"ibp run failed: {failures[0] if failures else 'see the Dagster log (--debug)'}", file=sys.stderr)
@@ -231,25 +234,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"staged    {src.name} -> {dest}")
     if not staged:
         return 1
-    ok = run_pipeline(paths, args.debug)
-    import duckdb
+    from .resources import refresh_lock
 
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
-        for dest, sha in staged:
-            row = con.execute("select status, message, run_id from meta.file_loads where sha256 = ? "
-                              "order by load_id desc limit 1", [sha]).fetchone()
-            if row is None:
-                print(f"refused   {dest.name}: not loaded (see the run log)")
-                problems += 1
-                continue
-            status, message, run_id = row
-            if run_id != getattr(run_pipeline, "last_run_id", None):
-                status, message = "unchanged", f"same bytes already loaded ({status}): {message}"
-            print(f"{status:<9} {dest.name}: {message}")
-            problems += status in ("refused", "partial")
-    finally:
-        con.close()
+    with refresh_lock(paths):  # the run and the read-back after it, before a queued run may write
+        ok = run_pipeline(paths, args.debug)
+        import duckdb
+
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            for dest, sha in staged:
+                row = con.execute("select status, message, run_id from meta.file_loads where sha256 = ? "
+                                  "order by load_id desc limit 1", [sha]).fetchone()
+                if row is None:
+                    print(f"refused   {dest.name}: not loaded (see the run log)")
+                    problems += 1
+                    continue
+                status, message, run_id = row
+                if run_id != getattr(run_pipeline, "last_run_id", None):
+                    status, message = "unchanged", f"same bytes already loaded ({status}): {message}"
+                print(f"{status:<9} {dest.name}: {message}")
+                problems += status in ("refused", "partial")
+        finally:
+            con.close()
     if not ok:
         failures = getattr(run_pipeline, "failures", [])
         print(f"ibp ingest: the refresh failed: {failures[0] if failures else 'see --debug'}", file=sys.stderr)
@@ -276,8 +282,11 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
         return 1
     print(f"ibp scenario run: {scenario.name} (version {scenario.version}) from {file}")
     config = {"file": str(file), "run_id": args.run_id or "", "draws": args.draws or 0, "seed": args.seed}
-    ok = run_pipeline(paths, args.debug, selection=[["s6_scenarios", "results"], ["serving", "published"]],
-                      ops_config={"s6_scenarios__results": {"config": config}})
+    from .resources import refresh_lock
+
+    with refresh_lock(paths):  # one writer at a time: waits while another refresh runs
+        ok = run_pipeline(paths, args.debug, selection=[["s6_scenarios", "results"], ["serving", "published"]],
+                          ops_config={"s6_scenarios__results": {"config": config}})
     if not ok:
         failures = getattr(run_pipeline, "failures", [])
         print(f"ibp scenario run failed: {failures[0] if failures else 'see --debug'}", file=sys.stderr)
