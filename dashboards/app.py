@@ -17,7 +17,7 @@ import ui  # noqa: E402
 from ibp_pipeline.step7_decisions import access, organisations, theme  # noqa: E402
 from ibp_pipeline.step7_decisions.serving import ServingUnavailable  # noqa: E402
 
-st.set_page_config(page_title="IBP dashboards", page_icon=":material/monitoring:", layout="wide",
+st.set_page_config(page_title="IBP dashboards", layout="wide",  # no page_icon: a material icon is fetched from Google
                    initial_sidebar_state="expanded")
 st.markdown(theme.APP_CSS, unsafe_allow_html=True)
 theme.register_plotly_template()

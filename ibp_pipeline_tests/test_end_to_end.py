@@ -20,9 +20,12 @@ from .conftest import SHARED_CHECKS, SHARED_NHS
 def test_run_succeeds_and_every_check_passes(bundled_run):
     result = bundled_run.result
     assert result.success
-    evaluations = result.get_asset_check_evaluations()
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == "great_expectations_suite"]
     assert len(evaluations) == len(SOURCES)
     assert all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    # freshness checks only warn (their verdict depends on today's date): none may block
+    freshness = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"]
+    assert freshness and not any(e.blocking for e in freshness)
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"s1_current_state/metric_values", "serving/published", "dq/data_docs"} <= keys
 

@@ -14,13 +14,13 @@ def month_format(frame: pl.DataFrame) -> dict:
 
 
 sel = ui.selection()
+runs = ui.call(sc.runs)
+draws = f"{int(runs['draws'].max()):,}" if not runs.is_empty() else "many"
 ui.header("Scenarios", sel,
           "How a measure would turn out under each scenario compared with the **baseline** (no change beyond the "
           "trends already in the data), what drives the difference, which uncertainties matter most, and what the "
-          "initiatives cost against the chance of meeting the target. Every figure is simulated: 10,000 possible "
+          f"initiatives cost against the chance of meeting the target. Every figure is simulated: {draws} possible "
           "futures per scenario and month.")
-
-runs = ui.call(sc.runs)
 if runs.is_empty():
     st.info("No scenario has been run yet: the nightly refresh runs the scenarios in "
             "ibp_pipeline/step6_scenarios/scenarios/ and data/config/scenarios/.")
@@ -96,7 +96,7 @@ else:
                 st.plotly_chart(sc.comparison_figure(comp, "prob", unit, colours), key="sc_cmp_prob")
             else:
                 st.info("No target, so no chance of meeting one.")
-        st.caption("Median (p50): the middle of the 10,000 simulated futures. Chance of meeting the target: the "
+        st.caption(f"Median (p50): the middle of the {draws} simulated futures. Chance of meeting the target: the "
                    "share of futures that meet the target that month (under a scenario's own target when it "
                    "changes it, as in Policy change).")
         table = sc.comparison_table(comp)

@@ -275,7 +275,7 @@ READER_SQL = ("select p.run_id, "
 # dq.quarantine, meta.file_loads, s6_scenarios.*), *_at (checked_at, quarantined_at, loaded_at, run_at,
 # published_at) and s6_scenarios.runs.seconds. load_id stays in: nothing new was loaded, so it must not change.
 WHEN_WHICH_RUN = re.compile(r"^(run_id|.*_at|seconds)$")
-# Tables whose figures depend on the number of Monte Carlo draws (10,000 in the shared run, 2,000 here) or that
+# Tables whose figures depend on the number of Monte Carlo draws (2,000 in the shared run, 500 here) or that
 # a scenario run adds to:
 DRAW_DEPENDENT = ("s5_impact.risk", "s5_impact.risk_register", "s6_scenarios.")
 
