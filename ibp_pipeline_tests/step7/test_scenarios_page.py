@@ -47,7 +47,7 @@ def test_trust_page_compares_explains_and_costs_scenarios(app):
     _check_downloads(at, cost, "cost-and-chance-ae-4hr-pct-rxl")
 
 
-def test_selectors_change_what_is_shown(app):
+def test_selectors_change_what_is_shown(app, served_db):
     at = app(page="scenarios.py", org="RXL")
     first = _waterfall(at)
     at.selectbox(key="sc_waterfall").select("technology_shift").run()
@@ -55,7 +55,10 @@ def test_selectors_change_what_is_shown(app):
     tech = _waterfall(at)
     assert tech["x"] != first["x"] and any(x.startswith("Initiative: Expand virtual ward") for x in tech["x"])
     at.radio(key="sc_measure").set_value("p50").run()
-    assert _waterfall(at)["y"][0] == pytest.approx(77.13, abs=0.01)  # the baseline median, not a chance
+    baseline_p50 = Serving(served_db).query(
+        "select p50_baseline from s6_scenarios.drivers where scenario = 'technology_shift' and org_code = 'RXL' "
+        "and metric_id = 'ae_4hr_pct' and period_start = '2026-03-01' order by run_id desc limit 1")["p50_baseline"][0]
+    assert _waterfall(at)["y"][0] == pytest.approx(baseline_p50, abs=0.01)  # the baseline median, not a chance
     at.selectbox(key="sc_tornado").select("technology_shift").run()
     assert any(y.startswith("Initiative: ") for y in _figure(at, "sc_tornado_chart")["data"][0]["y"])
     at.multiselect(key="sc_scenarios").set_value(["demand_surge"]).run()  # drops the scenarios explained above
