@@ -325,7 +325,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
            "--server.port", str(args.port), "--server.address", args.host, "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
            "--server.maxUploadSize", "1", "--client.toolbarMode", "viewer"]
-    return subprocess.call(cmd, cwd=PROJECT_ROOT / "dashboards", env=env)
+    # Become Streamlit (exec, not a child process): a service manager's or a test's stop signal reaches the
+    # server itself and nothing is left running behind the ibp command.
+    os.chdir(PROJECT_ROOT / "dashboards")
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
