@@ -16,6 +16,7 @@ import streamlit as st
 
 from ibp_pipeline.step7_decisions import exports, theme
 from ibp_pipeline.step7_decisions.access import User
+from ibp_pipeline.step7_decisions.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
 from ibp_pipeline.step7_decisions.serving import Serving, serving_from_env
 
 
@@ -152,17 +153,3 @@ def tile(title: str, value: str, lines: Sequence[str], pills: Sequence[str] = ()
 def metric_catalogue() -> pl.DataFrame:
     return query("select metric_id, name, definition, unit, triple_aim_domain, higher_is_better, source, formula "
                  "from s1_current_state.metric_catalogue order by name")
-
-
-def fmt_value(value: float | None, unit: str | None) -> str:
-    """82.31, 'percent' -> '82.3%'; 20292, 'count' -> '20,292'; money in pounds with thousands separators."""
-    if value is None:
-        return "-"
-    unit = (unit or "").lower()
-    if unit in ("percent", "%", "pct", "percentage"):
-        return f"{value:.1f}%"
-    if unit.startswith("gbp") or unit in ("£", "pounds"):
-        return f"£{value:,.0f}" + (" a year" if unit.endswith("per year") else "")
-    if abs(value) >= 100 or float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"

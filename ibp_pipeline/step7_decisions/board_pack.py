@@ -12,6 +12,7 @@ import plotly.io as pio
 import polars as pl
 
 from . import charts, overview, theme
+from .formatting import fmt_cell
 from .organisations import plain_name
 from .serving import Serving
 
@@ -24,24 +25,12 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _fmt(value: object, unit: str | None = None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.1f}%" if unit == "percent" else f"{value:,.1f}"
-    if isinstance(value, date):
-        return f"{value:%b %Y}"
-    return str(value).replace("_", " ")
-
-
 def _table(frame: pl.DataFrame, columns: dict[str, str], units: list[str | None] | None = None) -> str:
     head = "".join(f"<th>{_e(label)}</th>" for label in columns.values())
     rows = []
     for i, row in enumerate(frame.iter_rows(named=True)):
         unit = units[i] if units else None
-        cells = "".join(f"<td>{_e(_fmt(row[c], unit if c in ('value', 'target_value') else None))}</td>"
+        cells = "".join(f"<td>{_e(fmt_cell(row[c], unit if c in ('value', 'target_value') else None))}</td>"
                         for c in columns)
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -59,14 +48,14 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
     standards = overview.key_standards(db, org_code, period_to)
     sections = [f"<h1>{_e(name)} ({_e(org_code)})</h1>",
                 f"<p class='sub'>Integrated Business Plan board pack · {period_from:%b %Y} to {period_to:%b %Y} · "
-                f"data published {_e(_fmt(published['at'][0]))}</p>"]
+                f"data published {_e(fmt_cell(published['at'][0]))}</p>"]
     sections.append("<h2>Triple Aim scorecard</h2>")
     if scores.is_empty():
         sections.append("<p>No Triple Aim score for this organisation in the period.</p>")
     else:
         first = scores.row(0, named=True)
         sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
-                        f"({_e(_fmt(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
+                        f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
         sections.append(_table(scores.with_columns(pl.col("aim").replace(overview.AIMS)),
                                {"aim": "Aim", "score": "Score (1 best)", "national_rank": "National rank",
                                 "national_n": "of", "metrics_scored": "Measures"}))
@@ -80,8 +69,8 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
             ass_label, ass_help, ass_colour = theme.assurance_label(row["assurance_type"])
             cards.append(
                 f"<div class='tile'><h3>{_e(row['metric_name'])}</h3><div class='value'>"
-                f"{_e(_fmt(row['value'], row['unit']))}</div><div>{_e(_fmt(row['period_start']))} · target "
-                f"{_e(_fmt(row['target_value'], row['unit']))}</div>"
+                f"{_e(fmt_cell(row['value'], row['unit']))}</div><div>{_e(fmt_cell(row['period_start']))} · target "
+                f"{_e(fmt_cell(row['target_value'], row['unit']))}</div>"
                 f"<span class='pill' style='background:{var_colour};color:{theme.text_on(var_colour)}' "
                 f"title='{_e(var_help)}'>{_e(var_label)}</span>"
                 f"<span class='pill' style='background:{ass_colour};color:{theme.text_on(ass_colour)}' "

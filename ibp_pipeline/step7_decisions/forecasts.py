@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import theme
+from .formatting import fmt_value
 from .organisations import plain_name
 from .serving import Serving
 
@@ -248,8 +249,8 @@ def range_sentence(p10: float | None, p50: float | None, p90: float | None, unit
     """'in 8 of 10 simulated futures the value is between 73.5% and 80.5%, and in half it is above 77.1%'."""
     if p10 is None or p50 is None or p90 is None:
         return "no simulated range"
-    return (f"in 8 of 10 simulated futures the value is between {_fmt(p10, unit)} and {_fmt(p90, unit)} "
-            f"(1 in 10 below, 1 in 10 above); the middle one (the median, p50) is {_fmt(p50, unit)}")
+    return (f"in 8 of 10 simulated futures the value is between {fmt_value(p10, unit)} and {fmt_value(p90, unit)} "
+            f"(1 in 10 below, 1 in 10 above); the middle one (the median, p50) is {fmt_value(p50, unit)}")
 
 
 def headline_risk(risk_rows: pl.DataFrame) -> pl.DataFrame:
@@ -271,7 +272,7 @@ def probability_sentence(row: dict, unit: str | None) -> str:
                                               else ("almost none" if chance < 0.005 else "almost certain"))
     spread = range_sentence(row["p10"], row["p50"], row["p90"], unit)
     return (f"**{row['standard_name']}**: in {when} ({why}), {spread}."
-            f" Chance of being {direction} {_fmt(row['target_value'], unit)}: **{chance_text}**.")
+            f" Chance of being {direction} {fmt_value(row['target_value'], unit)}: **{chance_text}**.")
 
 
 def band_label(band: str | None) -> str:
@@ -295,12 +296,6 @@ def rank_register(frame: pl.DataFrame) -> pl.DataFrame:
             .with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64)).drop("_shortfall"))
 
 
-def _fmt(value: float | None, unit: str | None) -> str:
-    if value is None:
-        return "-"
-    if unit == "percent":
-        return f"{value:.1f}%"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------

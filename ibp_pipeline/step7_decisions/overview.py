@@ -5,6 +5,7 @@ from datetime import date
 
 import polars as pl
 
+from .formatting import fmt_value
 from .serving import Serving
 
 AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "population_health": "Population health",
@@ -65,10 +66,10 @@ def change_sentences(standards: pl.DataFrame) -> list[str]:
         direction = "no change" if abs(change) < 0.05 else ("better" if better else "worse")
         unit = " points" if row["unit"] == "percent" else ""
         when = f"{row['period_start']:%b %Y}"
-        text = (f"{row['metric_name']}: {_fmt(row['value'], row['unit'])} in {when}, "
+        text = (f"{row['metric_name']}: {fmt_value(row['value'], row['unit'])} in {when}, "
                 f"{'up' if change > 0 else 'down'} {abs(change):,.1f}{unit} on {row['prev_period']:%b %Y} "
                 f"({direction})" if direction != "no change" else
-                f"{row['metric_name']}: {_fmt(row['value'], row['unit'])} in {when}, unchanged on "
+                f"{row['metric_name']}: {fmt_value(row['value'], row['unit'])} in {when}, unchanged on "
                 f"{row['prev_period']:%b %Y}")
         if row["point_type"] in ("special_cause_improvement", "special_cause_concern"):
             text += f"; special cause {row['point_type'].rsplit('_', 1)[-1]} ({row['special_cause_type']})"
@@ -78,7 +79,3 @@ def change_sentences(standards: pl.DataFrame) -> list[str]:
     return lines
 
 
-def _fmt(value: float | None, unit: str | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}%" if unit == "percent" else f"{value:,.0f}"
