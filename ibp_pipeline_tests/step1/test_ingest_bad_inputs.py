@@ -774,3 +774,16 @@ def test_archive_path_stays_inside_the_archive_folder(env):
     assert archived.parent == env.paths.archive / AE.name
     assert archived.name == f"{fl['sha256'][:16]}_Monthly-AE-.._.._April_2024_id_.csv"
     assert [p for p in env.paths.archive.rglob("*") if p.is_file()] == [archived]
+
+
+def test_sql_in_a_file_name_is_stored_as_text_never_run(env):
+    """A file name reaches the warehouse only as a bound value: the hostile name is recorded as it came."""
+    name = "Monthly-AE-April-2024'); drop table meta.file_loads; --.csv"
+    assert ingest.matches(AE, name)
+    out = env.write_and_load(name, csv_text(AE_HEADER, good_ae()))
+    assert out.status == "loaded", out.message
+    fl = assert_accounted(env, out, data_lines=16)
+    assert fl["file_name"] == name
+    tables = {r[0] for r in env.con.execute("select table_schema || '.' || table_name from information_schema.tables"
+                                            ).fetchall()}
+    assert {"meta.file_loads", "raw.ae_monthly_official", "dq.quarantine"} <= tables

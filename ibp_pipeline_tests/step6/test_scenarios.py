@@ -70,6 +70,8 @@ def db(tmp_path: Path):
     ("description: d\nversion: '1'\n", "bad.yaml: name: required field is missing"),
     ("name: x\ndescription: d\nversion: 1\n", "bad.yaml: version: must be text"),
     ("name: X Y\ndescription: d\nversion: '1'\n", "bad.yaml: name: must be lower-case"),
+    ("name: \"x'; drop table s6_scenarios.results; --\"\ndescription: d\nversion: '1'\n",
+     "bad.yaml: name: must be lower-case"),  # a scenario name is a key of SQL rows: only a-z, 0-9 and _
     ("name: x\ndescription: d\nversion: '1'\ndrivers:\n  internal:\n    demand: {low: a, high: 2}\n",
      "bad.yaml: drivers.internal.demand.low: must be a number, got 'a'"),
     ("name: x\ndescription: d\nversion: '1'\ndrivers:\n  internal:\n    demand: {low: 3, high: 2}\n",
@@ -377,3 +379,17 @@ def test_scenario_on_bundled_warehouse(real_warehouse, tmp_path):
     d = dict(c)
     assert d["ae_attendances"] > 0 and d["rtt_waiting_list"] > 0 and d["ae_4hr_pct"] < 0
     con.close()
+
+
+def test_hostile_text_in_a_scenario_is_stored_as_text_never_run_as_sql(db):
+    """Free text of a scenario document (description, version, run id) reaches SQL only as bound values."""
+    con, base, tmp = db
+    hostile = "x'); drop table s6_scenarios.results; --"
+    doc = SURGE.replace('version: "2"', f"version: \"{hostile}\"", 1)
+    doc = "\n".join(f"description: \"{hostile}\"" if line.startswith("description:") else line
+                     for line in doc.splitlines()) + "\n"
+    run_scenario(con, write(tmp, "surge.yaml", doc), hostile, draws=DRAWS, baseline=base)
+    stored = con.sql("select description, scenario_version, run_id from s6_scenarios.runs where scenario = 'surge'"
+                     ).fetchall()
+    assert stored == [(hostile, hostile, hostile)]
+    assert con.sql("select count(*) from s6_scenarios.results where run_id = ?", params=[hostile]).fetchone()[0] > 0
