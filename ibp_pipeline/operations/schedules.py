@@ -20,8 +20,8 @@ nightly_refresh = dg.ScheduleDefinition(
 def landing_state(warehouse: Warehouse) -> dict[str, str]:
     """name -> size:mtime of every finished file in the landing folder (dot-files are copies in progress)."""
     landing = warehouse.paths().landing
-    return {p.name: f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(landing.iterdir())
-            if p.is_file() and not p.name.startswith(".")}
+    return {p.name: f"{p.lstat().st_size}:{p.lstat().st_mtime_ns}" for p in sorted(landing.iterdir())
+            if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")}  # a link is refused by the run
 
 
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -132,8 +132,9 @@ def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
     found = sorted((p for p in bundled.glob("*") if p.is_file() and matches(spec, p.name)), key=load_order) \
         if bundled.is_dir() else []
     if paths.landing.is_dir():
-        found += sorted((p for p in paths.landing.glob("*") if p.is_file() and not p.name.startswith(".")
-                         and matches(spec, p.name)), key=lambda p: (p.stat().st_mtime_ns, load_order(p)))
+        found += sorted((p for p in paths.landing.glob("*") if (p.is_file() or p.is_symlink())
+                         and not p.name.startswith(".")
+                         and matches(spec, p.name)), key=lambda p: (p.lstat().st_mtime_ns, load_order(p)))
     return found
 
 
@@ -225,7 +226,7 @@ def _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, r
     con.execute(
         "insert into meta.file_loads values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [load_id, run_id, spec.name, db_text(path.name), db_text(str(path)), db_text(str(archived)), sha,
-         path.stat().st_size, encoding, status,
+         path.lstat().st_size, encoding, status,
          rows_read, loaded, quarantined, replaced, pmin, pmax, message, datetime.now()])
 
 
@@ -263,6 +264,8 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
     Every input is limited to max_bytes (default IBP_MAX_FILE_MB) once decompressed. An unexpected error while
     reading or validating refuses the file (rule loader_error) instead of stopping every other load."""
     max_bytes = max_bytes or max_input_bytes()
+    if path.is_symlink() and path.parent == paths.landing:
+        return _refuse_symlink(con, spec, path, run_id)
     sha = sha256_of(path)
     previous = _already_loaded(con, spec, sha)
     if previous and not force and not _fits_now(previous, path, max_bytes):
@@ -315,6 +318,26 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
             bad_rows, replaced, pmin, pmax, message)
     refresh_latest(con, spec)
     return FileOutcome(spec.name, path, status, good.height, bad_rows, replaced, message, load_id)
+
+
+def _refuse_symlink(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, run_id: str) -> FileOutcome:
+    """A symbolic link in the landing folder is never followed: it could point anywhere on the machine, and what
+    the pipeline reads is archived and shown in quarantine. The link stays where it is; the refusal is recorded
+    once (keyed on where it points)."""
+    target = str(path.readlink())
+    sha = hashlib.sha256(f"symlink:{target}".encode()).hexdigest()
+    message = (f"a symbolic link (to {target}) is not followed: the landing folder takes real files only; "
+               "copy the file in with `ibp ingest FILE`")
+    previous = _already_loaded(con, spec, sha)
+    if previous:
+        return FileOutcome(spec.name, path, "unchanged", message=f"already refused in load {previous[0]}: {message}",
+                           load_id=previous[0])
+    load_id = con.execute("select nextval('meta.load_id_seq')").fetchone()[0]
+    problems = pl.DataFrame({"row_number": [None], "column": [None], "value": [None], "rule": ["symlink_refused"],
+                             "message": [message]}, schema=PROBLEM_SCHEMA)
+    _quarantine(con, problems, load_id, run_id, spec, path, sha)
+    _record(con, load_id, run_id, spec, path, path, sha, "", "refused", 0, 0, 0, 0, None, None, message)
+    return FileOutcome(spec.name, path, "refused", message=message, load_id=load_id)
 
 
 def load_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Paths, *, run_id: str,

@@ -467,3 +467,28 @@ def test_an_archive_name_taken_by_other_bytes_is_not_overwritten(env):
     assert squatter.read_bytes() == b"someone else's bytes"
     again = env.write_and_load("Monthly-AE-April-2024-copy.csv", data)
     assert again.status == "unchanged"
+
+
+def test_a_symlink_in_the_landing_folder_is_refused_not_followed(env, tmp_path):
+    """A link could point anywhere on the machine; what is read is archived and shown in quarantine."""
+    good = env.write(GOOD_NAME, csv_text(AE_HEADER, good_ae()))
+    outside = tmp_path / "outside" / "secret.csv"
+    outside.parent.mkdir()
+    outside.write_text(csv_text(AE_HEADER, good_ae()).replace("E54000", "SECRET"))
+    link = env.paths.landing / "Monthly-AE-May-2024.csv"
+    link.symlink_to(outside)
+    (env.paths.landing / "Monthly-AE-June-2024.csv").symlink_to(tmp_path / "nowhere.csv")  # dangling
+    out = load_all(env)
+    assert out[good.name].status == "loaded"
+    for name in ("Monthly-AE-May-2024.csv", "Monthly-AE-June-2024.csv"):
+        assert out[name].status == "refused" and one_line(out[name].message)
+        assert "symbolic link" in out[name].message and "ibp ingest" in out[name].message
+        assert [r[1] for r in quarantine_rules(env, out[name].load_id)] == ["symlink_refused"]
+    assert link.is_symlink() and outside.exists()  # nothing moved or lost
+    archived = [p for p in env.paths.archive.rglob("*") if p.is_file()]
+    assert all(b"SECRET" not in p.read_bytes() for p in archived) and len(archived) == 1  # only the real file
+    assert env.con.execute("select count(*) from raw.ae_monthly_official where _source_file like 'Monthly-AE-Ma%'"
+                           ).fetchone()[0] == 0
+    again = load_all(env)  # a second refresh does not record the same refusal again
+    assert again["Monthly-AE-May-2024.csv"].status == "unchanged"
+    assert_good_slice_current(env, out[good.name].load_id)
