@@ -4,8 +4,11 @@
     ibp ingest FILE... copy NHS publication files into data/landing/ and load them, naming what happened
     ibp scenario run FILE   run one scenario document beside the others and republish
     ibp ui             the Dagster web UI with the daemon, so the nightly schedule and landing sensor run
+    ibp publish-postgres  publish data/serving.duckdb's tables to PostgreSQL (URL in IBP_SERVING_POSTGRES_URL)
     ibp dashboard      the Streamlit dashboards for leaders, reading data/serving.duckdb read-only
     ibp user add NAME  add a dashboard user (role and organisation) to the users file, password hashed
+    ibp synth --out DIR     write a SYNTHETIC dataset in the published layouts, for benchmarks and tests
+    ibp rebuild RUN --out DIR   rebuild a past run's outputs from its archived inputs, in a new data folder
 
 Errors end in one readable line and a non-zero exit; --debug shows Dagster's full log and tracebacks.
 """
@@ -32,11 +35,24 @@ telemetry:
 """
 
 
+TEAM_DAGSTER_YAML = Path(__file__).parent / "operations" / "dagster_postgres.yaml"
+
+
 def _prepare_dagster_home(paths: Paths) -> None:
+    """DAGSTER_HOME with our dagster.yaml: local SQLite, or PostgreSQL for a team when IBP_DAGSTER_PG_HOST is set
+    (credentials stay in the environment). A dagster.yaml someone edited by hand is left alone."""
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home.resolve())
     cfg = paths.dagster_home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
+    team = TEAM_DAGSTER_YAML.read_text()
+    if os.environ.get("IBP_DAGSTER_PG_HOST"):
+        os.environ.setdefault("IBP_DAGSTER_PG_PORT", "5432")
+        missing = [n for n in ("IBP_DAGSTER_PG_DB", "IBP_DAGSTER_PG_USER", "IBP_DAGSTER_PG_PASSWORD")
+                   if n not in os.environ]
+        if missing:
+            raise RuntimeError(f"IBP_DAGSTER_PG_HOST is set, so Dagster storage is PostgreSQL: also set "
+                               f"{', '.join(missing)}")
+    if not cfg.exists() or cfg.read_text() in (DAGSTER_YAML, team):
+        cfg.write_text(team if os.environ.get("IBP_DAGSTER_PG_HOST") else DAGSTER_YAML)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
@@ -305,6 +321,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, cwd=PROJECT_ROOT)
 
 
+def cmd_publish_postgres(args: argparse.Namespace) -> int:
+    """Publish the existing served file to PostgreSQL (the URL from an environment variable, never an argument)."""
+    from .operations.postgres_publish import PostgresPublishError, publish_to_postgres
+
+    paths = get_paths()
+    url = os.environ.get(args.url_env, "")
+    if not url:
+        print(f"ibp publish-postgres: set {args.url_env} to a libpq URL (postgresql://user@host/db; the password "
+              "from PGPASSWORD, ~/.pgpass or the URL)", file=sys.stderr)
+        return 1
+    try:
+        result = publish_to_postgres(paths.serving, url, lambda m: print(m, flush=True) if args.debug else None)
+    except PostgresPublishError as exc:
+        print(f"ibp publish-postgres: {exc}", file=sys.stderr)
+        return 1
+    t = result.target
+    print(f"published {result.tables} tables, {result.rows:,} rows of {paths.serving} to PostgreSQL "
+          f"{t['host']}:{t['port']}/{t['database']} in {result.seconds:.1f}s")
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Streamlit on dashboards/app.py; it reads only the served database, so a refresh never waits for it."""
     paths = get_paths()
@@ -373,6 +410,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild a past run from its archived inputs into a new data folder (ibp_pipeline/operations/rebuild.py)."""
+    from .operations.rebuild import RebuildError, prepare_rebuild, rebuild_environment
+
+    out = Path(args.out).resolve()
+    try:
+        run_id, end, staged = prepare_rebuild(get_paths().warehouse, args.run, out)
+    except RebuildError as exc:
+        print(f"ibp rebuild: {exc}", file=sys.stderr)
+        return 1
+    print(f"ibp rebuild: run {run_id[:8]} (ended {end:%Y-%m-%d %H:%M:%S}): {len(staged)} archived inputs, each "
+          f"checked against its sha256, staged in {out / 'landing'}; rebuilding with the installed code and "
+          "configuration")
+    os.environ.clear()
+    os.environ.update(rebuild_environment(out))
+    return cmd_run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -397,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")
     p_ui.set_defaults(func=cmd_ui)
+    p_pg = sub.add_parser("publish-postgres", help="publish the served tables to PostgreSQL", parents=[common])
+    p_pg.add_argument("--url-env", default="IBP_SERVING_POSTGRES_URL",
+                      help="environment variable holding the libpq URL (default IBP_SERVING_POSTGRES_URL)")
+    p_pg.set_defaults(func=cmd_publish_postgres)
     p_dash = sub.add_parser("dashboard", help="Streamlit dashboards on the served database", parents=[common])
     p_dash.add_argument("--port", type=int, default=8501)
     p_dash.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (configure users)")
@@ -424,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
                          help="trust mergers mid-series (default: icb 1, region 2, england 4; 0 for none)")
     p_synth.add_argument("--end", default="2025-03", help="last month, YYYY-MM (default 2025-03)")
     p_synth.set_defaults(func=cmd_synth)
+    p_rebuild = sub.add_parser("rebuild", help="rebuild a past run's outputs from its archived inputs into a new "
+                               "data folder", parents=[common])
+    p_rebuild.add_argument("run", help="the run id (or its first 8 characters, as `ibp run` prints it)")
+    p_rebuild.add_argument("--out", required=True, help="a new (or empty) folder for the rebuilt data")
+    p_rebuild.set_defaults(func=cmd_rebuild)
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
     try:

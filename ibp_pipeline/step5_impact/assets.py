@@ -1,7 +1,13 @@
 """Step 5 "Modelling impacts" as Dagster assets: forecasts with intervals and their backtests, effects learned
 from the data, the initiatives catalogue, the waiting-list stock-and-flow projection and the risk of missing
 each standard. Thin wrappers: the methods live in the modules beside this file."""
+import os
+import shutil
+import socket
+from pathlib import Path
+
 import dagster as dg
+import polars as pl
 
 from ..resources import Warehouse
 
@@ -9,10 +15,15 @@ S1 = lambda t: dg.AssetKey(["s1_current_state", t])  # noqa: E731
 S2 = lambda t: dg.AssetKey(["s2_triple_aim", t])  # noqa: E731
 S5 = lambda t: dg.AssetKey(["s5_impact", t])  # noqa: E731
 STEP5 = dict(group_name="step5_impact", kinds={"duckdb"})
+# Few chunks: in `ibp run` (one process) every chunk repeats the per-form set-up, and the steps pass their
+# data through Dagster's storage (measured: about 2-3 s more CPU than one batch, on ~15 s). A Celery run
+# (operations/celery_fanout.py) on more workers can ask for more.
+FORECAST_CHUNKS = 4
 
 
 class ForecastConfig(dg.Config):
     horizon: int = 24  # months ahead
+    chunks: int = FORECAST_CHUNKS  # independent forecast steps the series are split into (the fan-out)
 
 
 class RiskConfig(dg.Config):
@@ -20,17 +31,66 @@ class RiskConfig(dg.Config):
     seed: int = 20251123
 
 
-@dg.asset(key=["s5_impact", "forecasts"], deps=[S1("metric_values"), S1("organisations")], **STEP5)
-def forecasts(config: ForecastConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every organisation x monthly metric forecast from its latest month, with 80% and 95% intervals."""
-    from .forecast_tables import build_forecasts
+@dg.op(out=dg.DynamicOut(), ins={"upstream": dg.In(dg.Nothing)})
+def plan_forecasts(context: dg.OpExecutionContext, config: ForecastConfig, warehouse: Warehouse):
+    """Read every eligible series once (DuckDB has one writer; the chunk steps never open the warehouse) and hand
+    each chunk on as its own output, so each chunk can run in another process or on another machine."""
+    from .forecast_tables import load_series, split_series
 
     with warehouse.connect() as con:
-        n = build_forecasts(con, horizon=config.horizon)
-        models = dict(con.execute("select split_part(model, '(', 1), count(distinct (org_code, metric_id)) "
-                                  "from s5_impact.forecasts group by 1").fetchall())
-    return dg.MaterializeResult(metadata={"rows": n, "horizon": config.horizon,
-                                          **{f"series_{k}": v for k, v in models.items()}})
+        series = load_series(con)
+    parts = split_series(series, config.chunks)
+    context.log.info(f"{len(series)} series in {len(parts)} chunks of {[len(p) for p in parts]}")
+    for i, part in enumerate(parts):
+        yield dg.DynamicOutput((part, config.horizon), mapping_key=f"chunk_{i}")
+
+
+@dg.op
+def forecast_chunk(context: dg.OpExecutionContext, chunk: tuple) -> pl.DataFrame:
+    """Forecast one chunk of series: pure computation, no warehouse (forecast_tables.forecast_frame)."""
+    from .forecast_tables import forecast_frame
+
+    series, horizon = chunk
+    frame = forecast_frame(series, horizon)
+    context.add_output_metadata({"series": len(series), "rows": frame.height, "pid": os.getpid(),
+                                 "host": socket.gethostname()})
+    return frame
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def write_forecasts(context: dg.OpExecutionContext, frames: list[pl.DataFrame], warehouse: Warehouse) -> None:
+    """One table from the chunks, in one order whatever ran where (forecast_tables.combine_forecasts)."""
+    from .forecast_tables import combine_forecasts, write_forecasts as write
+
+    frame = combine_forecasts(frames)
+    with warehouse.connect() as con:
+        n = write(con, frame)
+    models = (frame.unique(["org_code", "metric_id"]).group_by(pl.col("model").str.split("(").list.first())
+              .len().rows())
+    horizon = int(frame["horizon"].max() or 0)
+    _drop_scratch(context)
+    context.add_output_metadata({"rows": n, "chunks": len(frames), "horizon": horizon,
+                                 **{f"series_{k}": v for k, v in sorted(models)}})
+
+
+def _drop_scratch(context: dg.OpExecutionContext) -> None:
+    """Delete this run's chunk files from Dagster's storage once the table holds them (about 125 MB a full run;
+    a nightly refresh would otherwise keep every night's copy). The warehouse table is the asset."""
+    scratch = Path(context.instance.storage_directory()) / context.run_id
+    for path in scratch.glob("s5_impact__forecasts.*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dg.graph_asset(key=["s5_impact", "forecasts"], group_name="step5_impact", kinds={"duckdb"},
+                ins={"metric_values": dg.AssetIn(S1("metric_values"), dagster_type=dg.Nothing),
+                     "organisations": dg.AssetIn(S1("organisations"), dagster_type=dg.Nothing)})
+def forecasts(metric_values, organisations):
+    """Every organisation x monthly metric forecast from its latest month, with 80% and 95% intervals.
+
+    A fan-out: plan (reads the series) -> forecast_chunk per chunk of organisations -> write. The same steps
+    run in one process in `ibp run` and across Celery workers in the forecast_fanout job."""
+    parts = plan_forecasts(upstream=[metric_values, organisations])
+    return write_forecasts(parts.map(forecast_chunk).collect())
 
 
 @dg.asset(key=["s5_impact", "forecast_accuracy"], deps=[S1("metric_values"), S1("organisations")], **STEP5)

@@ -31,6 +31,7 @@ forecast_accuracy (one row per series): org_code, org_level, metric_id, unit, mo
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import duckdb
@@ -142,6 +143,43 @@ def prepare_series(raw: pl.DataFrame, min_history: int = MIN_HISTORY, max_train:
               "merged_from": pl.String}
     return SeriesSet(pl.DataFrame(keys, schema=schema), stack(vals), stack(nums), stack(dens),
                      np.array([len(v) for v in vals], dtype=int))
+
+
+def subset_series(ss: SeriesSet, rows: np.ndarray) -> SeriesSet:
+    """The series `rows` of ss (in that order), their matrices trimmed to the longest of them."""
+    n = int(ss.lengths[rows].max()) if len(rows) else 0
+    return SeriesSet(ss.keys[rows], ss.value[rows, :n], ss.num[rows, :n], ss.den[rows, :n], ss.lengths[rows])
+
+
+def chunk_of(org_codes: list[str] | pl.Series, chunks: int) -> np.ndarray:
+    """Stable chunk number of each organisation (CRC-32 of its code mod `chunks`).
+
+    Why by organisation and by a hash: every series of one organisation lands in the same chunk whatever else is
+    in the warehouse or in which order it was read, and chunks come out of similar size without a plan to keep."""
+    return np.array([zlib.crc32(str(code).encode()) % chunks for code in org_codes], dtype=int)
+
+
+def split_series(ss: SeriesSet, chunks: int) -> list[SeriesSet]:
+    """ss cut into `chunks` independent sets for the fan-out (empty sets dropped; always at least one set).
+
+    Each series is forecast from its own data only, so any split gives the same forecasts; the collect step
+    restores one order (`combine_forecasts`)."""
+    if chunks < 1:
+        raise ValueError(f"forecast chunks must be at least 1, got {chunks}")
+    which = chunk_of(ss.keys["org_code"], chunks)
+    parts = [subset_series(ss, np.flatnonzero(which == c)) for c in range(chunks)]
+    return [p for p in parts if len(p)] or [ss]
+
+
+FORECAST_ORDER = ["metric_id", "org_level", "org_code", "horizon"]
+
+
+def combine_forecasts(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The chunks' forecast rows as one table in prepare_series' order (metric, level, organisation, month)."""
+    frames = [f for f in frames if not f.is_empty()]
+    if not frames:
+        return _empty_forecasts()
+    return pl.concat(frames, how="vertical").sort(FORECAST_ORDER)
 
 
 # ------------------------------------------------------------------------------------------------- forecasting
@@ -385,12 +423,18 @@ def load_series(con: duckdb.DuckDBPyConnection, metrics: list[str] | None = None
     return prepare_series(read_monthly(con, metrics), **kwargs)
 
 
-def build_forecasts(con: duckdb.DuckDBPyConnection, horizon: int = 24, metrics: list[str] | None = None) -> int:
-    """s5_impact.forecasts: `horizon` months ahead for every eligible organisation x monthly metric."""
-    ss = load_series(con, metrics)
-    frame = forecast_frame(ss, horizon)
-    if frame.is_empty():
-        frame = _empty_forecasts()
+def build_forecasts(con: duckdb.DuckDBPyConnection, horizon: int = 24, metrics: list[str] | None = None,
+                    chunks: int = 1) -> int:
+    """s5_impact.forecasts: `horizon` months ahead for every eligible organisation x monthly metric.
+
+    In one process, chunk by chunk; the Dagster asset runs the same three stages as separate steps (plan,
+    forecast_chunk per chunk, collect) so an executor can spread the chunks over processes or machines."""
+    parts = split_series(load_series(con, metrics), chunks)
+    return write_forecasts(con, combine_forecasts([forecast_frame(p, horizon) for p in parts]))
+
+
+def write_forecasts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
+    """Replace s5_impact.forecasts with `frame` (combine_forecasts' output)."""
     return _write(con, "forecasts", frame)
 
 

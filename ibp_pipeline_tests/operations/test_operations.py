@@ -1,6 +1,7 @@
 """Operations: the nightly schedule, the landing sensor, the CLI, publishing and blocking checks, for real."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -111,6 +112,65 @@ def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_p
                     "where file_name = 'Monthly-AE-February-2025.csv' order by rule").fetchall()
     assert (4, "A&E attendances Type 1", "twelve", "not_a_number") in q
     assert any(r[3] == "total_not_verifiable" for r in q)
+    con.close()
+    _rebuild_both_runs_from_the_archive(copied_run, tmp_path, loads_before)
+
+
+def _latest_tables(warehouse: Path) -> dict[str, list[tuple]]:
+    """Every current source table and the quarantine, without load ids (which a rebuild numbers afresh)."""
+    from ibp_pipeline.step1_current_state.sources import SOURCES
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {s.name: con.execute(f"select * exclude (_load_id) from latest.{s.name} order by all").fetchall()
+                  for s in SOURCES}
+        tables["quarantine"] = con.execute("select source, file_name, row_number, column_name, value, rule "
+                                           "from dq.quarantine order by all").fetchall()
+        return tables
+    finally:
+        con.close()
+
+
+def _rebuild_both_runs_from_the_archive(data: Path, tmp_path: Path, loads_first_run: int) -> None:
+    """`ibp rebuild`: each run's inputs are staged from the archive exactly (count, bytes, order), and step 1
+    reloaded from the staged files of the newer run gives the tables that run left behind."""
+    from ibp_pipeline.config import get_paths
+    from ibp_pipeline.operations.rebuild import RebuildError, prepare_rebuild, rebuild_environment
+    from ibp_pipeline.step1_current_state.ingest import known_org_codes, load_source, sha256_of
+    from ibp_pipeline.step1_current_state.sources import DATA_SOURCES, REFERENCE_SOURCES
+
+    warehouse = data / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    first, second = (con.execute(f"select run_id from meta.file_loads order by load_id {o} limit 1").fetchone()[0]
+                     for o in ("asc", "desc"))
+    loads = con.execute("select run_id, sha256 from meta.file_loads order by load_id").fetchall()
+    con.close()
+    assert first != second
+    for run, expected in ((first, loads_first_run), (second, loads_first_run + 2)):
+        out = tmp_path / f"rebuild_{run[:8]}"
+        run_id, _, staged = prepare_rebuild(warehouse, run[:8], out)
+        assert run_id == run and len(staged) == expected
+        assert [sha256_of(p) for p in sorted(staged, key=lambda p: p.stat().st_mtime_ns)] == \
+            [sha for _, sha in loads[:expected]]  # the same bytes, in the order they were first loaded
+    try:
+        prepare_rebuild(warehouse, first[:8], out)
+        raise AssertionError("a rebuild into a folder that is not empty was allowed")
+    except RebuildError as exc:
+        assert "not empty" in str(exc)
+
+    env = rebuild_environment(out)
+    paths = dataclasses.replace(get_paths(out), sources=Path(env["IBP_SOURCES_DIR"]),
+                                reference=Path(env["IBP_REFERENCE_DIR"])).ensure()
+    con = duckdb.connect(str(paths.warehouse))
+    for spec in REFERENCE_SOURCES:
+        load_source(con, spec, paths, run_id="rebuild", log=lambda _m: None)
+    known = known_org_codes(con)
+    for spec in DATA_SOURCES:
+        load_source(con, spec, paths, run_id="rebuild", known_orgs=known, log=lambda _m: None)
+    con.close()
+    original, rebuilt = _latest_tables(warehouse), _latest_tables(paths.warehouse)
+    assert [t for t in original if original[t] != rebuilt[t]] == []
+    assert len(rebuilt["ae_monthly_official"]) > 0 and rebuilt["quarantine"]
 
 
 def test_a_blocking_check_failure_stops_publication(copied_run):

@@ -16,8 +16,10 @@ from ibp_pipeline.step5_impact import forecasting as F
 from ibp_pipeline.step5_impact.forecast_tables import (
     build_forecast_accuracy,
     build_forecasts,
+    combine_forecasts,
     forecast_frame,
     load_series,
+    split_series,
 )
 
 
@@ -302,3 +304,35 @@ def test_real_warehouse_for_a_few_organisations(real_warehouse, tmp_path: Path) 
     assert acc.height > 0.9 * series
     assert acc["coverage95"].is_between(0, 1).all() and acc["mase"].drop_nulls().min() >= 0
     assert 0.3 < acc["mase"].median() < 2.0
+
+
+def test_chunked_forecasts_equal_one_batch(tmp_path: Path) -> None:
+    """The fan-out (split_series -> forecast_frame per chunk -> combine_forecasts) gives the one-batch table:
+    each series is fitted from its own data; the seeded ratio simulations use common random numbers."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for k in range(12):
+        code, size = f"R{k:02d}", 500 + 400 * k
+        for i in range(30 + k):
+            att = max(1.0, round(size * (1 + 0.1 * np.sin(2 * np.pi * i / 12)) + rng.normal(0, 20)))
+            rows.append((code, _month(i), "ae_attendances", att, att, None, code))
+            den = 4.0 + rng.poisson(3) if k % 3 == 0 else att  # tiny denominators: simulated intervals
+            num = float(rng.binomial(int(den), 0.7))
+            rows.append((code, _month(i), "ae_4hr_pct", 100 * num / den, num, den, code))
+    con = _warehouse(tmp_path / "w.duckdb", rows)
+    ss = load_series(con)
+    whole = forecast_frame(ss, 12)
+    parts = split_series(ss, 3)
+    assert len(parts) > 1 and sum(len(p) for p in parts) == len(ss)
+    for p in parts:  # an organisation's series never straddle chunks
+        assert not set(p.keys["org_code"]) & set().union(*(set(q.keys["org_code"]) for q in parts if q is not p))
+    chunked = combine_forecasts([forecast_frame(p, 12) for p in parts])
+    assert "ratio_simulated" in set(whole["interval_method"])
+    assert chunked.columns == whole.columns and chunked.height == whole.height
+    exact = [c for c, t in whole.schema.items() if t != pl.Float64]
+    assert chunked.select(exact).equals(whole.select(exact))
+    for c in (c for c, t in whole.schema.items() if t == pl.Float64):
+        np.testing.assert_allclose(chunked[c].to_numpy(), whole[c].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=c)
+    assert build_forecasts(con, horizon=12, chunks=3) == whole.height
+    with pytest.raises(ValueError, match="at least 1"):
+        split_series(ss, 0)

@@ -1,0 +1,74 @@
+"""The step-5 forecast fan-out on Dagster's Celery executor (dagster-celery), for more cores or machines.
+
+`ibp run` forecasts in one process. The forecasts asset is a graph of steps (plan -> one forecast_chunk per
+chunk of organisations -> write; step5_impact/assets.py), so the job here runs the very same steps, with each
+chunk a Celery task that any worker listening on the broker may take. Only the plan and write steps open the
+warehouse (one writer, DuckDB's rule), one after the other; the chunk steps are pure computation and get their
+series from the plan step through Dagster's filesystem IO manager, so every worker must see the same
+DAGSTER_HOME storage folder and the same IBP_DATA_DIR (a shared disk when the workers are on other machines).
+
+Workers: `dagster-celery worker start -A dagster_celery.app -y celery.yaml -n w1 -- --concurrency 1`, with
+DAGSTER_HOME and IBP_DATA_DIR set as for the run; celery.yaml holds the `execution: config:` block that
+`celery_run_config` writes (the broker, the result backend, and late acknowledgement so an idle worker takes
+the next chunk rather than a busy one). See docs/scaling.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster_celery import celery_executor
+
+FANOUT_JOB = "forecast_fanout"
+FORECASTS = dg.AssetKey(["s5_impact", "forecasts"])
+# a worker takes one task at a time and acknowledges it when done, so queued chunks go to whichever is idle
+WORKER_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
+
+forecast_fanout_job = dg.define_asset_job(
+    FANOUT_JOB, selection=dg.AssetSelection.assets(FORECASTS), executor_def=celery_executor,
+    description="s5_impact.forecasts with each chunk of series a Celery task (needs a broker and workers: "
+                "docs/scaling.md). Same steps and results as the forecasts in `ibp run`.")
+
+
+def celery_config(broker: str, backend: str | None = None) -> dict[str, Any]:
+    """The celery_executor config block: the same for the run and for its workers (`-y` file)."""
+    return {"broker": broker, "backend": backend or broker, "config_source": dict(WORKER_SETTINGS)}
+
+
+def forecast_ops_config(chunks: int | None = None, horizon: int | None = None) -> dict[str, Any]:
+    """Run config for the forecasts graph's plan step (empty: the defaults of ForecastConfig)."""
+    config = {k: v for k, v in (("chunks", chunks), ("horizon", horizon)) if v is not None}
+    return {"s5_impact__forecasts": {"ops": {"plan_forecasts": {"config": config}}}} if config else {}
+
+
+def celery_run_config(broker: str, backend: str | None = None, chunks: int | None = None,
+                      horizon: int | None = None) -> dict[str, Any]:
+    return {"execution": {"config": celery_config(broker, backend)}, "ops": forecast_ops_config(chunks, horizon)}
+
+
+def fanout_job() -> dg.JobDefinition:
+    """The job as workers rebuild it (dg.reconstructable needs a module-level function): the warehouse comes
+    from the worker's IBP_DATA_DIR."""
+    from ..definitions import build_defs
+
+    return build_defs().resolve_job_def(FANOUT_JOB)
+
+
+def run_on_celery(instance: dg.DagsterInstance, broker: str, backend: str | None = None,
+                  chunks: int | None = None, horizon: int | None = None) -> dg.ExecutionResult:
+    """Materialise s5_impact.forecasts through the broker's workers; needs a persistent instance (the workers
+    read the run and the chunks' inputs from its storage)."""
+    return dg.execute_job(dg.reconstructable(fanout_job), instance=instance,
+                          run_config=celery_run_config(broker, backend, chunks, horizon), raise_on_error=False)
+
+
+def workers_by_step(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """Which Celery worker (its -n name@host) executed each step of a run, from the run's engine events."""
+    out: dict[str, str] = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        event = record.dagster_event
+        metadata = getattr(event.event_specific_data, "metadata", None) or {}
+        worker = metadata.get("Celery worker")
+        if worker is not None and event.step_key:
+            out[event.step_key] = str(getattr(worker, "value", worker))
+    return out
