@@ -114,6 +114,7 @@ class SuiteResult:
     outcomes: list[CheckOutcome]
     rows_validated: int
     seconds: float
+    reused_from: str | None = None  # a run whose passing verdict on the same rows and suite was reused
 
 
 # ------------------------------------------------------------------------------------------ GX plumbing
