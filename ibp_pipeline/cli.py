@@ -212,17 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def stage_file(src: Path, landing: Path) -> Path:
-    """Copy a file into the landing folder under a safe name, atomically, never overwriting other content."""
-    from .step1_current_state.ingest import safe_name, sha256_of
+    """Copy a file into the landing folder (step1_current_state.ingest.stage_file; imported on use, as the
+    loaders' imports are slow for the other commands)."""
+    from .step1_current_state.ingest import stage_file as stage
 
-    name = safe_name(src.name)
-    dest = landing / name
-    if dest.exists() and sha256_of(dest) != sha256_of(src):
-        dest = landing / f"{Path(name).stem}-{sha256_of(src)[:8]}{''.join(Path(name).suffixes)}"
-    tmp = landing / f".{name}.part"
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
-    return dest
+    return stage(src, landing)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

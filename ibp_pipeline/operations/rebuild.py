@@ -12,14 +12,13 @@ uses the installed version. To reproduce a run made by older code, check out tha
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from ..step1_current_state.ingest import safe_name, sha256_of
+from ..step1_current_state.ingest import sha256_of, stage_file
 
 
 class RebuildError(Exception):
@@ -88,11 +87,7 @@ def stage_inputs(inputs: list[ArchivedInput], landing: Path) -> list[Path]:
         if sha256_of(item.archive_path) != item.sha256:
             raise RebuildError(f"load {item.load_id} ({item.source}, {item.file_name}): archived file "
                                f"{item.archive_path} no longer has the bytes that were loaded (sha256 differs)")
-        name = safe_name(item.file_name)
-        dest = landing / name
-        if dest.exists():  # a revision published under the same name
-            dest = landing / f"{Path(name).stem.split('.')[0]}-{item.sha256[:8]}{''.join(Path(name).suffixes)}"
-        shutil.copyfile(item.archive_path, dest)
+        dest = stage_file(item.archive_path, landing, name=item.file_name)  # a revision under the same name too
         os.utime(dest, ns=(base_ns + i * 1_000_000, base_ns + i * 1_000_000))
         staged.append(dest)
     return staged

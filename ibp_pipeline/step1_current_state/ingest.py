@@ -126,6 +126,19 @@ def load_order(path: Path) -> tuple[str, bool, str]:
     return REVISION_MARK.sub("", stem).lower(), bool(REVISION_MARK.search(stem)), path.name
 
 
+def stage_file(src: Path, landing: Path, name: str | None = None) -> Path:
+    """Copy a file into the landing folder under a safe name (of `name`, default its own), atomically, never
+    overwriting other content: different bytes under a taken name get the name with their sha256's start."""
+    name = safe_name(name or src.name)
+    dest = landing / name
+    if dest.exists() and sha256_of(dest) != sha256_of(src):
+        dest = landing / f"{Path(name).stem}-{sha256_of(src)[:8]}{''.join(Path(name).suffixes)}"
+    tmp = landing / f".{name}.part"
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest
+
+
 def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
     """Bundled files of this source, then landing-folder drops in order of arrival (modification time)."""
     bundled = paths.reference if spec.folder == "@reference" else paths.sources / spec.folder
