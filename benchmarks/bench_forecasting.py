@@ -247,11 +247,11 @@ def main() -> None:
         print(f"warehouse {src}: {n_series} series ({ratio} percentages fitted as numerator + denominator, "
               f"{n_fit} fitted series); loading {t_load:.1f}s")
         t = time.perf_counter()
-        n_rows = build_forecasts(con)
+        n_rows = build_forecasts(con, reuse=False)
         t_fc = time.perf_counter() - t
         print(f"build_forecasts          {n_rows:>9,} rows {t_fc:7.1f}s  {1000 * t_fc / n_series:6.2f} ms/series")
         t = time.perf_counter()
-        n_acc = build_forecast_accuracy(con, origins=args.origins, horizon=args.horizon)
+        n_acc = build_forecast_accuracy(con, origins=args.origins, horizon=args.horizon, reuse=False)
         t_acc = time.perf_counter() - t
         print(f"build_forecast_accuracy  {n_acc:>9,} rows {t_acc:7.1f}s  {1000 * t_acc / n_series:6.2f} ms/series "
               f"({args.origins} origins + the production choice)")

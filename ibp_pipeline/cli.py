@@ -296,7 +296,7 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
     with refresh_lock(paths):  # one writer at a time: waits while another refresh runs
         ok = run_pipeline(paths, args.debug, selection=[["s6_scenarios", "results"], ["serving", "published"]],
-                          ops_config={"s6_scenarios__results": {"config": config}})
+                          ops_config={"s6_scenarios__results": {"ops": {"plan_scenarios": {"config": config}}}})
     if not ok:
         failures = getattr(run_pipeline, "failures", [])
         print(f"ibp scenario run failed: {failures[0] if failures else 'see --debug'}", file=sys.stderr)

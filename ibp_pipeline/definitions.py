@@ -2,7 +2,7 @@
 import dagster as dg
 
 from .operations.assets import serving_database
-from .operations.celery_fanout import forecast_fanout_job
+from .operations.celery_fanout import simulation_fanout_job
 from .operations.schedules import data_docs_after_failure, landing_sensor, nightly_refresh, refresh_job
 from .resources import Warehouse
 from .step1_current_state.assets import step1_assets
@@ -20,7 +20,7 @@ def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
         assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, *step5_assets, *step6_assets, data_docs,
                 serving_database],
         asset_checks=[*gx_checks, freshness_checks],
-        jobs=[refresh_job, forecast_fanout_job],
+        jobs=[refresh_job, simulation_fanout_job],
         schedules=[nightly_refresh],
         sensors=[landing_sensor, data_docs_after_failure],
         resources={"warehouse": warehouse or Warehouse()},

@@ -1,11 +1,12 @@
-"""The step-5 forecast fan-out on Dagster's Celery executor (dagster-celery), for more cores or machines.
+"""The step-5/6 fan-out on Dagster's Celery executor (dagster-celery), for more cores or machines.
 
-`ibp run` forecasts in one process. The forecasts asset is a graph of steps (plan -> one forecast_chunk per
-chunk of organisations -> write; step5_impact/assets.py), so the job here runs the very same steps, with each
-chunk a Celery task that any worker listening on the broker may take. Only the plan and write steps open the
-warehouse (one writer, DuckDB's rule), one after the other; the chunk steps are pure computation and get their
-series from the plan step through Dagster's filesystem IO manager, so every worker must see the same
-DAGSTER_HOME storage folder and the same IBP_DATA_DIR (a shared disk when the workers are on other machines).
+`ibp run` runs everything in one process. The forecasts, the risk model and the scenarios are each a graph of
+steps (plan -> one step per chunk of organisations -> write; step5_impact/assets.py, step5_impact/fanout.py,
+step6_scenarios/assets.py), so the job here runs the very same steps, with each chunk a Celery task that any
+worker listening on the broker may take. Only the plan and write steps open the warehouse (one writer, DuckDB's
+rule), one after the other; the chunk steps are pure computation and get their inputs from the plan step through
+Dagster's filesystem IO manager, so every worker must see the same DAGSTER_HOME storage folder and the same
+IBP_DATA_DIR (a shared disk when the workers are on other machines).
 
 Workers: `dagster-celery worker start -A dagster_celery.app -y celery.yaml -n w1 -- --concurrency 1`, with
 DAGSTER_HOME and IBP_DATA_DIR set as for the run; celery.yaml holds the `execution: config:` block that
@@ -19,15 +20,19 @@ from typing import Any
 import dagster as dg
 from dagster_celery import celery_executor
 
-FANOUT_JOB = "forecast_fanout"
-FORECASTS = dg.AssetKey(["s5_impact", "forecasts"])
+FANOUT_JOB = "simulation_fanout"
+FANOUT_ASSETS = {"forecasts": dg.AssetKey(["s5_impact", "forecasts"]), "risk": dg.AssetKey(["s5_impact", "risk"]),
+                 "scenarios": dg.AssetKey(["s6_scenarios", "results"])}
+# the plan step of each fan-out graph, which holds its config (chunks, and horizon or draws)
+PLAN_STEPS = {"forecasts": ("s5_impact__forecasts", "plan_forecasts"), "risk": ("s5_impact__risk", "plan_risk"),
+              "scenarios": ("s6_scenarios__results", "plan_scenarios")}
 # a worker takes one task at a time and acknowledges it when done, so queued chunks go to whichever is idle
 WORKER_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
 
-forecast_fanout_job = dg.define_asset_job(
-    FANOUT_JOB, selection=dg.AssetSelection.assets(FORECASTS), executor_def=celery_executor,
-    description="s5_impact.forecasts with each chunk of series a Celery task (needs a broker and workers: "
-                "docs/scaling.md). Same steps and results as the forecasts in `ibp run`.")
+simulation_fanout_job = dg.define_asset_job(
+    FANOUT_JOB, selection=dg.AssetSelection.assets(*FANOUT_ASSETS.values()), executor_def=celery_executor,
+    description="s5_impact.forecasts, s5_impact.risk and s6_scenarios.results with each chunk of organisations a "
+                "Celery task (needs a broker and workers: docs/scaling.md). Same steps and results as in `ibp run`.")
 
 
 def celery_config(broker: str, backend: str | None = None) -> dict[str, Any]:
@@ -35,15 +40,25 @@ def celery_config(broker: str, backend: str | None = None) -> dict[str, Any]:
     return {"broker": broker, "backend": backend or broker, "config_source": dict(WORKER_SETTINGS)}
 
 
-def forecast_ops_config(chunks: int | None = None, horizon: int | None = None) -> dict[str, Any]:
-    """Run config for the forecasts graph's plan step (empty: the defaults of ForecastConfig)."""
-    config = {k: v for k, v in (("chunks", chunks), ("horizon", horizon)) if v is not None}
-    return {"s5_impact__forecasts": {"ops": {"plan_forecasts": {"config": config}}}} if config else {}
+def fanout_ops_config(chunks: int | None = None, horizon: int | None = None,
+                      draws: int | None = None) -> dict[str, Any]:
+    """Run config for the plan steps of the three fan-outs: chunks for all, horizon for the forecasts, draws
+    for the risk model and the scenarios (empty: their defaults)."""
+    wanted = {"forecasts": {"chunks": chunks, "horizon": horizon}, "risk": {"chunks": chunks, "draws": draws},
+              "scenarios": {"chunks": chunks, "draws": draws}}
+    out: dict[str, Any] = {}
+    for name, values in wanted.items():
+        config = {k: v for k, v in values.items() if v is not None}
+        if config:
+            node, op = PLAN_STEPS[name]
+            out[node] = {"ops": {op: {"config": config}}}
+    return out
 
 
 def celery_run_config(broker: str, backend: str | None = None, chunks: int | None = None,
-                      horizon: int | None = None) -> dict[str, Any]:
-    return {"execution": {"config": celery_config(broker, backend)}, "ops": forecast_ops_config(chunks, horizon)}
+                      horizon: int | None = None, draws: int | None = None) -> dict[str, Any]:
+    return {"execution": {"config": celery_config(broker, backend)},
+            "ops": fanout_ops_config(chunks, horizon, draws)}
 
 
 def fanout_job() -> dg.JobDefinition:
@@ -55,11 +70,12 @@ def fanout_job() -> dg.JobDefinition:
 
 
 def run_on_celery(instance: dg.DagsterInstance, broker: str, backend: str | None = None,
-                  chunks: int | None = None, horizon: int | None = None) -> dg.ExecutionResult:
-    """Materialise s5_impact.forecasts through the broker's workers; needs a persistent instance (the workers
-    read the run and the chunks' inputs from its storage)."""
+                  chunks: int | None = None, horizon: int | None = None,
+                  draws: int | None = None) -> dg.ExecutionResult:
+    """Materialise the forecasts, the risk model and the scenarios through the broker's workers; needs a
+    persistent instance (the workers read the run and the chunks' inputs from its storage)."""
     return dg.execute_job(dg.reconstructable(fanout_job), instance=instance,
-                          run_config=celery_run_config(broker, backend, chunks, horizon), raise_on_error=False)
+                          run_config=celery_run_config(broker, backend, chunks, horizon, draws), raise_on_error=False)
 
 
 def workers_by_step(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:

@@ -2,47 +2,52 @@
 from the data, the initiatives catalogue, the waiting-list stock-and-flow projection and the risk of missing
 each standard. Thin wrappers: the methods live in the modules beside this file."""
 import os
-import shutil
 import socket
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from ..resources import Warehouse
+from .fanout import FANOUT_CHUNKS, SIMULATION_CHUNKS, drop_scratch, simulate_chunk
 
 S1 = lambda t: dg.AssetKey(["s1_current_state", t])  # noqa: E731
 S2 = lambda t: dg.AssetKey(["s2_triple_aim", t])  # noqa: E731
 S5 = lambda t: dg.AssetKey(["s5_impact", t])  # noqa: E731
 STEP5 = dict(group_name="step5_impact", kinds={"duckdb"})
-# Few chunks: in `ibp run` (one process) every chunk repeats the per-form set-up, and the steps pass their
-# data through Dagster's storage (measured: about 2-3 s more CPU than one batch, on ~15 s). A Celery run
-# (operations/celery_fanout.py) on more workers can ask for more.
-FORECAST_CHUNKS = 4
 
 
 class ForecastConfig(dg.Config):
     horizon: int = 24  # months ahead
-    chunks: int = FORECAST_CHUNKS  # independent forecast steps the series are split into (the fan-out)
+    chunks: int = FANOUT_CHUNKS  # independent forecast steps the series are split into (the fan-out)
+    reuse: bool = True  # keep the rows of series unchanged since the last run (series_reuse.py); False refits all
 
 
 class RiskConfig(dg.Config):
     draws: int = 0  # 0 = IBP_DRAWS or 10,000
     seed: int = 20251123
+    chunks: int = SIMULATION_CHUNKS  # independent simulation steps the organisations are split into (the fan-out)
 
 
-@dg.op(out=dg.DynamicOut(), ins={"upstream": dg.In(dg.Nothing)})
+class ReuseConfig(dg.Config):
+    reuse: bool = True  # keep the rows of series unchanged since the last run (series_reuse.py); False refits all
+
+
+@dg.op(out={"chunks": dg.DynamicOut(), "plan": dg.Out()}, ins={"upstream": dg.In(dg.Nothing)})
 def plan_forecasts(context: dg.OpExecutionContext, config: ForecastConfig, warehouse: Warehouse):
-    """Read every eligible series once (DuckDB has one writer; the chunk steps never open the warehouse) and hand
-    each chunk on as its own output, so each chunk can run in another process or on another machine."""
-    from .forecast_tables import load_series, split_series
+    """Read every eligible series once (DuckDB has one writer; the chunk steps never open the warehouse), keep
+    the series unchanged since the last run (series_reuse.py), and hand each chunk of the others on as its own
+    output, so each chunk can run in another process or on another machine."""
+    from .forecast_tables import forecast_params, forecast_reuse, load_series, split_series, subset_series
 
     with warehouse.connect() as con:
         series = load_series(con)
-    parts = split_series(series, config.chunks)
-    context.log.info(f"{len(series)} series in {len(parts)} chunks of {[len(p) for p in parts]}")
+        plan = forecast_reuse(con, series, "forecasts", forecast_params(config.horizon), config.reuse)
+    parts = split_series(subset_series(series, plan.changed_rows), config.chunks)
+    context.log.info(f"{plan.summary()}; {len(plan.changed_rows)} to fit in {len(parts)} chunks of "
+                     f"{[len(p) for p in parts]}")
+    yield dg.Output(plan, "plan")
     for i, part in enumerate(parts):
-        yield dg.DynamicOutput((part, config.horizon), mapping_key=f"chunk_{i}")
+        yield dg.DynamicOutput((part, config.horizon), output_name="chunks", mapping_key=f"chunk_{i}")
 
 
 @dg.op
@@ -58,27 +63,22 @@ def forecast_chunk(context: dg.OpExecutionContext, chunk: tuple) -> pl.DataFrame
 
 
 @dg.op(out=dg.Out(dg.Nothing))
-def write_forecasts(context: dg.OpExecutionContext, frames: list[pl.DataFrame], warehouse: Warehouse) -> None:
-    """One table from the chunks, in one order whatever ran where (forecast_tables.combine_forecasts)."""
-    from .forecast_tables import combine_forecasts, write_forecasts as write
+def write_forecasts(context: dg.OpExecutionContext, plan, frames: list[pl.DataFrame],
+                    warehouse: Warehouse) -> None:
+    """One table from the chunks and the reused series, in one order whatever ran where
+    (forecast_tables.write_forecasts)."""
+    from .forecast_tables import write_forecasts as write
 
-    frame = combine_forecasts(frames)
     with warehouse.connect() as con:
-        n = write(con, frame)
-    models = (frame.unique(["org_code", "metric_id"]).group_by(pl.col("model").str.split("(").list.first())
-              .len().rows())
-    horizon = int(frame["horizon"].max() or 0)
-    _drop_scratch(context)
-    context.add_output_metadata({"rows": n, "chunks": len(frames), "horizon": horizon,
-                                 **{f"series_{k}": v for k, v in sorted(models)}})
-
-
-def _drop_scratch(context: dg.OpExecutionContext) -> None:
-    """Delete this run's chunk files from Dagster's storage once the table holds them (about 125 MB a full run;
-    a nightly refresh would otherwise keep every night's copy). The warehouse table is the asset."""
-    scratch = Path(context.instance.storage_directory()) / context.run_id
-    for path in scratch.glob("s5_impact__forecasts.*"):
-        shutil.rmtree(path, ignore_errors=True)
+        n = write(con, plan, frames)
+        models = con.execute("select split_part(model, '(', 1), count(distinct org_code || '|' || metric_id) "
+                             "from s5_impact.forecasts group by 1 order by 1").fetchall()
+        horizon = con.execute("select coalesce(max(horizon), 0) from s5_impact.forecasts").fetchone()[0]
+    drop_scratch(context, "s5_impact__forecasts")
+    context.add_output_metadata({"rows": n, "chunks": len(frames), "horizon": int(horizon),
+                                 "series_reused": int(plan.reused.sum()),
+                                 "series_fitted": len(plan.changed_rows),
+                                 **{f"series_{k}": v for k, v in models}})
 
 
 @dg.graph_asset(key=["s5_impact", "forecasts"], group_name="step5_impact", kinds={"duckdb"},
@@ -88,21 +88,23 @@ def forecasts(metric_values, organisations):
     """Every organisation x monthly metric forecast from its latest month, with 80% and 95% intervals.
 
     A fan-out: plan (reads the series) -> forecast_chunk per chunk of organisations -> write. The same steps
-    run in one process in `ibp run` and across Celery workers in the forecast_fanout job."""
-    parts = plan_forecasts(upstream=[metric_values, organisations])
-    return write_forecasts(parts.map(forecast_chunk).collect())
+    run in one process in `ibp run` and across Celery workers in the simulation_fanout job."""
+    parts, plan = plan_forecasts(upstream=[metric_values, organisations])
+    return write_forecasts(plan, parts.map(forecast_chunk).collect())
 
 
 @dg.asset(key=["s5_impact", "forecast_accuracy"], deps=[S1("metric_values"), S1("organisations")], **STEP5)
-def forecast_accuracy(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Rolling-origin backtests per series: MAE, MASE and interval coverage, so readers know how far to trust it."""
-    from .forecast_tables import build_forecast_accuracy
+def forecast_accuracy(config: ReuseConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Rolling-origin backtests per series: MAE, MASE and interval coverage, so readers know how far to trust it.
+    Series unchanged since the last run keep their scores (series_reuse.py)."""
+    from .forecast_tables import update_forecast_accuracy
 
     with warehouse.connect() as con:
-        n = build_forecast_accuracy(con)
+        n, plan = update_forecast_accuracy(con, reuse=config.reuse)
         mase, c80, c95 = con.execute("select median(mase), avg(coverage80), avg(coverage95) "
                                      "from s5_impact.forecast_accuracy").fetchone()
-    return dg.MaterializeResult(metadata={"series": n, "median_mase": round(mase or 0, 3),
+    return dg.MaterializeResult(metadata={"series": n, "series_reused": int(plan.reused.sum()),
+                                          "median_mase": round(mase or 0, 3),
                                           "coverage80": round(c80 or 0, 3), "coverage95": round(c95 or 0, 3)})
 
 
@@ -139,19 +141,52 @@ def waiting_list_projection(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
-@dg.asset(key=["s5_impact", "risk"], deps=[S5("forecasts"), S5("initiatives"), S5("effects"), S2("targets"),
-                                          S2("standards")], **STEP5)
-def risk(config: RiskConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """p10/p50/p90 and the probability of meeting each standard by month (Monte Carlo), and the risk register."""
+@dg.op(out={"chunks": dg.DynamicOut(), "plan": dg.Out()}, ins={"upstream": dg.In(dg.Nothing)})
+def plan_risk(context: dg.OpExecutionContext, config: RiskConfig, warehouse: Warehouse):
+    """Read forecasts, targets and the learned relation once and cut the Monte Carlo run into chunks of
+    organisations (risk.plan_risk); the chunks run as their own steps (fanout.simulate_chunk)."""
     from ..step6_scenarios.assets import default_draws
-    from .risk import build_risk
+    from .risk import plan_risk as make_plan
 
     draws = config.draws or default_draws()
     with warehouse.connect() as con:
-        n = build_risk(con, draws=draws, seed=config.seed)
-        register = con.execute("select count(*) from s5_impact.risk_register").fetchone()[0]
-    return dg.MaterializeResult(metadata={"rows": n, "register_rows": register, "draws": draws,
-                                          "seed": config.seed})
+        plan = make_plan(con, draws=draws, seed=config.seed)
+    parts = plan.chunks(config.chunks)
+    context.log.info(f"{plan.prep.inputs.shape[0]} series, {draws:,} draws, in {len(parts)} chunks of "
+                     f"{[len(p.rows) for p in parts]}")
+    yield dg.Output(plan, "plan")
+    for i, part in enumerate(parts):
+        yield dg.DynamicOutput(part, output_name="chunks", mapping_key=f"chunk_{i}")
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def write_risk(context: dg.OpExecutionContext, plan, results: list, warehouse: Warehouse) -> None:
+    """s5_impact.risk and risk_register from every chunk's summary (the same tables whatever ran where)."""
+    from .montecarlo import merge_summaries
+    from .risk import write_risk as write
+
+    [summary] = merge_summaries(plan.prep.inputs.shape, results)
+    risk_rows, register = plan.tables(summary)
+    with warehouse.connect() as con:
+        n = write(con, risk_rows, register)
+    drop_scratch(context, "s5_impact__risk")
+    context.add_output_metadata({"rows": n, "register_rows": register.height, "draws": plan.draws,
+                                 "seed": plan.seed, "chunks": len(results)})
+
+
+@dg.graph_asset(key=["s5_impact", "risk"], group_name="step5_impact", kinds={"duckdb"},
+                ins={"forecasts": dg.AssetIn(S5("forecasts"), dagster_type=dg.Nothing),
+                     "initiatives": dg.AssetIn(S5("initiatives"), dagster_type=dg.Nothing),
+                     "effects": dg.AssetIn(S5("effects"), dagster_type=dg.Nothing),
+                     "targets": dg.AssetIn(S2("targets"), dagster_type=dg.Nothing),
+                     "standards": dg.AssetIn(S2("standards"), dagster_type=dg.Nothing)})
+def risk(forecasts, initiatives, effects, targets, standards):
+    """p10/p50/p90 and the probability of meeting each standard by month (Monte Carlo), and the risk register.
+
+    A fan-out like the forecasts: plan -> simulate_chunk per chunk of organisations -> write; every series has
+    its own random stream, so the split never changes a number."""
+    chunks, plan = plan_risk(upstream=[forecasts, initiatives, effects, targets, standards])
+    return write_risk(plan, chunks.map(simulate_chunk).collect())
 
 
 step5_assets = [forecasts, forecast_accuracy, effects, initiatives, waiting_list_projection, risk]

@@ -31,14 +31,15 @@ forecast_accuracy (one row per series): org_code, org_level, metric_id, unit, mo
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.lib.chunks import chunk_of
+from ibp_pipeline.step5_impact.series_reuse import (Reuse, combine, fingerprints, plan_reuse, reused_rows,
+                                                    write_with_fingerprints)
 from ibp_pipeline.step5_impact.forecasting import (
     DEFAULT_FORMS,
     BatchForecast,
@@ -151,21 +152,11 @@ def subset_series(ss: SeriesSet, rows: np.ndarray) -> SeriesSet:
     return SeriesSet(ss.keys[rows], ss.value[rows, :n], ss.num[rows, :n], ss.den[rows, :n], ss.lengths[rows])
 
 
-def chunk_of(org_codes: list[str] | pl.Series, chunks: int) -> np.ndarray:
-    """Stable chunk number of each organisation (CRC-32 of its code mod `chunks`).
-
-    Why by organisation and by a hash: every series of one organisation lands in the same chunk whatever else is
-    in the warehouse or in which order it was read, and chunks come out of similar size without a plan to keep."""
-    return np.array([zlib.crc32(str(code).encode()) % chunks for code in org_codes], dtype=int)
-
-
 def split_series(ss: SeriesSet, chunks: int) -> list[SeriesSet]:
     """ss cut into `chunks` independent sets for the fan-out (empty sets dropped; always at least one set).
 
     Each series is forecast from its own data only, so any split gives the same forecasts; the collect step
     restores one order (`combine_forecasts`)."""
-    if chunks < 1:
-        raise ValueError(f"forecast chunks must be at least 1, got {chunks}")
     which = chunk_of(ss.keys["org_code"], chunks)
     parts = [subset_series(ss, np.flatnonzero(which == c)) for c in range(chunks)]
     return [p for p in parts if len(p)] or [ss]
@@ -414,41 +405,68 @@ def accuracy_frame(ss: SeriesSet, origins: int = 6, horizon: int = 12, n_draws: 
 
 
 # ------------------------------------------------------------------------------------------------- builders
-def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
-    return replace_table(con, SCHEMA, table, frame)
-
-
 def load_series(con: duckdb.DuckDBPyConnection, metrics: list[str] | None = None, **kwargs) -> SeriesSet:
     """read_monthly + prepare_series."""
     return prepare_series(read_monthly(con, metrics), **kwargs)
 
 
+def forecast_reuse(con: duckdb.DuckDBPyConnection, ss: SeriesSet, output: str, params: str,
+                   reuse: bool = True) -> Reuse:
+    """Which series of ss keep last run's rows of s5_impact.<output> (series_reuse.py); none when reuse=False."""
+    fps = fingerprints(ss.keys, ss.value, ss.num, ss.den, ss.lengths, params)
+    if reuse:
+        return plan_reuse(con, output, ss.keys, fps)
+    return Reuse(output, ss.keys.select("org_code", "metric_id"), fps, np.zeros(len(ss), dtype=bool))
+
+
+def forecast_params(horizon: int) -> str:
+    return f"forecasts horizon={horizon} draws={N_DRAWS} seed={SEED}"
+
+
 def build_forecasts(con: duckdb.DuckDBPyConnection, horizon: int = 24, metrics: list[str] | None = None,
-                    chunks: int = 1) -> int:
-    """s5_impact.forecasts: `horizon` months ahead for every eligible organisation x monthly metric.
+                    chunks: int = 1, reuse: bool = True) -> int:
+    """s5_impact.forecasts: `horizon` months ahead for every eligible organisation x monthly metric; series
+    unchanged since the last run keep their rows (reuse; series_reuse.py).
 
     In one process, chunk by chunk; the Dagster asset runs the same three stages as separate steps (plan,
     forecast_chunk per chunk, collect) so an executor can spread the chunks over processes or machines."""
-    parts = split_series(load_series(con, metrics), chunks)
-    return write_forecasts(con, combine_forecasts([forecast_frame(p, horizon) for p in parts]))
+    ss = load_series(con, metrics)
+    plan = forecast_reuse(con, ss, "forecasts", forecast_params(horizon), reuse)
+    parts = split_series(subset_series(ss, plan.changed_rows), chunks)
+    return write_forecasts(con, plan, [forecast_frame(p, horizon) for p in parts])
 
 
-def write_forecasts(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> int:
-    """Replace s5_impact.forecasts with `frame` (combine_forecasts' output)."""
-    return _write(con, "forecasts", frame)
+def write_forecasts(con: duckdb.DuckDBPyConnection, plan: Reuse, frames: list[pl.DataFrame]) -> int:
+    """Replace s5_impact.forecasts with the chunks' rows and the reused series' rows, in one order
+    (combine_forecasts), and record the fingerprints."""
+    frame = combine(reused_rows(con, plan), combine_forecasts(frames), FORECAST_ORDER)
+    return write_with_fingerprints(con, plan, frame)
+
+
+ACCURACY_ORDER = ["metric_id", "org_level", "org_code"]
 
 
 def build_forecast_accuracy(con: duckdb.DuckDBPyConnection, origins: int = 6, horizon: int = 12,
-                            metrics: list[str] | None = None) -> int:
-    """s5_impact.forecast_accuracy: rolling-origin backtest scores per series and model."""
+                            metrics: list[str] | None = None, reuse: bool = True) -> int:
+    """s5_impact.forecast_accuracy: rolling-origin backtest scores per series and model; series unchanged since
+    the last run keep their rows (series_reuse.py). Returns the row count."""
+    return update_forecast_accuracy(con, origins, horizon, metrics, reuse)[0]
+
+
+def update_forecast_accuracy(con: duckdb.DuckDBPyConnection, origins: int = 6, horizon: int = 12,
+                             metrics: list[str] | None = None, reuse: bool = True) -> tuple[int, Reuse]:
+    """build_forecast_accuracy, also returning what was reused (for the asset's metadata)."""
     ss = load_series(con, metrics)
-    frame = accuracy_frame(ss, origins=origins, horizon=horizon)
+    plan = forecast_reuse(con, ss, "forecast_accuracy",
+                          f"accuracy origins={origins} horizon={horizon} draws=1000 seed={SEED}", reuse)
+    fresh = accuracy_frame(subset_series(ss, plan.changed_rows), origins=origins, horizon=horizon)
+    frame = combine(reused_rows(con, plan), fresh, ACCURACY_ORDER)
     if frame.is_empty():
         frame = pl.DataFrame(schema={"org_code": pl.String, "org_level": pl.String, "metric_id": pl.String,
                                      "model": pl.String, "n_origins": pl.Int32, "horizon_max": pl.Int32,
                                      "mae": pl.Float64, "mase": pl.Float64, "mase_benchmark": pl.String,
                                      "coverage80": pl.Float64, "coverage95": pl.Float64})
-    return _write(con, "forecast_accuracy", frame)
+    return write_with_fingerprints(con, plan, frame), plan
 
 
 def _empty_forecasts() -> pl.DataFrame:

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -582,3 +582,72 @@ def run_settings(inputs: SeriesInputs, settings: Sequence[Setting], draws: int =
             if prob.shape[1]:
                 res.prob[si, hi] = prob
     return out
+
+
+# ---- the fan-out: one run cut into independent chunks of series -----------------------------------------------
+def subset_inputs(inputs: SeriesInputs, rows: np.ndarray) -> SeriesInputs:
+    """The series `rows` of inputs (every per-series array cut; elasticities and the calendar kept)."""
+    return replace(inputs, keys=[inputs.keys[i] for i in rows], cal=inputs.cal[rows], median=inputs.median[rows],
+                   scale_lo=inputs.scale_lo[rows], scale_hi=inputs.scale_hi[rows], lower=inputs.lower[rows],
+                   upper=inputs.upper[rows], kind=inputs.kind[rows], response_row=inputs.response_row[rows],
+                   link_base=inputs.link_base[rows])
+
+
+def subset_setting(setting: Setting, rows: np.ndarray) -> Setting:
+    """A setting's per-series parts (targets, mask, initiative weights) cut to the series `rows`."""
+    cut = lambda a: None if a is None else a[rows]  # noqa: E731
+    return replace(setting, targets=cut(setting.targets), at_least=cut(setting.at_least), mask=cut(setting.mask),
+                   initiatives=[replace(i, weight=i.weight[rows]) for i in setting.initiatives])
+
+
+@dataclass
+class SimulationChunk:
+    """One independent piece of a Monte Carlo run: the series `rows` of the whole, every setting cut to them.
+
+    Why it can run anywhere: each series draws its noise from its own stream (seed, org, metric) and the shared
+    draws (drivers, relation, initiatives) come from named streams of the seed, so a chunk's numbers are the
+    whole run's numbers for those rows, bit for bit, whichever process or machine computes them."""
+    rows: np.ndarray
+    inputs: SeriesInputs
+    settings: list[Setting]
+    draws: int
+    seed: int
+
+    def run(self) -> list[Summary]:
+        return run_settings(self.inputs, self.settings, draws=self.draws, seed=self.seed)
+
+
+def split_simulation(inputs: SeriesInputs, settings: Sequence[Setting], draws: int, seed: int,
+                     chunks: int) -> list[SimulationChunk]:
+    """The run cut into at most `chunks` pieces by organisation (lib.chunks.chunk_of; empty pieces dropped,
+    always at least one)."""
+    from ibp_pipeline.lib.chunks import chunk_of
+
+    which = chunk_of([org for org, _ in inputs.keys], chunks)
+    parts = []
+    for c in range(chunks):
+        rows = np.flatnonzero(which == c)
+        if len(rows):
+            parts.append(SimulationChunk(rows, subset_inputs(inputs, rows),
+                                         [subset_setting(s, rows) for s in settings], draws, seed))
+    return parts or [SimulationChunk(np.arange(inputs.shape[0]), inputs, list(settings), draws, seed)]
+
+
+def merge_summaries(shape: tuple[int, int], parts: Sequence[tuple[np.ndarray, list[Summary]]]) -> list[Summary]:
+    """The chunks' summaries put back into whole-run arrays, one Summary per setting (rows no chunk had: NaN).
+    Every chunk holds every setting, so the settings themselves are not needed here (nor sent to this step)."""
+    S, H = shape
+    out = [Summary(*(np.full((S, H), np.nan) for _ in range(4)), prob=np.full((S, H, s.prob.shape[2]), np.nan))
+           for s in parts[0][1]] if parts else []
+    for rows, summaries in parts:
+        for whole, part in zip(out, summaries, strict=True):
+            for name in ("p10", "p50", "p90", "mean", "prob"):
+                getattr(whole, name)[rows] = getattr(part, name)
+    return out
+
+
+def run_chunked(inputs: SeriesInputs, settings: Sequence[Setting], draws: int = 10_000, seed: int = DEFAULT_SEED,
+                chunks: int = 1) -> list[Summary]:
+    """run_settings through split_simulation and merge_summaries in one process: what the fan-out computes."""
+    parts = split_simulation(inputs, settings, draws, seed, chunks)
+    return merge_summaries(inputs.shape, [(p.rows, p.run()) for p in parts])

@@ -51,8 +51,8 @@ import polars as pl
 
 from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step5_impact.montecarlo import (ASSUMED_OCCUPANCY_BETA, DEFAULT_SEED, OCCUPANCY_METRIC, Z80,
-                                                  SeriesInputs, Summary, response_for, run_settings,
-                                                  split_normal_scales)
+                                                  SeriesInputs, Setting, SimulationChunk, Summary, response_for,
+                                                  run_chunked, split_normal_scales, split_simulation)
 
 SCHEMA = "s5_impact"
 S1 = "s1_current_state"
@@ -638,10 +638,32 @@ def register_frame(risk: pl.DataFrame) -> pl.DataFrame:
     ).sort("org_code", "rank_in_org", nulls_last=True)
 
 
-def build_risk(con: duckdb.DuckDBPyConnection, draws: int = 10_000, seed: int = DEFAULT_SEED,
-               scenario_file: str | None = None) -> int:
-    """Simulate every organisation x standard x forecast month under the baseline scenario and write
-    s5_impact.risk and s5_impact.risk_register; returns the risk row count."""
+@dataclass
+class RiskPlan:
+    """Everything the risk model reads from the warehouse, ready to simulate (possibly in chunks elsewhere)."""
+    prep: Prepared
+    setting: Setting
+    slots: pl.DataFrame
+    scenario: str
+    scenario_version: str
+    draws: int
+    seed: int
+
+    def chunks(self, n: int) -> list[SimulationChunk]:
+        """The simulation cut into independent pieces by organisation (montecarlo.split_simulation)."""
+        return split_simulation(self.prep.inputs, [self.setting], self.draws, self.seed, n)
+
+    def tables(self, summary: Summary) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(risk, risk_register) from the whole run's summary."""
+        risk = risk_frame(self.prep, summary, self.slots, self.draws, self.seed, self.scenario,
+                          self.scenario_version)
+        return risk, register_frame(risk)
+
+
+def plan_risk(con: duckdb.DuckDBPyConnection, draws: int = 10_000, seed: int = DEFAULT_SEED,
+              scenario_file: str | None = None) -> RiskPlan:
+    """Read the inputs and build the baseline setting with every target (the only step that needs the database
+    before the write)."""
     from ibp_pipeline.step6_scenarios.config import load_baseline
     from ibp_pipeline.step6_scenarios.engine import setting_for
 
@@ -650,11 +672,23 @@ def build_risk(con: duckdb.DuckDBPyConnection, draws: int = 10_000, seed: int = 
     tv, al, slots = target_arrays(prep)
     setting = setting_for(con, prep, scenario, None, name="baseline")
     setting.targets, setting.at_least = tv, al
-    [summary] = run_settings(prep.inputs, [setting], draws=draws, seed=seed)
-    risk = risk_frame(prep, summary, slots, draws, seed, scenario.name, scenario.version)
-    register = register_frame(risk)
+    return RiskPlan(prep, setting, slots, scenario.name, scenario.version, draws, seed)
+
+
+def write_risk(con: duckdb.DuckDBPyConnection, risk: pl.DataFrame, register: pl.DataFrame) -> int:
+    """Replace s5_impact.risk and s5_impact.risk_register (documented); returns the risk row count."""
     write_table(con, SCHEMA, "risk", risk, RISK_COMMENTS,
                 "Probability of meeting each standard per organisation and month (Monte Carlo, baseline scenario)")
     write_table(con, SCHEMA, "risk_register", register, {**RISK_COMMENTS, **REGISTER_COMMENTS},
                 "Standards least likely to be met by their deadline, ranked per organisation, ICB and level")
     return risk.height
+
+
+def build_risk(con: duckdb.DuckDBPyConnection, draws: int = 10_000, seed: int = DEFAULT_SEED,
+               scenario_file: str | None = None, chunks: int = 1) -> int:
+    """Simulate every organisation x standard x forecast month under the baseline scenario and write
+    s5_impact.risk and s5_impact.risk_register in one process; returns the risk row count. The Dagster asset runs
+    the same plan, chunks and write as separate steps (step5_impact/assets.py)."""
+    plan = plan_risk(con, draws, seed, scenario_file)
+    [summary] = run_chunked(plan.prep.inputs, [plan.setting], draws, seed, chunks)
+    return write_risk(con, *plan.tables(summary))

@@ -51,7 +51,8 @@ import numpy as np
 import polars as pl
 
 from ibp_pipeline.step5_impact.montecarlo import (DEFAULT_SEED, DRIVER_GROUP, DRIVERS, Z80, InitiativeSetting,
-                                                  Setting, Summary, ramp_share, run_settings)
+                                                  Setting, SimulationChunk, Summary, ramp_share, run_chunked,
+                                                  split_simulation)
 from ibp_pipeline.step5_impact.risk import Prepared, prepare, table_columns, target_arrays
 from ibp_pipeline.step6_scenarios.config import (Scenario, ScenarioConfigError, driver_arrays, effective_drivers,
                                                  load_baseline)
@@ -60,6 +61,8 @@ from ibp_pipeline.step6_scenarios.config import (Scenario, ScenarioConfigError, 
 # RTT waiting list. (The diagnostics list has ~440 series, mostly small independent providers; add it with
 # `metrics=` when needed.)
 RESULT_EXTRA_METRICS = ("ae_attendances", "ae_emergency_admissions", "rtt_waiting_list", "rtt_52wk_waiters")
+# what the tables read of the primary target rows (kept small: a plan may travel to another process)
+PRIMARY_COLUMNS = ["series_index", "h", "standard_id", "direction", "target_value"]
 
 
 def _ordinal(d: dt.date) -> int:
@@ -413,7 +416,7 @@ class ScenarioRun:
     scen: Summary
     cost_base: np.ndarray
     cost_scen: np.ndarray
-    targets_base: pl.DataFrame  # primary target rows (series_index, h, standard_id, target_value, direction, ...)
+    targets_base: pl.DataFrame  # primary target rows (PRIMARY_COLUMNS)
     targets_scen: pl.DataFrame
     components: list[Component]
     sensitivity: list[SensitivityPair]
@@ -439,10 +442,42 @@ def simulate_scenario(con: duckdb.DuckDBPyConnection, scenario: Scenario, baseli
 
 def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario], baseline: Scenario | None = None,
                        draws: int = 10_000, seed: int = DEFAULT_SEED, prep: Prepared | None = None,
-                       metrics: set[str] | None = None) -> list[ScenarioRun]:
+                       metrics: set[str] | None = None, chunks: int = 1) -> list[ScenarioRun]:
     """Run several scenarios in one pass: the noise, the baseline and every setting they share (e.g. the
     sensitivity of a driver a scenario inherits from the baseline) are simulated once. Each scenario's numbers
-    are identical to running it alone; the checkpoint months are the union of the scenarios' (their deadlines)."""
+    are identical to running it alone; the checkpoint months are the union of the scenarios' (their deadlines).
+    In one process; the Dagster asset runs plan, chunks and finish as separate steps (step6_scenarios/assets.py)."""
+    plan = plan_scenarios(con, scenarios, baseline, draws, seed, prep, metrics)
+    return plan.finish(run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks))
+
+
+@dataclass
+class ScenarioPlan:
+    """Every setting a set of scenarios needs, built from the warehouse, and how to read their summaries back
+    into ScenarioRuns (finish). Holds no connection, so it can be handed to another process."""
+    scenarios: list[Scenario]
+    baseline: Scenario
+    prep: Prepared
+    settings: list[Setting]
+    plans: list[tuple]
+    base_specs: list[InitiativeSpec]
+    prim_b: pl.DataFrame
+    mask: np.ndarray
+    draws: int
+    seed: int
+
+    def chunks(self, n: int) -> list[SimulationChunk]:
+        """The simulation cut into independent pieces by organisation (montecarlo.split_simulation)."""
+        return split_simulation(self.prep.inputs, self.settings, self.draws, self.seed, n)
+
+    def finish(self, summaries: list[Summary]) -> list[ScenarioRun]:
+        return _finish_scenarios(self, summaries)
+
+
+def plan_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario], baseline: Scenario | None = None,
+                   draws: int = 10_000, seed: int = DEFAULT_SEED, prep: Prepared | None = None,
+                   metrics: set[str] | None = None) -> ScenarioPlan:
+    """The settings of simulate_scenarios (see its doc and the module doc), without simulating them."""
     baseline = baseline or load_baseline()
     if prep is None:
         prep = prepare(con, metrics=metrics, include_extra=set(RESULT_EXTRA_METRICS))
@@ -450,6 +485,7 @@ def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario]
     base_specs = resolve_initiatives(con, prep, baseline, base_notes)
     tb = apply_policy_overrides(prep.targets, baseline, prep.standards)
     tv_b, al_b, prim_b = target_arrays(prep, tb, primary_only=True)
+    prim_b = prim_b.select(PRIMARY_COLUMNS)
     base = setting_for(con, prep, baseline, None, "baseline", base_specs)
     base.targets, base.at_least = tv_b, al_b
     is_base = [sc.model_dump() == baseline.model_dump() for sc in scenarios]
@@ -471,6 +507,7 @@ def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario]
         scen_specs = base_specs if is_base[n] else resolve_initiatives(con, prep, scenario, notes)
         ts = apply_policy_overrides(prep.targets, scenario, prep.standards)
         tv_s, al_s, prim_s = target_arrays(prep, ts, primary_only=True)
+        prim_s = prim_s.select(PRIMARY_COLUMNS)
         full = setting_for(con, prep, scenario, baseline, scenario.name, scen_specs)
         full.targets, full.at_least = tv_s, al_s
         full_i = 0 if is_base[n] else add(("full", n), lambda full=full: full)
@@ -550,13 +587,18 @@ def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario]
                               np.array([r.mean + Z80 * r.sd]), "points of 4-hour % per point of occupancy"))
         plans.append((scenario, scen_specs, prim_s, full_i, roles, sens_meta, notes))
 
-    summaries = run_settings(prep.inputs, settings, draws=draws, seed=seed)
+    return ScenarioPlan(scenarios, baseline, prep, settings, plans, base_specs, prim_b, mask, draws, seed)
 
+
+def _finish_scenarios(plan: ScenarioPlan, summaries: list[Summary]) -> list[ScenarioRun]:
+    """The ScenarioRuns from the summaries of plan.settings (same order)."""
+    prep, base_specs, baseline, mask = plan.prep, plan.base_specs, plan.baseline, plan.mask
+    draws, seed, prim_b = plan.draws, plan.seed, plan.prim_b
     cost_base = initiative_cost(prep, base_specs)
     S, H = prep.inputs.shape
     cal = prep.inputs.cal
     runs = []
-    for scenario, scen_specs, prim_s, full_i, roles, sens_meta, notes in plans:
+    for scenario, scen_specs, prim_s, full_i, roles, sens_meta, notes in plan.plans:
         components: list[Component] = []
         lows: dict[str, Summary] = {}
         highs: dict[str, Summary] = {}

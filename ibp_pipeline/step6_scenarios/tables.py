@@ -40,10 +40,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.step5_impact.montecarlo import DEFAULT_SEED, Summary
+from ibp_pipeline.step5_impact.montecarlo import DEFAULT_SEED, Summary, run_chunked
 from ibp_pipeline.step5_impact.risk import Prepared, comment_columns, method_text, table_columns
 from ibp_pipeline.step6_scenarios.config import Scenario, load_baseline, load_scenario
-from ibp_pipeline.step6_scenarios.engine import ScenarioRun, simulate_scenarios
+from ibp_pipeline.step6_scenarios.engine import ScenarioPlan, ScenarioRun, plan_scenarios
 
 SCHEMA = "s6_scenarios"
 TABLES = ("runs", "results", "comparison", "drivers", "sensitivity")
@@ -310,19 +310,36 @@ def run_scenario(con: duckdb.DuckDBPyConnection, scenario: Scenario | str | Path
 
 def run_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario | str | Path], run_id: str | None = None,
                   draws: int = 10_000, seed: int = DEFAULT_SEED, baseline: Scenario | str | Path | None = None,
-                  prep: Prepared | None = None) -> list[RunSummary]:
+                  prep: Prepared | None = None, chunks: int = 1) -> list[RunSummary]:
     """Several scenarios in one Monte Carlo pass (shared noise, baseline and shared settings; each scenario's
     numbers as if run alone), each written under its own (scenario, run_id). Names must be distinct."""
-    t0 = time.perf_counter()
+    started = time.time()
+    plan = plan_scenario_run(con, scenarios, draws, seed, baseline, prep)
+    summaries = run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks)
+    return write_scenario_runs(con, plan, summaries, run_id, started)
+
+
+def plan_scenario_run(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario | str | Path], draws: int = 10_000,
+                      seed: int = DEFAULT_SEED, baseline: Scenario | str | Path | None = None,
+                      prep: Prepared | None = None) -> ScenarioPlan:
+    """Load the documents (names must be distinct) and build every setting (engine.plan_scenarios)."""
     docs = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     names = [d.name for d in docs]
     if len(set(names)) != len(names):
         raise ValueError(f"scenario names must be distinct in one run: {', '.join(names)}")
     base = baseline if isinstance(baseline, Scenario) else load_baseline(baseline)
-    runs = simulate_scenarios(con, docs, base, draws=draws, seed=seed, prep=prep)
-    seconds = (time.perf_counter() - t0) / len(docs)
+    return plan_scenarios(con, docs, base, draws=draws, seed=seed, prep=prep)
+
+
+def write_scenario_runs(con: duckdb.DuckDBPyConnection, plan: ScenarioPlan, summaries: list[Summary],
+                        run_id: str | None, started: float) -> list[RunSummary]:
+    """Each scenario's rows of s6_scenarios.{runs, results, comparison, drivers, sensitivity}, keyed by (scenario,
+    run_id or 'v<version>'); `started` (time.time() when the run began) gives the seconds the runs table shows,
+    the shared simulation split evenly between the scenarios."""
+    runs = plan.finish(summaries)
+    seconds = (time.time() - started) / len(plan.scenarios)
     out = []
-    for sc, run in zip(docs, runs):
+    for sc, run in zip(plan.scenarios, runs):
         t1 = time.perf_counter()
         rid = run_id or f"v{sc.version}"
         frames = {"results": results_frame(run, rid), "comparison": comparison_frame(run, rid),

@@ -1,5 +1,6 @@
-"""The step-5 forecast fan-out on Dagster's Celery executor: a real Redis broker, two real worker processes, and
-the same table as the in-process run, row for row. Skips where redis-server is not installed (.ci/run installs it)."""
+"""The step-5/6 fan-out (forecasts, the Monte Carlo risk model and the scenarios) on Dagster's Celery executor: a
+real Redis broker, two real worker processes, and the same tables as the in-process run, row for row. Skips where
+redis-server is not installed (.ci/run installs it)."""
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ import yaml
 from ibp_pipeline.operations.celery_fanout import (
     celery_config,
     fanout_job,
-    forecast_ops_config,
+    fanout_ops_config,
     run_on_celery,
     workers_by_step,
 )
@@ -29,10 +30,17 @@ from ibp_pipeline.operations.celery_fanout import (
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (Debian package "
                                 "redis-server; .ci/run installs it), so there is no broker for the Celery workers")
-# a slice of the real warehouse that forecasts in seconds: counts, percentages, and the percentage whose tiny
-# denominators take the seeded simulated intervals (dm01_6wk_pct)
-METRICS = ["ae_4hr_pct", "ae_attendances", "dm01_6wk_pct", "rtt_waiting_list"]
+# a slice of the real warehouse that forecasts in seconds: counts, percentages, the percentage whose tiny
+# denominators take the seeded simulated intervals (dm01_6wk_pct), and every measure a shipped scenario overrides
+METRICS = ["ae_4hr_pct", "ae_attendances", "dm01_6wk_pct", "rtt_18wk_pct", "rtt_waiting_list"]
 CHUNKS = 6
+DRAWS = 500  # the Monte Carlo steps' draws: enough to compare numbers, small enough for a quick test
+FANOUTS = {"s5_impact__forecasts": ".forecast_chunk[", "s5_impact__risk": ".simulate_chunk[",
+           "s6_scenarios__results": ".simulate_chunk["}
+# every table the three fan-outs write (s6_scenarios.runs is left out: it records each run's seconds)
+TABLES = {"s5_impact.forecasts": "org_code, metric_id, horizon", "s5_impact.risk": "all",
+          "s5_impact.risk_register": "all", **{f"s6_scenarios.{t}": "all" for t in
+                                               ("results", "comparison", "drivers", "sensitivity")}}
 WORKERS = ("ibp_w1", "ibp_w2")
 BIN = Path(sys.executable).parent
 
@@ -85,14 +93,16 @@ def _slice(real_warehouse: Path, data_dir: Path) -> Path:
     shutil.copy(real_warehouse, data_dir / "warehouse.duckdb")
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
     con.execute("delete from s1_current_state.metric_values where metric_id not in (select unnest(?))", [METRICS])
+    # the run's fingerprints would let every unchanged series keep its forecast: this test is about fitting them
+    con.execute("drop table if exists meta.series_fingerprints")
     con.close()
     return data_dir
 
 
-def _forecasts(data_dir: Path) -> pl.DataFrame:
+def _tables(data_dir: Path) -> dict[str, pl.DataFrame]:
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
-        return con.sql("select * from s5_impact.forecasts order by org_code, metric_id, horizon").pl()
+        return {t: con.sql(f"select * from {t} order by {order}").pl() for t, order in TABLES.items()}
     finally:
         con.close()
 
@@ -112,16 +122,16 @@ def _wait_for_workers(broker_url: str, procs: list[subprocess.Popen], logs: list
     pytest.fail("Celery workers did not answer within 60 s: " + " | ".join(p.read_text()[-500:] for p in logs))
 
 
-def test_forecast_fanout_on_two_celery_workers_equals_in_process(real_warehouse: Path, tmp_path: Path,
+def test_simulation_fanout_on_two_celery_workers_equals_in_process(real_warehouse: Path, tmp_path: Path,
                                                                  broker: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     local = _slice(real_warehouse, tmp_path / "in_process")
     remote = _slice(real_warehouse, tmp_path / "celery")
 
-    # 1. in-process, as `ibp run` executes the forecasts asset
+    # 1. in-process, as `ibp run` executes the three assets
     monkeypatch.setenv("IBP_DATA_DIR", str(local))
     started = time.monotonic()
-    result = fanout_job().execute_in_process(run_config={"ops": forecast_ops_config(chunks=CHUNKS)},
+    result = fanout_job().execute_in_process(run_config={"ops": fanout_ops_config(chunks=CHUNKS, draws=DRAWS)},
                                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     in_process_s = time.monotonic() - started
     assert result.success
@@ -150,29 +160,36 @@ def test_forecast_fanout_on_two_celery_workers_equals_in_process(real_warehouse:
                 env=env, cwd=tmp_path, stdout=logs[-1].open("w"), stderr=subprocess.STDOUT, start_new_session=True))
         _wait_for_workers(broker, procs, logs)
         started = time.monotonic()
-        run = run_on_celery(instance, broker, chunks=CHUNKS)
+        run = run_on_celery(instance, broker, chunks=CHUNKS, draws=DRAWS)
         celery_s = time.monotonic() - started
         assert run.success, " | ".join(log.read_text()[-1500:] for log in logs)
         by_step = workers_by_step(instance, run.run_id)
         pids = {e.dagster_event.event_specific_data.metadata["pid"].value
                 for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
                 if "pid" in (e.dagster_event.event_specific_data.metadata or {})}
-        scratch = list((home / "storage" / run.run_id).glob("s5_impact__forecasts.*"))
+        scratch = [p for node in FANOUTS for p in (home / "storage" / run.run_id).glob(f"{node}.*")]
     finally:
         for proc in procs:
             _stop(proc)
         instance.dispose()
 
     # every step ran in a worker, and the chunks were spread over both workers (separate processes)
-    chunk_steps = {k: v for k, v in by_step.items() if ".forecast_chunk[" in k}
-    assert len(chunk_steps) == CHUNKS and len(by_step) == CHUNKS + 2, by_step
+    chunk_steps = {k: v for k, v in by_step.items() if any(k.startswith(n) and m in k for n, m in FANOUTS.items())}
+    for node, marker in FANOUTS.items():
+        mine = [k for k in chunk_steps if k.startswith(node + marker)]
+        assert len(mine) == CHUNKS, (node, sorted(by_step))
+    assert len(by_step) == len(chunk_steps) + 2 * len(FANOUTS), sorted(by_step)  # + a plan and a write each
     assert {w.split("@")[0] for w in chunk_steps.values()} == set(WORKERS), chunk_steps
     assert len(pids) >= 2 and os.getpid() not in pids, pids
-    assert scratch == []  # the chunks' files went once the table held them
+    assert scratch == []  # the chunks' files went once the tables held them
     print(f"\nin-process {in_process_s:.1f}s, celery {celery_s:.1f}s; chunks by worker: {sorted(chunk_steps.items())}")
 
-    # the same table, row for row
-    a, b = _forecasts(local), _forecasts(remote)
-    assert a.height > 0 and set(a["metric_id"].unique()) == set(METRICS)
-    assert "ratio_simulated" in set(a["interval_method"].unique())
-    assert a.equals(b)
+    # the same tables, row for row
+    a, b = _tables(local), _tables(remote)
+    forecasts = a["s5_impact.forecasts"]
+    assert forecasts.height > 0 and set(forecasts["metric_id"].unique()) == set(METRICS)
+    assert "ratio_simulated" in set(forecasts["interval_method"].unique())
+    assert a["s5_impact.risk"].height > 1000 and set(a["s5_impact.risk"]["draws"].unique()) == {DRAWS}
+    assert a["s6_scenarios.results"].height > 1000 and a["s6_scenarios.sensitivity"].height > 0
+    for table in TABLES:
+        assert a[table].equals(b[table]), table

@@ -284,7 +284,7 @@ def test_real_warehouse_for_a_few_organisations(real_warehouse, tmp_path: Path) 
     keep = ("RJ1", "R0A", "QOP", "ENGLAND")  # a trust, a merged trust, an ICB, England
     con.execute("delete from s1_current_state.metric_values where current_org_code not in (select unnest(?))",
                 [list(keep)])
-    n = build_forecasts(con)
+    n = build_forecasts(con, reuse=False)  # the copy holds the run's forecasts: refit them all
     fc = con.sql("select * from s5_impact.forecasts").pl()
     assert n == fc.height > 0 and set(fc["horizon"].unique()) == set(range(1, 25))
     assert set(fc["org_code"].unique()) <= set(keep)
@@ -299,11 +299,68 @@ def test_real_warehouse_for_a_few_organisations(real_warehouse, tmp_path: Path) 
     merged = fc.filter((pl.col("org_code") == "R0A") & (pl.col("metric_id") == "workforce_fte"))
     assert merged.height == 24
     series = fc.unique(["org_code", "metric_id"]).height
-    assert build_forecast_accuracy(con) == series
+    assert build_forecast_accuracy(con, reuse=False) == series
     acc = con.sql("select * from s5_impact.forecast_accuracy where n_origins > 0").pl()
     assert acc.height > 0.9 * series
     assert acc["coverage95"].is_between(0, 1).all() and acc["mase"].drop_nulls().min() >= 0
     assert 0.3 < acc["mase"].median() < 2.0
+
+
+def _panel(orgs: int = 8, seed: int = 11) -> list[tuple]:
+    """Monthly attendances and 4-hour percentages for `orgs` trusts (some with tiny denominators)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(orgs):
+        code, size = f"R{k:02d}", 500 + 300 * k
+        for i in range(30):
+            att = max(1.0, round(size * (1 + 0.1 * np.sin(2 * np.pi * i / 12)) + rng.normal(0, 20)))
+            rows.append((code, _month(i), "ae_attendances", att, att, None, code))
+            den = 4.0 + rng.poisson(3) if k % 3 == 0 else att
+            num = float(rng.binomial(int(den), 0.7))
+            rows.append((code, _month(i), "ae_4hr_pct", 100 * num / den, num, den, code))
+    return rows
+
+
+def test_unchanged_series_keep_their_forecasts_and_scores(tmp_path: Path) -> None:
+    """Incremental step 5: a second run on the same data refits nothing and writes the same tables; a changed
+    series (here one trust gets a new month) is refitted alone; other parameters or reuse=False refit all."""
+    from ibp_pipeline.step5_impact.forecast_tables import update_forecast_accuracy
+    from ibp_pipeline.step5_impact.series_reuse import FINGERPRINTS
+
+    con = _warehouse(tmp_path / "w.duckdb", _panel())
+    table = lambda t: con.sql(f"select * from s5_impact.{t} order by all").pl()  # noqa: E731
+    build_forecasts(con, horizon=12)
+    update_forecast_accuracy(con, origins=3, horizon=4)
+    first, first_acc = table("forecasts"), table("forecast_accuracy")
+    assert con.sql(f"select count(*) from {FINGERPRINTS}").fetchone()[0] == 2 * 16
+    n, plan = update_forecast_accuracy(con, origins=3, horizon=4)
+    assert plan.reused.all() and n == 16 and table("forecast_accuracy").equals(first_acc)
+    build_forecasts(con, horizon=12)
+    assert table("forecasts").equals(first)
+
+    # one trust's new month: its two series move, every other series keeps its rows exactly
+    con.execute("insert into s1_current_state.metric_values values ('R03', 'provider', ?, 'month', "
+                "'ae_attendances', 1500, 1500, null, 'test', 'f', 2, 1, 'R03')", [_month(30)])
+    _, plan = update_forecast_accuracy(con, origins=3, horizon=4)
+    assert plan.keys.filter(pl.Series(~plan.reused)).rows() == [("R03", "ae_attendances")]
+    build_forecasts(con, horizon=12)
+    after = table("forecasts")
+    moved = after.join(first, on=["org_code", "metric_id", "horizon"], suffix="_before").filter(
+        pl.col("forecast_origin") != pl.col("forecast_origin_before"))
+    assert moved.select("org_code", "metric_id").unique().rows() == [("R03", "ae_attendances")]
+    others = pl.col("org_code") != "R03"
+    assert after.filter(others).equals(first.filter(others))
+
+    # refitting everything gives the same numbers (to the last bits a different batch can move)
+    build_forecasts(con, horizon=12, reuse=False)
+    full = table("forecasts")
+    exact = [c for c, t in full.schema.items() if t != pl.Float64]
+    assert full.select(exact).equals(after.select(exact))
+    for c in (c for c, t in full.schema.items() if t == pl.Float64):
+        np.testing.assert_allclose(full[c].to_numpy(), after[c].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=c)
+    # other parameters are other fingerprints: nothing reused
+    _, plan = update_forecast_accuracy(con, origins=2, horizon=4)
+    assert not plan.reused.any()
 
 
 def test_chunked_forecasts_equal_one_batch(tmp_path: Path) -> None:
