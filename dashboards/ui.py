@@ -8,7 +8,6 @@ import html
 import importlib
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import polars as pl
@@ -17,7 +16,7 @@ import streamlit as st
 from ibp_pipeline.step7_decisions import exports, theme
 from ibp_pipeline.step7_decisions.access import User
 from ibp_pipeline.step7_decisions.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
-from ibp_pipeline.step7_decisions.serving import Serving, serving_from_env
+from ibp_pipeline.step7_decisions.serving import Serving, serving_for, serving_from_env
 
 
 @dataclass(frozen=True)
@@ -50,32 +49,33 @@ def month_label(d: date | None) -> str:
 
 
 def db() -> Serving:
+    """The served tables: data/serving.duckdb, or PostgreSQL with IBP_DASHBOARD_SOURCE=postgres."""
     return serving_from_env()
 
 
 @st.cache_data(ttl=6 * 3600, max_entries=1024, show_spinner=False)
-def _cached_query(path: str, version: str, sql: str, params: tuple) -> pl.DataFrame:
-    return Serving(Path(path)).query(sql, list(params) if params else None)
+def _cached_query(locator: str, version: str, sql: str, params: tuple) -> pl.DataFrame:
+    return serving_for(locator).query(sql, list(params) if params else None)
 
 
 def query(sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-    """A cached read-only query with bound parameters; the cache key includes the served file's identity, so a
+    """A cached read-only query with bound parameters; the cache key includes the served copy's identity, so a
     new publish is read at once and an old copy's results are never mixed with the new one's."""
     serving = db()
-    return _cached_query(str(serving.path), serving.version(), sql, tuple(params))
+    return _cached_query(serving.locator, serving.version(), sql, tuple(params))
 
 
 @st.cache_data(ttl=6 * 3600, max_entries=1024, show_spinner=False)
-def _cached_call(module: str, name: str, path: str, version: str, args: tuple, kwargs: tuple) -> Any:
+def _cached_call(module: str, name: str, locator: str, version: str, args: tuple, kwargs: tuple) -> Any:
     fn = getattr(importlib.import_module(module), name)
-    return fn(Serving(Path(path)), *args, **dict(kwargs))
+    return fn(serving_for(locator), *args, **dict(kwargs))
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """fn(serving, *args, **kwargs), cached like query(): for the data functions of ibp_pipeline.step7_decisions,
     which take the served database first. Arguments must be hashable (codes, dates, tuples, frozensets)."""
     serving = db()
-    return _cached_call(fn.__module__, fn.__name__, str(serving.path), serving.version(), args,
+    return _cached_call(fn.__module__, fn.__name__, serving.locator, serving.version(), args,
                         tuple(sorted(kwargs.items())))
 
 

@@ -97,7 +97,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<h2>Gaps to the standards</h2>")
         sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
                                units=standards["unit"].to_list()))
-    sections.append(f"<p class='foot'>Source: data/serving.duckdb (run {_e(published['run_id'][0])}): "
+    sections.append(f"<p class='foot'>Source: {_e(db.label)} (run {_e(published['run_id'][0])}): "
                     "s2_triple_aim.aim_scores, s4_gaps.metric_gaps, s2_triple_aim.spc and spc_summary, "
                     "s2_triple_aim.targets. Public NHS statistics under the Open Government Licence v3.0. "
                     "Built by ibp_pipeline.</p>")

@@ -158,7 +158,7 @@ def initiative_effects(db: Serving, metric_id: str) -> pl.DataFrame:
 
 def initiative_names(db: Serving) -> dict[str, str]:
     """initiative_id -> name, to label 'initiative:...' drivers."""
-    frame = db.query("select distinct initiative_id, name from s5_impact.initiatives")
+    frame = db.query("select distinct initiative_id, name from s5_impact.initiatives order by initiative_id")
     return dict(zip(frame["initiative_id"].to_list(), frame["name"].to_list()))
 
 
