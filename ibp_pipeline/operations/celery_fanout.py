@@ -15,6 +15,7 @@ the next chunk rather than a busy one). See docs/scaling.md.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import dagster as dg
@@ -73,9 +74,19 @@ def run_on_celery(instance: dg.DagsterInstance, broker: str, backend: str | None
                   chunks: int | None = None, horizon: int | None = None,
                   draws: int | None = None) -> dg.ExecutionResult:
     """Materialise the forecasts, the risk model and the scenarios through the broker's workers; needs a
-    persistent instance (the workers read the run and the chunks' inputs from its storage)."""
-    return dg.execute_job(dg.reconstructable(fanout_job), instance=instance,
-                          run_config=celery_run_config(broker, backend, chunks, horizon, draws), raise_on_error=False)
+    persistent instance (the workers read the run and the chunks' inputs from its storage).
+
+    This process holds the warehouse's run lock for the whole run, as `ibp run` does (a nightly refresh waits
+    for it, and it waits for one); the run carries the lock's token (resources.LOCK_OWNER_TAG), so its steps,
+    in the workers, go ahead under it rather than each taking the lock in turn."""
+    from ..config import get_paths
+    from ..resources import LOCK_OWNER_TAG, refresh_lock
+
+    token = uuid.uuid4().hex[:16]
+    with refresh_lock(get_paths(), what=f"celery fan-out {FANOUT_JOB}, launcher {token}"):
+        return dg.execute_job(dg.reconstructable(fanout_job), instance=instance,
+                              run_config=celery_run_config(broker, backend, chunks, horizon, draws),
+                              tags={LOCK_OWNER_TAG: token}, raise_on_error=False)
 
 
 def workers_by_step(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:

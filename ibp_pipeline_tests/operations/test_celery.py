@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 import yaml
 
+from ibp_pipeline.config import get_paths
 from ibp_pipeline.operations.celery_fanout import (
     celery_config,
     fanout_job,
@@ -26,6 +27,7 @@ from ibp_pipeline.operations.celery_fanout import (
     run_on_celery,
     workers_by_step,
 )
+from ibp_pipeline.resources import refresh_lock
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (Debian package "
@@ -168,6 +170,9 @@ def test_simulation_fanout_on_two_celery_workers_equals_in_process(real_warehous
                 for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
                 if "pid" in (e.dagster_event.event_specific_data.metadata or {})}
         scratch = [p for node in FANOUTS for p in (home / "storage" / run.run_id).glob(f"{node}.*")]
+        # the launcher (this process) held the run lock for the whole run; each warehouse step went ahead under it
+        under_launcher = {r.step_key for r in instance.all_logs(run.run_id)
+                          if "held for this run by its launcher" in (r.user_message or "")}
     finally:
         for proc in procs:
             _stop(proc)
@@ -182,6 +187,9 @@ def test_simulation_fanout_on_two_celery_workers_equals_in_process(real_warehous
     assert {w.split("@")[0] for w in chunk_steps.values()} == set(WORKERS), chunk_steps
     assert len(pids) >= 2 and os.getpid() not in pids, pids
     assert scratch == []  # the chunks' files went once the tables held them
+    assert under_launcher == {k for k in by_step if k not in chunk_steps}, under_launcher  # plan and write steps
+    with refresh_lock(get_paths(), timeout=0):  # released when the run ended
+        pass
     print(f"\nin-process {in_process_s:.1f}s, celery {celery_s:.1f}s; chunks by worker: {sorted(chunk_steps.items())}")
 
     # the same tables, row for row
