@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -32,6 +33,8 @@ URL_ENV = "IBP_SERVING_POSTGRES_URL"
 SOURCE_ENV = "IBP_DASHBOARD_SOURCE"
 LOCATOR = "postgres"  # the reader's identity in the dashboards' cache keys (never the URL: it holds a password)
 CONNECT_TIMEOUT_S = 10
+VERSION_TTL_S = 5.0  # a new publish reaches the pages within this many seconds
+_versions: dict[str, tuple[float, str]] = {}  # url -> (when read, latest publish)
 
 # PostgreSQL type oids -> polars types (others: inferred from the values)
 _TYPES = {16: pl.Boolean, 20: pl.Int64, 21: pl.Int64, 23: pl.Int64, 700: pl.Float64, 701: pl.Float64,
@@ -145,7 +148,17 @@ class PostgresServing:
                                "and table_name = ?", [schema, table])["n"][0])
 
     def version(self) -> str:
-        """The latest publish's id and time: changes whenever a new copy is swapped in."""
+        """The latest publish's id and time: changes whenever a new copy is swapped in. Remembered for
+        VERSION_TTL_S per process, so a page's dozen cached queries cost one round trip, not a dozen."""
+        now = time.monotonic()
+        known = _versions.get(self.url)
+        if known is not None and now - known[0] < VERSION_TTL_S:
+            return known[1]
+        value = self._latest_publish()
+        _versions[self.url] = (now, value)
+        return value
+
+    def _latest_publish(self) -> str:
         try:
             row = self.query("select max(id) as id, max(published_at) as at from ibp_publish.publishes")
         except Exception as exc:  # noqa: BLE001 - no publish yet: one readable line
