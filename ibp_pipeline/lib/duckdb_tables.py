@@ -15,3 +15,10 @@ def replace_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, frame
     finally:
         con.unregister(name)
     return frame.height
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """Whether schema.name exists in the connected database."""
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name]).fetchone()[0])

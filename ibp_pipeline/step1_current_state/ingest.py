@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 
 from ..config import Paths
+from ..lib.duckdb_tables import table_exists
 from .reading import FileRefused, check_size, max_input_bytes, read_table, show_name
 from .sources import BY_NAME, SOURCES, SourceSpec
 from .validation import PROBLEM_SCHEMA, check_total_row, validate
@@ -149,12 +150,6 @@ def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
                          and not p.name.startswith(".")
                          and matches(spec, p.name)), key=lambda p: (p.lstat().st_mtime_ns, load_order(p)))
     return found
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name]).fetchone()[0])
 
 
 def create_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:

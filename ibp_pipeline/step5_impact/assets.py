@@ -16,20 +16,19 @@ S5 = lambda t: dg.AssetKey(["s5_impact", t])  # noqa: E731
 STEP5 = dict(group_name="step5_impact", kinds={"duckdb"})
 
 
-class ForecastConfig(dg.Config):
+class ReuseConfig(dg.Config):
+    reuse: bool = True  # keep the rows of series unchanged since the last run (series_reuse.py); False refits all
+
+
+class ForecastConfig(ReuseConfig):
     horizon: int = 24  # months ahead
     chunks: int = FANOUT_CHUNKS  # independent forecast steps the series are split into (the fan-out)
-    reuse: bool = True  # keep the rows of series unchanged since the last run (series_reuse.py); False refits all
 
 
 class RiskConfig(dg.Config):
     draws: int = 0  # 0 = IBP_DRAWS or 10,000
     seed: int = 20251123
     chunks: int = SIMULATION_CHUNKS  # independent simulation steps the organisations are split into (the fan-out)
-
-
-class ReuseConfig(dg.Config):
-    reuse: bool = True  # keep the rows of series unchanged since the last run (series_reuse.py); False refits all
 
 
 @dg.op(out={"chunks": dg.DynamicOut(), "plan": dg.Out()}, ins={"upstream": dg.In(dg.Nothing)})

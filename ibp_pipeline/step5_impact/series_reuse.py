@@ -25,10 +25,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.lib.duckdb_tables import replace_table, table_exists
 
 SCHEMA = "s5_impact"
-FINGERPRINTS = "meta.series_fingerprints"  # bookkeeping, not served (operations/publish.py serves meta.file_loads)
+FINGERPRINTS_SCHEMA, FINGERPRINTS_TABLE = "meta", "series_fingerprints"
+FINGERPRINTS = f"{FINGERPRINTS_SCHEMA}.{FINGERPRINTS_TABLE}"  # bookkeeping, not served (publish serves meta.file_loads)
 KEY = ["org_code", "metric_id"]
 CODE_FILES = ("forecasting.py", "forecast_tables.py", "series_reuse.py")
 
@@ -58,13 +59,6 @@ def fingerprints(keys: pl.DataFrame, value: np.ndarray, num: np.ndarray, den: np
     return out
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether schema.table (or a table of s5_impact when unqualified) exists."""
-    schema, _, name = table.rpartition(".")
-    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-                            [schema or SCHEMA, name]).fetchone()[0])
-
-
 @dataclass
 class Reuse:
     """Which series of one output keep last run's rows: keys of every series now (in order), their fingerprints,
@@ -86,7 +80,7 @@ def plan_reuse(con: duckdb.DuckDBPyConnection, output: str, keys: pl.DataFrame, 
     """Compare the fingerprints with those stored for `output` (a table of s5_impact); a series is reused when
     its fingerprint matches and the table still holds its rows."""
     reused = np.zeros(len(fps), dtype=bool)
-    if fps and _has_table(con, FINGERPRINTS) and _has_table(con, output):
+    if fps and table_exists(con, FINGERPRINTS_SCHEMA, FINGERPRINTS_TABLE) and table_exists(con, SCHEMA, output):
         now = keys.select(KEY).with_columns(fingerprint=pl.Series(fps, dtype=pl.String),
                                             _i=pl.int_range(pl.len(), dtype=pl.Int64))
         con.register("_reuse_now", now.to_arrow())
