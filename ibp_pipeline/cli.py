@@ -220,7 +220,9 @@ def stage_file(src: Path, landing: Path) -> Path:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .step1_current_state.ingest import sha256_of, spec_for_file
+    from .step1_current_state.ingest import safe_name, sha256_of
+    from .step1_current_state.reading import FileRefused
+    from .step1_current_state.recognise import identify
 
     paths = get_paths().ensure()
     staged: list[tuple[Path, str]] = []
@@ -231,17 +233,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"refused   {src}: no such file")
             problems += 1
             continue
-        if spec_for_file(src.name) is None:
+        try:
+            found = identify(src)
+        except FileRefused as exc:  # recognised by nothing, or unreadable: kept, never lost
             keep = paths.archive / "unrecognised"
             keep.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, keep / f"{sha256_of(src)[:16]}_{src.name}")
-            print(f"refused   {src.name}: no known publication has this file name "
-                  f"(e.g. Monthly-AE-January-2025.csv); kept in {keep}")
+            shutil.copyfile(src, keep / f"{sha256_of(src)[:16]}_{safe_name(src.name)}")
+            print(f"refused   {src.name}: {exc}; kept in {keep}")
             problems += 1
             continue
         dest = stage_file(src, paths.landing)
         staged.append((dest, sha256_of(dest)))
-        print(f"staged    {src.name} -> {dest}")
+        print(f"staged    {src.name} -> {dest} ({'; '.join(s.title for s in found)})")
     if not staged:
         return 1
     from .resources import refresh_lock
@@ -253,17 +256,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         con = duckdb.connect(str(paths.warehouse), read_only=True)
         try:
             for dest, sha in staged:
-                row = con.execute("select status, message, run_id from meta.file_loads where sha256 = ? "
-                                  "order by load_id desc limit 1", [sha]).fetchone()
-                if row is None:
+                rows = con.execute("select status, message, run_id, source from meta.file_loads where sha256 = ? "
+                                   "qualify row_number() over (partition by source order by load_id desc) = 1 "
+                                   "order by source", [sha]).fetchall()
+                if not rows:
                     print(f"refused   {dest.name}: not loaded (see the run log)")
                     problems += 1
-                    continue
-                status, message, run_id = row
-                if run_id != getattr(run_pipeline, "last_run_id", None):
-                    status, message = "unchanged", f"same bytes already loaded ({status}): {message}"
-                print(f"{status:<9} {dest.name}: {message}")
-                problems += status in ("refused", "partial")
+                for status, message, run_id, _source in rows:  # a workbook may hold several publications
+                    if run_id != getattr(run_pipeline, "last_run_id", None):
+                        status, message = "unchanged", f"same bytes already loaded ({status}): {message}"
+                    print(f"{status:<9} {dest.name}: {message}")
+                    problems += status in ("refused", "partial")
         finally:
             con.close()
     if not ok:

@@ -50,6 +50,9 @@ class Metric:
 
 
 AE_SOURCES = ("ae_monthly_official", "ae_trust_monthly", "ae_attendances_2016_2019")
+# The combined workbook's provider rows, then the CWT-CRS extract as published, then the tidy older extract; a
+# combined workbook's ALL CANCERS / ALL ROUTES (ALL STAGES) rows equal the extract's sums (LAYOUTS.md 4a, 4b).
+CANCER_SOURCES = ("cancer_combined_workbook", "cancer_cwt_crs_extract", "cancer_waiting_times")
 
 _CORE: tuple[Metric, ...] = (
     # ---- urgent and emergency care ------------------------------------------------------------------------
@@ -77,12 +80,16 @@ _CORE: tuple[Metric, ...] = (
     # ---- elective: RTT, diagnostics, cancer ---------------------------------------------------------------
     Metric("rtt_waiting_list", "RTT waiting list (incomplete pathways)",
            "Patients waiting to start consultant-led treatment at month end: total_incomplete on the trust-total "
-           "row (treatment function C_999). NHS trusts only; independent-sector providers are not in the file.",
-           "count", "quality_of_care", False, "month", ("rtt_incomplete",)),
+           "row (treatment function C_999). From the RTT full CSV data file: 'Total All' of the Part_2 (incomplete "
+           "pathways) C_999 rows, summed over commissioners, independent-sector providers included (unknown clock "
+           "start dates included, as NHS England's total does). Fallback: the older incomplete-provider file, which "
+           "holds NHS trusts only.",
+           "count", "quality_of_care", False, "month", ("rtt_full_extract", "rtt_incomplete")),
     Metric("rtt_18wk_pct", "RTT patients waiting under 18 weeks",
            "100 x total_within_18wks / total_incomplete on the C_999 row, only where total_incomplete > 0 "
-           "(constitutional standard 92%).",
-           "percent", "quality_of_care", True, "month", ("rtt_incomplete",), formula="percent"),
+           "(constitutional standard 92%). From the full CSV data file: the Part_2 C_999 week bands up to 18 weeks "
+           "('Gt 00 To 01' .. 'Gt 17 To 18') over 'Total All', summed over commissioners.",
+           "percent", "quality_of_care", True, "month", ("rtt_full_extract", "rtt_incomplete"), formula="percent"),
     Metric("rtt_52wk_waiters", "RTT patients waiting over 52 weeks",
            "Incomplete pathways waiting more than 52 weeks: total_52plus_wks on the C_999 row (an empty cell "
            "counts as 0 where total_incomplete is present). healthyr's 'waits over 52 weeks' is compared but never "
@@ -90,33 +97,54 @@ _CORE: tuple[Metric, ...] = (
            "non-admitted pathways and incomplete pathways with a decision to admit as well as incomplete "
            "pathways), so it runs about 1.9 times higher (median over the 1,708 trust-months both files "
            "hold, Apr 2024-Feb 2025); see rtt_52wk_all_rtt_parts.",
-           "count", "quality_of_care", False, "month", ("rtt_incomplete",), comparison_sources=("rtt_long_waits",)),
+           "count", "quality_of_care", False, "month", ("rtt_full_extract", "rtt_incomplete"),
+           comparison_sources=("rtt_long_waits",)),
     Metric("rtt_52wk_all_rtt_parts", "RTT 52+ week waits, all RTT parts (healthyr definition)",
            "healthyr's waits_over_52_weeks on treatment 'Total': week bands over 52 weeks summed over every RTT "
            "part of the NHS England full extract (completed and incomplete pathways, incomplete pathways with a "
            "decision to admit counted again). Not the published 52-week waiting-list figure; kept only for its "
            "long, internally consistent 2019-2025 series.",
            "count", "quality_of_care", False, "month", ("rtt_long_waits",)),
+    *(Metric(f"rtt_{weeks}wk_waiters", f"RTT patients waiting over {weeks} weeks",
+             f"Incomplete pathways waiting more than {weeks} weeks at month end: the Part_2 C_999 week bands from "
+             f"'Gt {weeks} To {weeks + 1}' up ('Gt 104 Weeks' for 104), summed over commissioners, of the RTT full "
+             "CSV data file" + (f"; fallback total_{weeks}plus_wks of the incomplete-provider file (NHS trusts only)."
+                                if weeks in (65, 78) else "."),
+             "count", "quality_of_care", False, "month",
+             ("rtt_full_extract", "rtt_incomplete") if weeks in (65, 78) else ("rtt_full_extract",))
+      for weeks in (65, 78, 104)),
+    Metric("rtt_clock_starts", "RTT new clock starts",
+           "New RTT periods (pathways starting) in the month: 'Total All' of the Part_3 C_999 rows of the RTT full "
+           "CSV data file, summed over commissioners.",
+           "count", "population_health", None, "month", ("rtt_full_extract",)),
+    Metric("rtt_clock_stops_admitted", "RTT clock stops: admitted",
+           "Completed pathways of admitted patients in the month: 'Total All' of the Part_1A C_999 rows of the RTT "
+           "full CSV data file, summed over commissioners.",
+           "count", "cost_and_efficiency", None, "month", ("rtt_full_extract",)),
+    Metric("rtt_clock_stops_non_admitted", "RTT clock stops: non-admitted",
+           "Completed pathways of non-admitted patients in the month: 'Total All' of the Part_1B C_999 rows of the "
+           "RTT full CSV data file, summed over commissioners.",
+           "count", "cost_and_efficiency", None, "month", ("rtt_full_extract",)),
     Metric("dm01_waiting_list", "Diagnostic waiting list (DM01)",
            "Patients waiting for one of the 15 key diagnostic tests at month end: total_waiting on the "
            "diagnostic_test 'Total' row. Includes independent-sector providers.",
-           "count", "quality_of_care", False, "month", ("dm01_diagnostics",)),
+           "count", "quality_of_care", False, "month", ("dm01_web_file", "dm01_diagnostics")),
     Metric("dm01_6wk_pct", "Diagnostic patients waiting 6+ weeks",
            "100 x waiting_6plus_wks / total_waiting on the 'Total' row, only where total_waiting > 0 "
            "(standard: no more than 1%, recovery target 5%).",
-           "percent", "quality_of_care", False, "month", ("dm01_diagnostics",), formula="percent"),
+           "percent", "quality_of_care", False, "month", ("dm01_web_file", "dm01_diagnostics"), formula="percent"),
     Metric("cancer_fds_pct", "Cancer 28-day Faster Diagnosis Standard",
            "100 x within_standard / total_treated, both summed over every '28-day FDS' row of the provider-month "
            "(all routes and cancer types); only where the total > 0. Target 77-80%.",
-           "percent", "quality_of_care", True, "month", ("cancer_waiting_times",), formula="percent"),
+           "percent", "quality_of_care", True, "month", CANCER_SOURCES, formula="percent"),
     Metric("cancer_31d_pct", "Cancer 31-day combined standard",
            "100 x within_standard / total_treated, summed over the '31-day Combined' rows with treatment_modality "
            "'ALL MODALITIES'; only where the total > 0. Target 96%.",
-           "percent", "quality_of_care", True, "month", ("cancer_waiting_times",), formula="percent"),
+           "percent", "quality_of_care", True, "month", CANCER_SOURCES, formula="percent"),
     Metric("cancer_62d_pct", "Cancer 62-day combined standard",
            "100 x within_standard / total_treated, summed over the '62-day Combined' rows with treatment_modality "
            "'ALL MODALITIES'; only where the total > 0. Target 85% (interim 75%).",
-           "percent", "quality_of_care", True, "month", ("cancer_waiting_times",), formula="percent"),
+           "percent", "quality_of_care", True, "month", CANCER_SOURCES, formula="percent"),
     # ---- beds and flow ------------------------------------------------------------------------------------
     Metric("ga_beds_available", "General and acute beds available (monthly)",
            "Monthly average of daily general and acute beds available (adult + paediatric), UEC daily sitrep: "
@@ -130,11 +158,11 @@ _CORE: tuple[Metric, ...] = (
     Metric("kh03_ga_beds_available", "General and acute beds open overnight (KH03, quarterly)",
            "Average daily number of general and acute beds open overnight over the quarter: available_general_acute "
            "of the KH03 'NHS Trust by Sector' sheet.",
-           "beds", "cost_and_efficiency", None, "quarter", ("beds_kh03",)),
+           "beds", "cost_and_efficiency", None, "quarter", ("kh03_web_file", "beds_kh03")),
     Metric("kh03_ga_bed_occupancy_pct", "General and acute overnight bed occupancy (KH03, quarterly)",
            "100 x occupied_general_acute / available_general_acute over the quarter, only where available > 0 "
            "(lower is better, as for the monthly occupancy).",
-           "percent", "cost_and_efficiency", False, "quarter", ("beds_kh03",), formula="percent"),
+           "percent", "cost_and_efficiency", False, "quarter", ("kh03_web_file", "beds_kh03"), formula="percent"),
     Metric("discharge_nctr_avg", "Patients not meeting the criteria to reside (daily average)",
            "Monthly average of the daily count of patients who no longer meet the criteria to reside but were not "
            "discharged: numerator = sum of do_not_meet_criteria_to_reside over the days reported, denominator = "
@@ -234,6 +262,19 @@ def _validate() -> None:
 _validate()
 
 
+def coverage(m: Metric) -> str:
+    """Which providers an ICB, region or England figure of this metric covers, source by source: a month's
+    totals are built from one source only (the first in precedence that has that month), so the text says which."""
+    from .sources import BY_NAME
+
+    parts = []
+    for s in m.sources:
+        spec = BY_NAME.get(s)
+        if spec is not None:
+            parts.append(f"{spec.title}: {spec.coverage or 'the organisations in the file'}")
+    return "Totals for a month come from the first of these that has the month. " + " | ".join(parts)
+
+
 def build_metric_catalogue(con: duckdb.DuckDBPyConnection) -> int:
     """Write s1_current_state.metric_catalogue (one row per metric) and return its row count."""
     con.execute(f"create schema if not exists {SCHEMA}")
@@ -241,10 +282,11 @@ def build_metric_catalogue(con: duckdb.DuckDBPyConnection) -> int:
         create or replace table {SCHEMA}.metric_catalogue (
             metric_id varchar primary key, name varchar, definition varchar, unit varchar,
             triple_aim_domain varchar, higher_is_better boolean, grain varchar, source varchar,
-            aggregation varchar, formula varchar, level varchar, comparison_sources varchar)""")
+            aggregation varchar, formula varchar, level varchar, comparison_sources varchar, coverage varchar)""")
     rows = []
     for m in METRICS:
         rows.append((m.metric_id, m.name, m.definition, m.unit, m.triple_aim_domain, m.higher_is_better, m.grain,
-                     m.source, m.aggregation, m.formula, m.level, ", ".join(m.comparison_sources) or None))
-    con.executemany(f"insert into {SCHEMA}.metric_catalogue values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                     m.source, m.aggregation, m.formula, m.level, ", ".join(m.comparison_sources) or None,
+                     coverage(m)))
+    con.executemany(f"insert into {SCHEMA}.metric_catalogue values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)

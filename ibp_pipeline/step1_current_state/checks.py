@@ -22,7 +22,7 @@ from . import freshness
 from .sources import DATA_SOURCES, SOURCES, SourceSpec
 from .validation import EARLIEST_PERIOD
 
-KIND = {"text": "text", "code": "text", "ae_period": "text", "number": "number", "count": "number",
+KIND = {"text": "text", "code": "text", "ae_period": "text", "month_text": "text", "number": "number", "count": "number",
         "fraction": "number", "date": "date"}
 CHECK_RESULTS_DDL = """
 create schema if not exists dq;
@@ -40,7 +40,7 @@ def suite_spec(spec: SourceSpec, known_orgs: frozenset[str], today: date | None 
     sums: tuple[SumCheck, ...] = ()
     if spec.period_column:
         columns["period_start"] = "date"
-    if spec.total_code:
+    if spec.total_code and spec.count_columns:
         # Checked per load over history: every completely loaded file's TOTAL row equals its providers.
         key = (*spec.key, "_load_id")
         sums = (SumCheck("total_row_equals_sum_of_providers", ("_load_id",), "_is_total",
@@ -124,6 +124,11 @@ def validate_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, run_id: st
         codes = con.sql(f"select distinct {spec.org_column} from ({frame_sql(spec)}) t "
                         f"where {spec.org_column} is not null").fetchall()
         known = known & frozenset(c[0] for c in codes)
+        if spec.org_name_column:  # provisional organisations: new codes the official publication names
+            named = con.sql(f"select distinct {spec.org_column} from ({frame_sql(spec)}) t "
+                            f"where {spec.org_column} is not null and nullif(trim({spec.org_name_column}), '') "
+                            "is not null").fetchall()
+            known = known | frozenset(c[0] for c in named)
     suite = suite_spec(spec, known)
     fp = fingerprint(con, spec, suite)
     earlier = passed_before(con, spec.name, fp) if reuse else None

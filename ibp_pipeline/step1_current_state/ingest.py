@@ -23,11 +23,13 @@ import polars as pl
 from ..config import Paths
 from ..lib.duckdb_tables import table_exists
 from .reading import FileRefused, check_size, max_input_bytes, read_table, show_name
+from .recognise import identify
 from .sources import BY_NAME, SOURCES, SourceSpec
 from .validation import PROBLEM_SCHEMA, check_total_row, validate
 
 Log = Callable[[str], None]
-SQL_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "ae_period": "VARCHAR", "number": "DOUBLE", "count": "DOUBLE",
+SQL_TYPES = {"text": "VARCHAR", "code": "VARCHAR", "ae_period": "VARCHAR", "month_text": "VARCHAR", "number": "DOUBLE",
+             "count": "DOUBLE",
              "fraction": "DOUBLE", "date": "DATE"}
 
 DDL = """
@@ -118,13 +120,21 @@ def spec_for_file(file_name: str) -> SourceSpec | None:
     return next((s for s in SOURCES if matches(s, file_name)), None)
 
 
-REVISION_MARK = re.compile(r"[-_ ]?\(?(revised|revision|rev)\)?(?=\.|$)", re.IGNORECASE)
+REVISION_MARK = re.compile(r"[-_ ]?\(?(revised|revision|rev)\)?(?=[-_. ]|$)", re.IGNORECASE)
+MONTH_IN_NAME = re.compile(r"(?i)(january|february|march|april|may|june|july|august|september|october|november|"
+                           r"december)[-_ ]?(\d{4})")
+MONTH_NUMBER = {m: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july",
+                                             "august", "september", "october", "november", "december"), 1)}
 
 
-def load_order(path: Path) -> tuple[str, bool, str]:
-    """A revised publication loads after its original (the newest load wins), whatever the names sort as."""
+def load_order(path: Path) -> tuple[str, str, bool, str]:
+    """A revised publication loads after its original (the newest load wins), whatever the names sort as:
+    files are ordered by the month their name gives ('July-2025-CSV-revised.csv' and 'Monthly-AE-July-2025.csv'
+    are both July 2025), then the original before the revision."""
     stem = path.name.split(".")[0]
-    return REVISION_MARK.sub("", stem).lower(), bool(REVISION_MARK.search(stem)), path.name
+    month = MONTH_IN_NAME.search(stem)
+    when = f"{month.group(2)}-{MONTH_NUMBER[month.group(1).lower()]:02d}" if month else ""
+    return when, REVISION_MARK.sub("", stem).lower() if not when else "", bool(REVISION_MARK.search(stem)), path.name
 
 
 def stage_file(src: Path, landing: Path, name: str | None = None) -> Path:
@@ -147,9 +157,21 @@ def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
         if bundled.is_dir() else []
     if paths.landing.is_dir():
         found += sorted((p for p in paths.landing.glob("*") if (p.is_file() or p.is_symlink())
-                         and not p.name.startswith(".")
-                         and matches(spec, p.name)), key=lambda p: (p.lstat().st_mtime_ns, load_order(p)))
+                         and not p.name.startswith(".") and _landed_as(p, spec)),
+                        key=lambda p: (p.lstat().st_mtime_ns, load_order(p)))
     return found
+
+
+def _landed_as(path: Path, spec: SourceSpec) -> bool:
+    """A landing-folder file belongs to the publication its content is recognised as (the name is only a hint).
+    A file recognised by nothing (a damaged or changed layout) goes to the publication its name suggests, whose
+    loader refuses it with the reason (a missing column, say) and keeps it; a symbolic link is never opened."""
+    if path.is_symlink():
+        return matches(spec, path.name)
+    try:
+        return spec in identify(path)
+    except FileRefused:
+        return matches(spec, path.name)
 
 
 def create_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
@@ -180,6 +202,8 @@ def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
         "subicb_icb_region": ["sub_icb_code", "icb_code", "icb_ons_code", "nhs_region_code", "nhs_region_ons_code"],
         "trust_region_2021": ["nhs_trust22_code", "nhs_region21_nhs_code"],
         "organisations_supplement": ["org_code"],
+        "ods_etr": ["org_code", "high_level_health_geography", "national_grouping"],
+        "ods_eccg": ["org_code", "high_level_health_geography", "national_grouping"],
     }
     selects = [f'select "{c}" as code from latest.{t}' for t, cols in parts.items()
                if table_exists(con, "latest", t) for c in cols]
@@ -284,7 +308,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
     encoding = ""
     try:
         try:
-            table = read_table(path, max_bytes)
+            table = read_table(path, max_bytes, spec)
             encoding = table.encoding
             result = validate(spec, table, None if spec.reference else known_orgs, today)
             good, aside = check_total_row(spec, result.good, complete=result.problems.height == 0)
@@ -322,10 +346,24 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
         message += f", {bad_rows:,} rows quarantined (first: {first})"
     if encoding not in ("utf-8", "xlsx", ""):
         message += f"; read as {encoding}, not UTF-8"
+    message += _reading_notes(table.notes, result.suppressed, result.provisional)
     _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, result.rows_read, good.height,
             bad_rows, replaced, pmin, pmax, message)
     refresh_latest(con, spec)
     return FileOutcome(spec.name, path, status, good.height, bad_rows, replaced, message, load_id)
+
+
+def _reading_notes(notes: list[str], suppressed: dict[str, int], provisional: dict[str, str]) -> str:
+    """What the reader inferred or set aside, and the new organisations, as the tail of the load message."""
+    parts = list(notes)
+    if suppressed:
+        parts.append("suppressed cells read as missing: " + ", ".join(f"{n:,} '{m}'" for m, n in suppressed.items()))
+    if provisional:
+        shown = ", ".join(f"{c} ({show_name(n or '', 40)})" for c, n in list(provisional.items())[:3])
+        more = f" and {len(provisional) - 3} more" if len(provisional) > 3 else ""
+        parts.append(f"{len(provisional)} organisation{'s' if len(provisional) > 1 else ''} not yet in the ODS "
+                     f"reference entered as provisional: {shown}{more}")
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _refuse_symlink(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, run_id: str) -> FileOutcome:

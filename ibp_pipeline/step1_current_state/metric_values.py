@@ -34,7 +34,7 @@ import duckdb
 
 from ibp_pipeline.step1_current_state import catalogue
 from ibp_pipeline.step1_current_state.catalogue import BY_ID, WORKFORCE_STAFF_GROUPS
-from ibp_pipeline.step1_current_state.sources import BY_NAME
+from ibp_pipeline.step1_current_state.sources import BY_NAME, RTT_BANDS
 
 SCHEMA = catalogue.SCHEMA
 VALUES = f"{SCHEMA}.metric_values"
@@ -151,12 +151,18 @@ def _cwt_sums() -> str:
     return ",\n           ".join(out)
 
 
-CANCER = Family("cancer_waiting_times", f"""
+def _cwt_family(source: str) -> Family:
+    """The CWT-CRS provider extract, tidy or as published: the same columns and the same sums."""
+    return Family(source, f"""
     select {_code('provider_code')} as org_code, period_start, {_GROUPED_PROVENANCE},
            {_cwt_sums()}
-    from latest.cancer_waiting_times group by all""",
-    tuple((f"cancer_{m}_pct", f"case when {k}_total > 0 then {k}_within end", f"{k}_total")
-          for m, k in (("fds", "fds"), ("31d", "d31"), ("62d", "d62"))))
+    from latest.{source} group by all""",
+        tuple((f"cancer_{m}_pct", f"case when {k}_total > 0 then {k}_within end", f"{k}_total")
+              for m, k in (("fds", "fds"), ("31d", "d31"), ("62d", "d62"))))
+
+
+CANCER = _cwt_family("cancer_waiting_times")
+CANCER_CRS = _cwt_family("cancer_cwt_crs_extract")
 
 # ---- Beds ---------------------------------------------------------------------------------------------------
 # Monthly sitrep averages: beds available; occupancy = occupied / available (> 0). KH03: quarterly, G&A sector.
@@ -221,7 +227,90 @@ WORKFORCE_TOTAL = Family("workforce_total", f"""
     from latest.workforce_total where upper(trim(measure)) = 'FTE' and value > 0 and {_PROVIDERS_ONLY}""",
     (("workforce_fte", "fte", None),))
 
-FAMILIES: tuple[Family, ...] = (AE_OFFICIAL, AE_HEALTHYR, AE_NHSR, RTT, RTT_HEALTHYR, DM01, CANCER, BEDS_GA, KH03,
+# ---- Publications as NHS England publishes them (sources_published.py) ----------------------------------------
+# RTT full CSV data file: per provider, the C_999 (all treatment functions) rows summed over commissioners.
+# Part_2 incomplete pathways: waiting list = 'Total All'; within 18 weeks = bands 'Gt 00 To 01' .. 'Gt 17 To 18';
+# over N weeks = bands from 'Gt N To N+1' up. Part_3 'Total All' = new clock starts; Part_1A / 1B 'Total All' =
+# admitted / non-admitted clock stops. A blank cell is an empty count.
+def _bands(first: int, last: int | None = None) -> str:
+    return _sum(list(RTT_BANDS[first:last]))
+
+
+def _rtt_part(part: str, expr: str) -> str:
+    return f"sum({expr}) filter (where rtt_part_type = {_str(part)})"
+
+
+RTT_EXTRACT = Family("rtt_full_extract", f"""
+    select {_code('provider_org_code')} as org_code, period_start, {_GROUPED_PROVENANCE},
+           {_rtt_part('Part_2', 'total_all')} as total,
+           coalesce({_rtt_part('Part_2', _bands(0, 18))}, 0) as within_18,
+           coalesce({_rtt_part('Part_2', _bands(52))}, 0) as over_52,
+           coalesce({_rtt_part('Part_2', _bands(65))}, 0) as over_65,
+           coalesce({_rtt_part('Part_2', _bands(78))}, 0) as over_78,
+           coalesce({_rtt_part('Part_2', _bands(104))}, 0) as over_104,
+           {_rtt_part('Part_3', 'total_all')} as starts,
+           {_rtt_part('Part_1A', 'total_all')} as stops_admitted,
+           {_rtt_part('Part_1B', 'total_all')} as stops_non_admitted
+    from latest.rtt_full_extract where upper(trim(treatment_function_code)) = 'C_999' group by all""",
+    (("rtt_waiting_list", "total", None), ("rtt_18wk_pct", "case when total > 0 then within_18 end", "total"),
+     ("rtt_52wk_waiters", "case when total is not null then over_52 end", None),
+     ("rtt_65wk_waiters", "case when total is not null then over_65 end", None),
+     ("rtt_78wk_waiters", "case when total is not null then over_78 end", None),
+     ("rtt_104wk_waiters", "case when total is not null then over_104 end", None),
+     ("rtt_clock_starts", "starts", None), ("rtt_clock_stops_admitted", "stops_admitted", None),
+     ("rtt_clock_stops_non_admitted", "stops_non_admitted", None)))
+
+RTT_LONG_WAITS = Family("rtt_incomplete", f"""
+    select {_code('provider_code')} as org_code, period_start, {_PROVENANCE},
+           coalesce(total_65plus_wks, 0) as over_65, coalesce(total_78plus_wks, 0) as over_78
+    from latest.rtt_incomplete
+    where upper(trim(treatment_function_code)) = 'C_999' and total_incomplete is not null""",
+    (("rtt_65wk_waiters", "over_65", None), ("rtt_78wk_waiters", "over_78", None)))
+
+# DM01 provider web file: the 'Provider' sheet, one row per provider. A row of zeros in every count is a provider
+# that did not submit that month (the file's Notes say so, e.g. RP5 in July 2025): left out, not read as 0.
+DM01_WEB = Family("dm01_web_file", f"""
+    select {_code('provider_code')} as org_code, period_start, {_PROVENANCE}, total_waiting,
+           waiting_6plus_wks as over_6
+    from latest.dm01_web_file
+    where {_code('provider_code')} <> 'TOTAL'
+      and (total_waiting > 0 or coalesce(activity_planned, 0) + coalesce(activity_unscheduled, 0)
+                                + coalesce(activity_waiting_list, 0) > 0)""",
+    (("dm01_waiting_list", "total_waiting", None),
+     ("dm01_6wk_pct", "case when total_waiting > 0 then over_6 end", "total_waiting")))
+
+# KH03 quarterly web file, 'NHS Trust by Sector': available and occupied G&A beds (averages over the quarter).
+KH03_WEB = Family("kh03_web_file", f"""
+    select {_code('org_code')} as org_code, period_start, {_PROVENANCE},
+           available_general_acute as available, occupied_general_acute as occupied
+    from latest.kh03_web_file where {_code('org_code')} <> 'TOTAL'""",
+    (("kh03_ga_beds_available", "available", None),
+     ("kh03_ga_bed_occupancy_pct", "case when available > 0 then occupied end", "available")))
+
+# Cancer combined workbook, 'Provider Level Performance': the all-cancers, all-routes (31D: all stages) rows,
+# all modalities, Total and Within; England's 'Total' rows are NHS England's own totals, not read as a provider.
+_COMBINED = {"fds": ("FDS", "ALL ROUTES", None), "d31": ("31D", "ALL STAGES", "ALL MODALITIES"),
+             "d62": ("62D", "ALL ROUTES", "ALL MODALITIES")}
+
+
+def _combined_sums() -> str:
+    out = []
+    for key, (standard, route, modality) in _COMBINED.items():
+        cond = (f"upper(trim(standard)) = {_str(standard)} and upper(trim(cancer_type)) = 'ALL CANCERS' "
+                f"and upper(trim(route_stage)) = {_str(route)}"
+                + (f" and upper(trim(treatment_modality)) = {_str(modality)}" if modality else ""))
+        out.append(f"sum(within) filter (where {cond}) as {key}_within, sum(total) filter (where {cond}) as {key}_total")
+    return ",\n           ".join(out)
+
+
+CANCER_COMBINED = Family("cancer_combined_workbook", f"""
+    select {_code('org_code')} as org_code, period_start, {_GROUPED_PROVENANCE}, {_combined_sums()}
+    from latest.cancer_combined_workbook where {_code('org_code')} <> 'TOTAL' group by all""",
+    tuple((f"cancer_{m}_pct", f"case when {k}_total > 0 then {k}_within end", f"{k}_total")
+          for m, k in (("fds", "fds"), ("31d", "d31"), ("62d", "d62"))))
+
+FAMILIES: tuple[Family, ...] = (AE_OFFICIAL, AE_HEALTHYR, AE_NHSR, RTT_EXTRACT, RTT, RTT_LONG_WAITS, RTT_HEALTHYR,
+                                DM01_WEB, DM01, CANCER_COMBINED, CANCER_CRS, CANCER, BEDS_GA, KH03_WEB, KH03,
                                 DISCHARGE, VIRTUAL_WARDS, WORKFORCE_GROUPS, WORKFORCE_TOTAL)
 
 
@@ -305,8 +394,16 @@ def _aggregate_sql(level: str, group_expr: str, members: str) -> str:
                'aggregate of ' || count(*) || ' ' || any_value(s.org_level) || 's' as source_file,
                max(s.load_id) as load_id, max(s.precedence) as precedence
         from _survivors s join _cat c using (metric_id) left join {ORGS} o using (org_code)
-        where c.aggregation <> 'none' and ({members}) and {group_expr} is not null
+        join _period_source p using (metric_id, period_start)
+        where c.aggregation <> 'none' and ({members}) and {group_expr} is not null and s.precedence = p.precedence
         group by {group_expr}, s.period_start, s.period_grain, s.metric_id, c.aggregation, c.formula"""
+
+
+def _coverage_frame(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table _coverage: per source, the providers its totals cover, in plain English (SourceSpec.coverage)."""
+    rows = ", ".join(f"({_str(s.name)}, {_str(f'{s.title}: ' + (s.coverage or 'the organisations in the file'))})"
+                     for s in BY_NAME.values())
+    con.execute(f"create or replace temp table _coverage as select * from (values {rows}) t(source, coverage)")
 
 
 def _require_organisations(con: duckdb.DuckDBPyConnection) -> None:
@@ -323,6 +420,13 @@ def build_metric_values(con: duckdb.DuckDBPyConnection) -> int:
     build_candidates(con)
     _catalogue_frame(con)
     con.execute(f"create or replace temp table _survivors as {_survivors_sql()}")
+    # A month's ICB, region and England figures come from ONE source: the first in precedence that has the
+    # month. Mixing in a fallback source's providers would step the totals silently where a source changes (and
+    # England would no longer equal NHS England's published total).
+    con.execute("""create or replace temp table _period_source as
+                   select metric_id, period_start, min(precedence) as precedence, arg_min(source, precedence) as source
+                   from _survivors group by all""")
+    _coverage_frame(con)
     providers = "s.org_level = 'provider'"
     icbs = "s.org_level = 'icb'"
     parts = [
@@ -333,11 +437,14 @@ def build_metric_values(con: duckdb.DuckDBPyConnection) -> int:
     ]
     con.execute(f"""
         create or replace table {VALUES} as
-        select v.*, coalesce(o.successor_code, v.org_code) as current_org_code
+        select v.*, coalesce(o.successor_code, v.org_code) as current_org_code,
+               case when v.org_level <> 'provider' then cov.coverage end as coverage
         from ({' union all '.join(f'({p})' for p in parts)}) v left join {ORGS} o using (org_code)
+        left join _period_source ps on ps.metric_id = v.metric_id and ps.period_start = v.period_start
+        left join _coverage cov on cov.source = ps.source
         where v.value is not null
         order by v.metric_id, v.org_level, v.org_code, v.period_start""")
-    for t in ("_survivors", "_cat", "_candidates"):
+    for t in ("_survivors", "_cat", "_candidates", "_period_source", "_coverage"):
         con.execute(f"drop table if exists {t}")
     return con.execute(f"select count(*) from {VALUES}").fetchone()[0]
 

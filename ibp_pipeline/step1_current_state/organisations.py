@@ -26,6 +26,9 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from .ingest import refresh_latest
+from .sources import SOURCES
+
 SCHEMA = "s1_current_state"
 TABLE = f"{SCHEMA}.organisations"
 ORG_TYPES = ("nhs_trust", "independent_or_other_provider", "icb", "region", "country")
@@ -35,9 +38,15 @@ MAX_CHAIN = 50
 # region expression or NULL, ICB expression or NULL, priority for names and regions: lower wins).
 _PUBLICATIONS: tuple[tuple[str, str, str, str, str, int], ...] = (
     ("ae_monthly_official", "org_code", "org_name", "_region_from_parent(parent_org)", "null", 1),
+    ("rtt_full_extract", "provider_org_code", "provider_org_name", "_region_of_icb26(provider_parent_org_code)",
+     "null", 1),
+    ("dm01_web_file", "provider_code", "provider_name", "region_code", "null", 1),
+    ("kh03_web_file", "org_code", "org_name", "region_code", "null", 1),
+    ("cancer_combined_workbook", "org_code", "org_name", "_region_from_name(region_name)", "null", 2),
     ("rtt_incomplete", "provider_code", "provider_name", "region_code", "null", 2),
     ("dm01_diagnostics", "provider_code", "provider_name", "region_code", "null", 2),
     ("beds_kh03", "org_code", "org_name", "region_code", "null", 2),
+    ("cancer_cwt_crs_extract", "provider_code", "null", "null", "null", 4),
     ("rtt_long_waits", "org_code", "org_name", "null", "null", 3),
     ("ae_trust_monthly", "org_code", "null", "null", "null", 4),
     ("ae_attendances_2016_2019", "org_code", "null", "null", "null", 4),
@@ -71,6 +80,15 @@ def _create_geography(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         create or replace temp macro _region_from_parent(p) as
             (select region_code from _region where upper(trim(p)) = 'NHS ENGLAND ' || upper(region_name))""")
+    # 'South East' -> Y59 (the cancer workbook names regions); an ICB of April 2026 (D7T5G) -> its trusts' region
+    # in the ODS etr file of 2026.
+    con.execute("""
+        create or replace temp macro _region_from_name(p) as
+            (select region_code from _region where upper(trim(p)) = upper(region_name))""")
+    con.execute(f"""
+        create or replace temp macro _region_of_icb26(c) as
+            (select any_value({_code('national_grouping')}) from latest.ods_etr
+             where {_code('high_level_health_geography')} = upper(trim(c)))""")
 
 
 def _create_trusts(con: duckdb.DuckDBPyConnection) -> None:
@@ -82,20 +100,22 @@ def _create_trusts(con: duckdb.DuckDBPyConnection) -> None:
         with t25 as (select {_code('org_code')} c, * from latest.ods_trusts_2025),
              t20 as (select {_code('org_code')} c, * from latest.ods_trusts_2020),
              t26 as (select {_code('org_code')} c, * from latest.ods_trusts_2026),
+             etr as (select {_code('org_code')} c, * from latest.ods_etr),
              r21 as (select {_code('nhs_trust22_code')} c, * from latest.trust_region_2021),
-             codes as (select c from t25 union select c from t20 union select c from t26)
+             codes as (select c from t25 union select c from t20 union select c from t26 union select c from etr)
         select codes.c as org_code,
-               coalesce(t25.org_code, t20.org_code, t26.org_code) as org_code_published,
-               coalesce(t25.org_name, t20.org_name, t26.org_name) as org_name,
+               coalesce(t25.org_code, t20.org_code, t26.org_code, etr.org_code) as org_code_published,
+               coalesce(t25.org_name, t20.org_name, t26.org_name, etr.org_name) as org_name,
                coalesce({icb('t25.icb_code')}, {icb('t20.stp_code')}) as ods_icb,
-               {icb('t26.icb_code_2026')} as ods_icb_2026,
+               coalesce({icb('t26.icb_code_2026')}, {icb('etr.high_level_health_geography')}) as ods_icb_2026,
                coalesce({reg('t25.nhs_region_code')}, {reg('t20.nhs_region_code')}, {reg('t26.nhs_region_code')},
-                        {reg('r21.nhs_region21_nhs_code')}) as region_code,
-               coalesce(t25.open_date, t20.open_date, t26.open_date) as open_date,
-               coalesce(t25.close_date, t26.close_date, t20.close_date) as close_date,
+                        {reg('etr.national_grouping')}, {reg('r21.nhs_region21_nhs_code')}) as region_code,
+               coalesce(t25.open_date, t20.open_date, t26.open_date, etr.open_date) as open_date,
+               coalesce(t25.close_date, t26.close_date, etr.close_date, t20.close_date) as close_date,
                case when t25.c is not null then 'ods_trusts_2025' when t20.c is not null then 'ods_trusts_2020'
-                    else 'ods_trusts_2026' end as source
-        from codes left join t25 using (c) left join t20 using (c) left join t26 using (c) left join r21 using (c)""")
+                    when t26.c is not null then 'ods_trusts_2026' else 'ods_etr' end as source
+        from codes left join t25 using (c) left join t20 using (c) left join t26 using (c) left join etr using (c)
+        left join r21 using (c)""")
 
 
 def _create_sightings(con: duckdb.DuckDBPyConnection) -> None:
@@ -160,7 +180,7 @@ def _create_register(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp table _org as
         select t.org_code, t.org_code_published, t.org_name, 'nhs_trust' as org_type,
                coalesce(t.ods_icb, p_icb.icb_code, t.ods_icb_2026) as parent_icb_code, t.region_code,
-               t.open_date, t.close_date, null::varchar as ons_code, t.source
+               t.open_date, t.close_date, null::varchar as ons_code, t.source, false as provisional
         from _trust t
         left join (select org_code, first(icb_code order by prio, last_seen desc nulls last) as icb_code
                    from _seen where icb_code in (select icb_code from _icb) group by 1) p_icb using (org_code)
@@ -169,17 +189,18 @@ def _create_register(con: duckdb.DuckDBPyConnection) -> None:
                case when lower(coalesce(supplement_type, '')) similar to '.*(nhs.?trust|care.?trust).*'
                          or (supplement_type is null and regexp_matches(coalesce(org_name, ''), '{_TRUST_NAME}'))
                     then 'nhs_trust' else 'independent_or_other_provider' end,
-               icb_code, region_code, null::date, null::date, null, source
+               icb_code, region_code, null::date, null::date, null, source, supplement_type is null
         from _provider
         union all
-        select icb_code, published, icb_name, 'icb', null, region_code, null, null, icb_ons_code, 'subicb_icb_region'
+        select icb_code, published, icb_name, 'icb', null, region_code, null, null, icb_ons_code, 'subicb_icb_region',
+               false
         from _icb
         union all
         select region_code, published, region_name, 'region', null, region_code, null, null, region_ons_code,
-               'subicb_icb_region'
+               'subicb_icb_region', false
         from _region
         union all
-        select 'ENGLAND', 'TOTAL', 'England', 'country', null, null, null, null, 'E92000001', 'derived'""")
+        select 'ENGLAND', 'TOTAL', 'England', 'country', null, null, null, null, 'E92000001', 'derived', false""")
 
 
 def successor_edges(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -225,6 +246,8 @@ def resolve_chains(edges: dict[str, str], codes: list[str], max_steps: int = MAX
 def build_organisations(con: duckdb.DuckDBPyConnection) -> int:
     """Create or replace s1_current_state.organisations; return its row count."""
     con.execute(f"create schema if not exists {SCHEMA}")
+    for spec in SOURCES:  # a source with no file yet still has its (empty) latest view
+        refresh_latest(con, spec)
     _create_geography(con)
     _create_trusts(con)
     _create_sightings(con)
@@ -241,7 +264,7 @@ def build_organisations(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(f"""
         create or replace table {TABLE} as
         select o.org_code, o.org_code_published, o.org_name, o.org_type, o.parent_icb_code, o.region_code,
-               o.open_date, o.close_date, s.successor_code, o.ons_code, o.source, l.seen_in
+               o.open_date, o.close_date, s.successor_code, o.ons_code, o.source, l.seen_in, o.provisional
         from _org o left join _succ_frame s using (org_code) left join _seen_list l using (org_code)
         order by case o.org_type when 'country' then 0 when 'region' then 1 when 'icb' then 2 else 3 end, o.org_code""")
     con.unregister("_succ_frame")

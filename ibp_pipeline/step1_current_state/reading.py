@@ -102,6 +102,9 @@ class TextTable:
     headers: list[str]
     encoding: str
     ragged: list[RaggedRow] = field(default_factory=list)
+    sheet: str | None = None  # the workbook sheet read, if any
+    columns: dict[str, str] = field(default_factory=dict)  # header -> spreadsheet column letter (workbooks)
+    notes: list[str] = field(default_factory=list)  # what the reader set aside or inferred, for the load message
 
 
 def _gunzip(path: Path, max_bytes: int) -> Iterator[bytes]:
@@ -127,6 +130,12 @@ def check_size(path: Path, max_bytes: int | None = None) -> None:
         raise _too_large(f"file is {size:,} bytes ({_mb(size)})", max_bytes, size)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         check_workbook(path, max_bytes)
+    elif is_zip_archive(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                _guard_zip(zf, max_bytes, "ZIP")
+        except zipfile.BadZipFile as exc:
+            raise FileRefused(f"not a readable ZIP file ({exc})", "not_zip") from exc
     elif path.name.lower().endswith(".gz"):
         for _chunk in _gunzip(path, max_bytes):
             pass
@@ -229,12 +238,64 @@ def _unique_headers(headers: list[str]) -> list[str]:
     return out
 
 
-def read_table(path: Path, max_bytes: int | None = None) -> TextTable:
-    """Read a CSV (optionally gzipped) or XLSX publication into text cells, or raise FileRefused."""
-    max_bytes = max_bytes or max_input_bytes()
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return read_xlsx(path, max_bytes)
-    data = read_bytes(path, max_bytes)
+FAST_CSV_BYTES = 8 * MB  # above this a CSV is parsed by polars (multi-threaded) when its rows are regular
+
+
+def _regular_width(text: str, width: int) -> bool:
+    """True when every line has exactly `width` fields and no quoted cell spans lines or holds a quote, so a
+    fast parser reads the same rows as csv.reader would. Lines without quotes are counted with polars; the few
+    with quotes go through csv.reader."""
+    lines = pl.Series(text.split("\n")).str.strip_suffix("\r")
+    if lines.len() and lines[-1] == "":
+        lines = lines.head(lines.len() - 1)
+    lines = lines.slice(1)  # the header
+    if (lines == "").any():
+        return False
+    quoted = lines.str.contains('"', literal=True)
+    plain = lines.filter(~quoted)
+    if (plain.str.count_matches(",", literal=True) != width - 1).any():
+        return False
+    for line in lines.filter(quoted).to_list():
+        if line.count('"') % 2:
+            return False
+        if len(next(csv.reader([line]))) != width:
+            return False
+    return True
+
+
+def parse_csv_fast(text: str, encoding: str) -> TextTable | None:
+    """A large regular CSV parsed by polars, every cell as text; None when the file is irregular (ragged rows,
+    blank lines, quoted line breaks): then parse_csv reads it and sets the odd rows aside."""
+    header = next(csv.reader([text[: text.find("\n") if "\n" in text else len(text)].rstrip("\r")]))
+    headers = _unique_headers([h.strip() for h in header])
+    if len(headers) < 2 or not _regular_width(text, len(headers)):
+        return None
+    frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, skip_rows=1, infer_schema=False,
+                        new_columns=headers)
+    frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(ROW))
+    return TextTable(frame, headers, encoding)
+
+
+def parse_headerless(text: str, encoding: str, positions: tuple[str, ...]) -> TextTable:
+    """A CSV with no header row (the ODS data files): columns are named by position; a file whose first row has
+    another column count is another layout, refused as a whole."""
+    first = next(csv.reader(io.StringIO(text, newline="")), [])
+    if len(first) != len(positions):
+        raise FileRefused(f"row 1 has {len(first)} columns; this layout has {len(positions)} columns and no header "
+                          "row (an ODS data file as published)", "wrong_layout")
+    table = parse_csv(",".join(positions) + "\r\n" + text, encoding)
+    frame = table.frame.with_columns(pl.col(ROW) - 1)  # line 1 of the file is the first data row
+    ragged = [RaggedRow(r.row_number - 1, r.fields, r.expected, r.text) for r in table.ragged]
+    return TextTable(frame, table.headers, encoding, ragged)
+
+
+def csv_text(path: Path, max_bytes: int) -> tuple[str, str, str | None]:
+    """(text, encoding, entry name) of a CSV file, a gzipped CSV, or the one CSV inside a ZIP."""
+    entry = None
+    if is_zip_archive(path):
+        data, entry = read_zip_csv(path, max_bytes)
+    else:
+        data = read_bytes(path, max_bytes)
     if not data.strip():
         raise FileRefused("file is empty", "empty_file")
     utf16 = data[:2] in UTF16_BOMS
@@ -248,7 +309,114 @@ def read_table(path: Path, max_bytes: int | None = None) -> TextTable:
     if reason:
         raise FileRefused(f"not a CSV file: {reason}", "not_csv")
     text, encoding = decode(data)
-    return parse_csv(text, "utf-16" if utf16 else encoding)
+    return text, "utf-16" if utf16 else encoding, entry
+
+
+def read_table(path: Path, max_bytes: int | None = None, spec=None) -> TextTable:
+    """Read a publication into text cells, or raise FileRefused: a CSV (plain, gzipped or the one CSV in a ZIP),
+    a workbook sheet (XLSX or legacy XLS) or a CSV with no header row, as the spec's layout says. Without a spec
+    a workbook's first sheet is read with its first row as the header."""
+    max_bytes = max_bytes or max_input_bytes()
+    layout = getattr(spec, "layout", "csv")
+    if is_workbook(path):
+        if layout == "sheet":
+            from .workbooks import read_sheet
+
+            return read_sheet(path, spec, max_bytes)
+        return read_xlsx(path, max_bytes)
+    text, encoding, entry = csv_text(path, max_bytes)
+    if layout == "headerless":
+        table = parse_headerless(text, encoding, spec.positions)
+    else:
+        table = (len(text) > FAST_CSV_BYTES and parse_csv_fast(text, encoding)) or parse_csv(text, encoding)
+    if entry:
+        table.notes.append(f"read {show_name(entry, 80)} from the ZIP")
+    return table
+
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy Excel 97-2003 (.xls) compound file
+
+
+def _head(path: Path, n: int = 8) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(n)
+
+
+def is_workbook(path: Path) -> bool:
+    """An Excel workbook: by its suffix, or by its bytes (a legacy .xls compound file)."""
+    return path.suffix.lower() in WORKBOOK_SUFFIXES or _head(path) == OLE2_MAGIC
+
+
+def is_zip_archive(path: Path) -> bool:
+    """A ZIP that is not a workbook (an extract such as the RTT full CSV data file)."""
+    return path.suffix.lower() not in WORKBOOK_SUFFIXES and _head(path, 4) == b"PK\x03\x04"
+
+
+JUNK_ENTRY = re.compile(r"(^|/)(__MACOSX/|\._|\.DS_Store$|Thumbs\.db$|desktop\.ini$)", re.IGNORECASE)
+
+
+def _guard_zip(zf: zipfile.ZipFile, max_bytes: int, what: str) -> list[zipfile.ZipInfo]:
+    """The limits every archive passes before a byte is unpacked: entry count, zip slip, compression method,
+    declared size and ratio (a bomb)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise FileRefused(f"{what} has {len(infos):,} parts; refused as a likely zip bomb", "zip_bomb")
+    for info in infos:
+        name = show_name(info.filename, 80)
+        if _unsafe_entry(info.filename):
+            raise FileRefused(f"{what} part '{name}' has an absolute or '..' path; refused (zip slip)",
+                              "unsafe_zip_entry")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise FileRefused(f"{what} part '{name}' uses compression method {info.compress_type}, which is not "
+                              "read here (stored or deflated only)", "not_zip")
+    total = sum(i.file_size for i in infos)
+    if total > max_bytes:
+        raise _too_large(f"{what} unpacks to {total:,} bytes ({_mb(total)})", max_bytes, total)
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO:
+            raise FileRefused(f"{what} part '{show_name(info.filename, 80)}' expands {ratio:,.0f} times "
+                              f"({info.compress_size:,} to {info.file_size:,} bytes); refused as a likely zip bomb",
+                              "zip_bomb")
+    return infos
+
+
+def zip_csv_entry(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
+    """The one CSV of a publication's ZIP; Mac resource forks (__MACOSX/, ._*) and desktop junk are ignored."""
+    real = [i for i in infos if not i.is_dir() and not JUNK_ENTRY.search(i.filename)]
+    csvs = [i for i in real if i.filename.lower().endswith((".csv", ".txt"))]
+    if len(csvs) == 1:
+        return csvs[0]
+    names = ", ".join(show_name(i.filename, 60) for i in (csvs or real)[:4]) or "nothing"
+    if not csvs:
+        raise FileRefused(f"ZIP holds no CSV file (it holds {names}); a publication's ZIP holds one CSV",
+                          "zip_without_csv")
+    raise FileRefused(f"ZIP holds {len(csvs)} CSV files ({names}); a publication's ZIP holds one, so which to "
+                      "load is not clear: load them one by one", "zip_several_csv")
+
+
+def read_zip_csv(path: Path, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes of the one CSV inside a ZIP, unpacked no further than max_bytes."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except Exception as exc:  # BadZipFile, and struct/value errors on damaged directories
+        raise FileRefused(f"not a readable ZIP file ({type(exc).__name__}: {exc})", "not_zip") from exc
+    with zf:
+        entry = zip_csv_entry(zf, _guard_zip(zf, max_bytes, "ZIP"))
+        out = bytearray()
+        try:
+            with zf.open(entry) as fh:  # stops at the declared size and checks the CRC
+                while chunk := fh.read(CHUNK):
+                    out += chunk
+                    if len(out) > max_bytes:
+                        raise _too_large(f"ZIP entry unpacks to more than {_mb(max_bytes)}", max_bytes)
+        except FileRefused:
+            raise
+        except Exception as exc:
+            raise FileRefused(f"not a readable ZIP file (entry '{show_name(entry.filename, 80)}': "
+                              f"{type(exc).__name__}: {exc})", "not_zip") from exc
+        return bytes(out), entry.filename
 
 
 def _unsafe_entry(name: str) -> bool:

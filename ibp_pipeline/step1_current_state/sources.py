@@ -8,82 +8,9 @@ archived original but not loaded.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-KINDS = ("text", "code", "number", "count", "fraction", "date", "ae_period")
-
-
-def snake(header: str) -> str:
-    """'A&E attendances Type 1' -> 'ae_attendances_type_1'; used for DuckDB column names."""
-    s = header.replace("&", "").replace("%", "pct").replace("+", "plus")
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", s).strip("_").lower()
-    return s
-
-
-def norm_header(header: str) -> str:
-    """Key for matching a published header: case, spacing and stray encoding marks ignored."""
-    return re.sub(r"[^0-9a-z&%+]+", " ", header.replace("\ufeff", "").lower()).strip()
-
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    kind: str
-    name: str = ""
-    required: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"column {self.header!r}: unknown kind {self.kind!r}")
-        if not self.name:
-            object.__setattr__(self, "name", snake(self.header))
-
-
-def C(header: str, kind: str = "text", name: str = "", required: bool = True) -> Column:
-    return Column(header, kind, name, required)
-
-
-def counts(*headers: str) -> tuple[Column, ...]:
-    return tuple(C(h, "count") for h in headers)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    name: str  # raw table name, e.g. raw.ae_monthly_official
-    title: str
-    folder: str  # folder under data/sources holding the bundled files
-    patterns: tuple[str, ...]  # file-name globs (case-insensitive; a .gz suffix is allowed on any)
-    columns: tuple[Column, ...]
-    key: tuple[str, ...]  # loaded column names that identify a row; period_start counts as a column
-    org_column: str | None = None  # loaded name of the ODS code column checked against the registry
-    period_column: str | None = None  # loaded name of the column period_start is derived from
-    period_grain: str = "month"  # month | quarter | year | snapshot
-    ratio_pairs: tuple[tuple[str, str], ...] = ()  # (numerator, denominator)
-    reference: bool = False  # organisation reference: loaded before, and not checked against, the registry
-    total_code: str | None = None  # org code of a national TOTAL row that must equal the sum of the others
-    publisher: str = "NHS England"
-    null_tokens: tuple[str, ...] = ("", "-", "*", "NA", "N/A", "Not Applicable", ":", "..")
-    extra_key_ok: bool = False
-    notes: str = ""
-    closed: bool = False  # a historical series no longer published: no freshness expectation
-    max_age_days: int | None = None  # freshness allowance after the latest period ends (default by grain)
-
-    @property
-    def table(self) -> str:
-        return f"raw.{self.name}"
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
-    @property
-    def loaded_columns(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    @property
-    def count_columns(self) -> list[str]:
-        return [c.name for c in self.columns if c.kind == "count"]
-
+from .source_spec import (DM01_BANDS, KINDS, LAYOUTS, RTT_BANDS, C, Column, SourceSpec, counts, norm_header,  # noqa: F401
+                          snake)
+from .sources_published import PUBLISHED_REFERENCE, PUBLISHED_SOURCES
 
 AE_MEASURES = (
     "A&E attendances Type 1", "A&E attendances Type 2", "A&E attendances Other A&E Department",
@@ -97,8 +24,6 @@ AE_MEASURES = (
     "Emergency admissions via A&E - Type 1", "Emergency admissions via A&E - Type 2",
     "Emergency admissions via A&E - Other A&E department", "Other emergency admissions",
 )
-RTT_BANDS = tuple(f"wk_gt_{i}_to_{i + 1}" for i in range(104)) + ("wk_104_plus",)
-DM01_BANDS = tuple(f"wk_{i:02d}_to_{i + 1:02d}" for i in range(13)) + ("wk_13_plus",)
 ORG = "org_reference"
 
 SOURCES: tuple[SourceSpec, ...] = (
@@ -153,12 +78,14 @@ SOURCES: tuple[SourceSpec, ...] = (
     # ---- A&E ------------------------------------------------------------------------------------------------
     SourceSpec(
         "ae_monthly_official", "A&E attendances and emergency admissions, monthly provider file (official)",
-        "ae_monthly_provider_official", ("Monthly-AE-*.csv",),
+        "ae_monthly_provider_official", ("Monthly-AE-*.csv", "*-20[0-9][0-9]-CSV*.csv"),
         (C("Period", "ae_period", "period"), C("Org Code", "code", "org_code"), C("Parent Org", name="parent_org"),
          C("Org name", name="org_name")) + counts(*AE_MEASURES),
         key=("period_start", "org_code"), org_column="org_code", period_column="period",
         ratio_pairs=(("attendances_over_4hrs_type_1", "ae_attendances_type_1"),),
-        total_code="TOTAL", publisher="NHS England (A&E Attendances and Emergency Admissions, MSitAE)"),
+        total_code="TOTAL", publisher="NHS England (A&E Attendances and Emergency Admissions, MSitAE)",
+        org_name_column="org_name",
+        coverage="every provider NHS England publishes: NHS trusts, independent sector, UTCs and walk-in centres"),
     SourceSpec(
         "ae_trust_monthly", "A&E attendances by NHS trust, monthly 2021-2024 (healthyr)",
         "ae_trust_monthly_2021_2024", ("ae_trust_monthly.csv",),
@@ -380,7 +307,7 @@ SOURCES: tuple[SourceSpec, ...] = (
          C("Cost to eradicate moderate risk backlog", "count", "backlog_moderate_risk_gbp"),
          C("Cost to eradicate low risk backlog", "count", "backlog_low_risk_gbp")),
         key=("site_code",), org_column="org_code", publisher="NHS Digital, ERIC 2019/20"),
-)
+) + PUBLISHED_REFERENCE + PUBLISHED_SOURCES
 
 BY_NAME: dict[str, SourceSpec] = {s.name: s for s in SOURCES}
 REFERENCE_SOURCES = tuple(s for s in SOURCES if s.reference)

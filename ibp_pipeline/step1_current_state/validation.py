@@ -7,7 +7,7 @@ in quarantine instead; every other row still loads. File-level failures raise Fi
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -30,6 +30,8 @@ class Validated:
     good: pl.DataFrame  # spec columns by loaded name, typed, plus period_start (if any) and _row_number
     problems: pl.DataFrame  # PROBLEM_SCHEMA
     rows_read: int
+    provisional: dict[str, str] = field(default_factory=dict)  # new organisation code -> its published name
+    suppressed: dict[str, int] = field(default_factory=dict)  # suppression mark ('-', '*', '..') -> cells read as missing
 
 
 def map_headers(spec: SourceSpec, headers: list[str]) -> dict[str, str]:
@@ -96,17 +98,66 @@ def _parse_number(raw: pl.Expr) -> pl.Expr:
 
 
 def _parse_ae_period(raw: pl.Expr) -> pl.Expr:
-    parts = raw.str.to_uppercase().str.extract_groups(r"^MSITAE-([A-Z]+)-(\d{4})$")
+    """'MSitAE-APRIL-2024' (A&E), 'RTT-April-2026' (RTT): a publication prefix, a month name and a year."""
+    parts = raw.str.to_uppercase().str.extract_groups(r"^[A-Z]+-([A-Z]+)-(\d{4})$")
     month = parts.struct.field("1").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
     year = parts.struct.field("2").cast(pl.Int32, strict=False)
     return pl.date(year, month, 1)
 
 
-def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str]) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Cast each column by its kind; cells that do not parse become problems, never silent nulls."""
-    problems: list[pl.DataFrame] = []
-    cleaned = text.select(
-        pl.col(ROW), *[_clean_text(spec, mapping[c.name]).alias(c.name) for c in spec.columns if c.name in mapping])
+def _parse_month_text(raw: pl.Expr) -> pl.Expr:
+    """'July 2025' -> 2025-07-01; a quarter 'April to June 2025' -> its first month, 2025-04-01."""
+    parts = raw.str.to_uppercase().str.extract_groups(r"^\s*([A-Z]+)\b(?:\s+TO\s+[A-Z]+)?\s+(\d{4})\s*$")
+    month = parts.struct.field("1").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
+    year = parts.struct.field("2").cast(pl.Int32, strict=False)
+    return pl.date(year, month, 1)
+
+
+def _parse_date(raw: pl.Expr) -> pl.Expr:
+    """ISO dates (2024-04-01), a workbook's date-time cells (2025-04-01 00:00:00) and ODS dates (20241101)."""
+    return pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False),
+                       raw.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.date(),
+                       pl.when(raw.str.len_chars() == 8).then(raw.str.to_date("%Y%m%d", strict=False)))
+
+
+def _finite(num: pl.Expr) -> pl.Expr:
+    return pl.when(num.is_finite()).then(num)
+
+
+NUMBER_KINDS = ("number", "count", "fraction")
+
+
+def _plain_number_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str]) -> set[str]:
+    """Number columns whose every cell is empty or a plain number, found in one pass over all of them (the RTT
+    extract has 108): they are cast as they are, with no cleaning; only the other columns go through the full
+    parser (spaces, thousands separators, pound and percent signs, suppression marks)."""
+    names = [c.name for c in spec.columns if c.name in mapping and c.kind in NUMBER_KINDS]
+    if not names or text.height == 0:
+        return set()
+    plain = [(pl.col(mapping[n]).is_not_null() & _finite(pl.col(mapping[n]).cast(pl.Float64, strict=False)).is_null())
+             .any().alias(n) for n in names]
+    return {n for n, unread in zip(names, text.select(plain).row(0)) if not unread}
+
+
+def _total_rows(spec: SourceSpec) -> pl.Expr:
+    """The publication's own TOTAL row (its period cell is not relied on: A&E files spell it 'TOTAL ')."""
+    if not (spec.total_code and spec.org_column):
+        return pl.lit(False)
+    return pl.col(spec.org_column).str.to_uppercase().fill_null("") == spec.total_code
+
+
+def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str],
+                 plain: set[str] | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Cast each column by its kind; cells that do not parse become problems, never silent nulls.
+
+    Every rule is evaluated for all columns in one pass first; problem rows are only gathered for the columns
+    where a rule fired, so a clean wide file costs one pass, not one per column and rule."""
+    plain = _plain_number_columns(spec, text, mapping) if plain is None else plain
+    cleaned = text.select(pl.col(ROW), *[
+        (pl.col(mapping[c.name]) if c.name in plain else _clean_text(spec, mapping[c.name])).alias(c.name)
+        for c in spec.columns if c.name in mapping])
+    is_total = _total_rows(spec) if spec.org_column in mapping else pl.lit(False)
+    checks: list[tuple[pl.Expr, str, str, str, str]] = []  # (mask, column, header, rule, why)
     exprs = [pl.col(ROW)]
     for col in spec.columns:
         if col.name not in mapping:
@@ -114,32 +165,42 @@ def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str]) 
             continue
         raw = pl.col(col.name)
         header = mapping[col.name]
-        if col.kind in ("number", "count", "fraction"):
-            parsed = _parse_number(raw)
-            problems.append(_problems(cleaned, raw.is_not_null() & parsed.is_null(), col.name, header,
-                                      "not_a_number", "'{}' is not a number"))
+        if col.kind in NUMBER_KINDS:
+            if col.name in plain:
+                parsed = _finite(raw.cast(pl.Float64, strict=False))
+            else:
+                parsed = _parse_number(raw)
+                checks.append((raw.is_not_null() & parsed.is_null(), col.name, header, "not_a_number",
+                               "'{}' is not a number"))
             if col.kind == "count":
-                problems.append(_problems(cleaned, parsed < 0, col.name, header, "negative_count",
-                                          "{} is negative; counts cannot be below zero"))
+                checks.append((parsed < 0, col.name, header, "negative_count",
+                               "{} is negative; counts cannot be below zero"))
             exprs.append(parsed.alias(col.name))
         elif col.kind == "date":
-            parsed = raw.str.to_date("%Y-%m-%d", strict=False)
-            problems.append(_problems(cleaned, raw.is_not_null() & parsed.is_null(), col.name, header,
-                                      "not_a_date", "'{}' is not a date (expected YYYY-MM-DD)"))
+            parsed = _parse_date(raw)
+            checks.append((raw.is_not_null() & parsed.is_null(), col.name, header, "not_a_date",
+                           "'{}' is not a date (expected YYYY-MM-DD)"))
             exprs.append(parsed.alias(col.name))
-        elif col.kind == "ae_period":
-            parsed = _parse_ae_period(raw)
-            problems.append(_problems(cleaned, raw.is_null() | parsed.is_null(), col.name, header,
-                                      "not_a_period", "'{}' is not an A&E period label like MSitAE-APRIL-2024"))
+        elif col.kind in ("ae_period", "month_text"):
+            parsed = _parse_ae_period(raw) if col.kind == "ae_period" else _parse_month_text(raw)
+            like = "MSitAE-APRIL-2024 or RTT-April-2026" if col.kind == "ae_period" else "July 2025"
+            checks.append(((raw.is_null() | parsed.is_null()) & ~is_total, col.name, header, "not_a_period",
+                           f"'{{}}' is not a period like {like}"))
             exprs.append(raw.alias(col.name))
-            exprs.append(parsed.alias("_ae_period_date"))
+            # the TOTAL row takes the month of the file's other rows
+            exprs.append(pl.when(is_total).then(parsed.drop_nulls().mode().min()).otherwise(parsed)
+                         .alias("_ae_period_date"))
         elif col.kind == "code":
             up = raw.str.to_uppercase()
-            problems.append(_problems(cleaned, up.is_not_null() & ~up.str.contains(CODE_PATTERN), col.name, header,
-                                      "malformed_code", "'{}' is not a valid code"))
+            checks.append((up.is_not_null() & ~up.str.contains(CODE_PATTERN), col.name, header, "malformed_code",
+                           "'{}' is not a valid code"))
             exprs.append(up.alias(col.name))
         else:
             exprs.append(raw.alias(col.name))
+    fired = cleaned.select([c[0].fill_null(False).any().alias(f"_{i}") for i, c in enumerate(checks)]).row(0) \
+        if checks and cleaned.height else [False] * len(checks)
+    problems = [_problems(cleaned, mask, name, header, rule, why)
+                for (mask, name, header, rule, why), hit in zip(checks, fired) if hit]
     return cleaned.select(exprs), problems
 
 
@@ -148,10 +209,10 @@ def add_period(spec: SourceSpec, typed: pl.DataFrame) -> pl.DataFrame:
     if spec.period_column is None:
         return typed
     kind = spec.column(spec.period_column).kind
-    src = pl.col("_ae_period_date") if kind == "ae_period" else pl.col(spec.period_column)
+    src = pl.col("_ae_period_date") if kind in ("ae_period", "month_text") else pl.col(spec.period_column)
     start = src.dt.month_start()
-    if spec.period_grain == "quarter":
-        start = start.dt.offset_by("-2mo")  # quarter_end -> first day of the quarter
+    if spec.period_grain == "quarter" and kind == "date":
+        start = start.dt.offset_by("-2mo")  # quarter_end -> first day of the quarter (a label names its first month)
     out = typed.with_columns(start.alias("period_start"))
     return out.drop("_ae_period_date") if "_ae_period_date" in out.columns else out
 
@@ -167,10 +228,15 @@ def row_rules(spec: SourceSpec, typed: pl.DataFrame, mapping: dict[str, str], kn
     if spec.org_column and known_orgs is not None:
         allowed = set(known_orgs) | ({spec.total_code} if spec.total_code else set())
         col = spec.org_column
-        problems.append(_problems(
-            typed, pl.col(col).is_not_null() & ~pl.col(col).is_in(list(allowed)), col, mapping[col], "unknown_org",
-            "organisation code '{}' is not in the organisation reference (ODS extracts or "
-            "data/reference/organisations_supplement.csv)"))
+        unknown = pl.col(col).is_not_null() & ~pl.col(col).is_in(list(allowed))
+        if spec.org_name_column in mapping:  # an official publication that names it: provisional, not bad data
+            unknown = unknown & pl.col(spec.org_name_column).is_null()
+            why = ("organisation code '{}' is not in the organisation reference and the row gives it no name, so "
+                   "it cannot enter as a provisional organisation")
+        else:
+            why = ("organisation code '{}' is not in the organisation reference (ODS extracts or "
+                   "data/reference/organisations_supplement.csv)")
+        problems.append(_problems(typed, unknown, col, mapping[col], "unknown_org", why))
     if "period_start" in typed.columns:
         latest = date(today.year + (today.month == 12), today.month % 12 + 1, 1)
         pc = spec.period_column
@@ -188,6 +254,8 @@ def row_rules(spec: SourceSpec, typed: pl.DataFrame, mapping: dict[str, str], kn
 def duplicate_rules(spec: SourceSpec, good: pl.DataFrame, mapping: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Identical duplicate rows: keep the first. Conflicting rows for one key: quarantine them all."""
     key = list(spec.key)
+    if good.height == 0 or not good.select(pl.struct(key).is_duplicated().any()).item():
+        return good, pl.DataFrame(schema=PROBLEM_SCHEMA)  # the usual case: every key once, checked in one pass
     value_cols = [c for c in good.columns if c != ROW]
     first_of_key = pl.col(ROW).min().over(key)
     n_versions = pl.struct(value_cols).n_unique().over(key)
@@ -216,7 +284,8 @@ def validate(spec: SourceSpec, table: TextTable, known_orgs: frozenset[str] | No
     """All row rules for one file. Raises FileRefused for file-level failures (missing columns...)."""
     today = today or date.today()
     mapping = map_headers(spec, table.headers)
-    typed, problems = type_columns(spec, table.frame, mapping)
+    plain = _plain_number_columns(spec, table.frame, mapping)
+    typed, problems = type_columns(spec, table.frame, mapping, plain)
     typed = add_period(spec, typed)
     problems += row_rules(spec, typed, mapping, known_orgs, today)
     for r in table.ragged:
@@ -231,7 +300,46 @@ def validate(spec: SourceSpec, table: TextTable, known_orgs: frozenset[str] | No
     if dup_problems.height:
         problems_df = pl.concat([problems_df, dup_problems.cast(PROBLEM_SCHEMA)])
     rows_read = table.frame.height + len(table.ragged)
-    return Validated(good, problems_df.sort("row_number"), rows_read)
+    if table.sheet:
+        problems_df = _in_sheet(problems_df, table)
+    return Validated(good, problems_df.sort("row_number"), rows_read, _provisional(spec, good, known_orgs),
+                     _suppressed(spec, table, mapping, plain))
+
+
+def _in_sheet(problems: pl.DataFrame, table: TextTable) -> pl.DataFrame:
+    """A workbook problem names its sheet and cell as a spreadsheet does: `Provider!F17: row 17, ...`."""
+    letter = pl.col("column").replace_strict(table.columns, default=None, return_dtype=pl.Utf8)
+    cell = pl.when(letter.is_not_null() & pl.col("row_number").is_not_null()).then(
+        pl.concat_str([pl.lit(f"{table.sheet}!"), letter, pl.col("row_number").cast(pl.Utf8)])).otherwise(
+        pl.lit(f"sheet '{table.sheet}'"))
+    return problems.with_columns(pl.concat_str([cell, pl.lit(": "), pl.col("message")]).alias("message"))
+
+
+def _provisional(spec: SourceSpec, good: pl.DataFrame, known_orgs: frozenset[str] | None) -> dict[str, str]:
+    """Codes the reference does not know yet that the publication names: they enter as provisional."""
+    if known_orgs is None or not spec.org_column or spec.org_name_column not in good.columns:
+        return {}
+    allowed = list(known_orgs | ({spec.total_code} if spec.total_code else set()))
+    new = good.filter(pl.col(spec.org_column).is_not_null() & ~pl.col(spec.org_column).is_in(allowed))
+    pairs = new.group_by(spec.org_column).agg(pl.col(spec.org_name_column).first()).sort(spec.org_column)
+    return dict(pairs.iter_rows())
+
+
+def _suppressed(spec: SourceSpec, table: TextTable, mapping: dict[str, str], plain: set[str]) -> dict[str, int]:
+    """How many number cells held a suppression mark ('-', '*', '..'), read as missing: kept for the message.
+    Columns of plain numbers hold none, so only the others are looked at."""
+    marks = [t for t in spec.null_tokens if t]
+    headers = [mapping[c.name] for c in spec.columns
+               if c.kind in NUMBER_KINDS and c.name in mapping and c.name not in plain]
+    if not headers or table.frame.height == 0:
+        return {}
+    any_mark = table.frame.select(pl.sum_horizontal([pl.col(h).str.strip_chars().is_in(marks).sum()
+                                                     for h in headers])).item()
+    if not any_mark:  # the usual case, checked cheaply over every column at once
+        return {}
+    per_mark = table.frame.select([pl.sum_horizontal([(pl.col(h).str.strip_chars() == m).sum() for h in headers])
+                                   .alias(m) for m in marks])
+    return {m: int(n) for m, n in per_mark.row(0, named=True).items() if n}
 
 
 def check_total_row(spec: SourceSpec, good: pl.DataFrame, complete: bool) -> tuple[pl.DataFrame, pl.DataFrame | None]:

@@ -383,6 +383,7 @@ def test_negative_count_is_quarantined(env):
 def _load_reference(env: Env) -> frozenset[str]:
     """The real ODS/ONS reference files and the committed supplement, loaded by the loader itself."""
     shutil.copytree(DATA / "sources" / "org_reference", env.paths.sources / "org_reference")
+    shutil.copytree(DATA / "sources" / "ods_published", env.paths.sources / "ods_published")
     paths = dataclasses.replace(env.paths, reference=DATA / "reference")  # read only: archive goes to tmp
     for spec in REFERENCE_SOURCES:
         summary = ingest.load_source(env.con, spec, paths, run_id="test-run", log=lambda _m: None)
@@ -398,6 +399,7 @@ def test_unknown_organisation_code_is_quarantined(env):
     rows = good_ae()
     line = line_of(rows, "ARN03")
     rows[line - 2][col("Org Code")] = "ZZ999"
+    rows[line - 2][col("Org name")] = ""  # no name: it cannot enter as a provisional organisation
     out = env.write_and_load(name, csv_text(AE_HEADER, rows), known=known)
     assert out.status == "partial"
     assert_accounted(env, out, data_lines=16)
@@ -405,9 +407,26 @@ def test_unknown_organisation_code_is_quarantined(env):
         total_aside(name),
         (line, "Org Code", "ZZ999", "unknown_org",
          f"{name}: row {line}, column 'Org Code': organisation code 'ZZ999' is not in the organisation reference "
-         "(ODS extracts or data/reference/organisations_supplement.csv)"),
+         "and the row gives it no name, so it cannot enter as a provisional organisation"),
     ]
     assert set(env.raw(AE, out.load_id)) == AE_ORGS - {"ARN03"}
+
+
+def test_a_new_organisation_named_by_an_official_publication_enters_as_provisional(env):
+    """A code NHS England's own file names (with a name and a parent) is not bad data: it loads, is counted in
+    the TOTAL check, and the load says it entered as provisional."""
+    known = _load_reference(env)
+    name = "Monthly-AE-May-2024-new-org.csv"
+    rows = [[c.replace("APRIL", "MAY") for c in r] for r in good_ae()]
+    line = line_of(rows, "ARN03")
+    rows[line - 2][col("Org Code")] = "ZZ998"
+    rows[line - 2][col("Org name")] = "NEW URGENT TREATMENT CENTRE"
+    out = env.write_and_load(name, csv_text(AE_HEADER, rows), known=known)
+    assert out.status == "loaded", out.message
+    assert env.quarantine(out.load_id) == []
+    assert "ZZ998" in env.raw(AE, out.load_id) and "TOTAL" in env.raw(AE, out.load_id)
+    assert "1 organisation not yet in the ODS reference entered as provisional: ZZ998 (NEW URGENT TREATMENT " \
+           "CENTRE)" in out.message
 
 
 # ---- 6: duplicates --------------------------------------------------------------------------------------------
@@ -503,8 +522,6 @@ def _zip_of_good_slice() -> bytes:
 
 @pytest.mark.parametrize("kind, data, why", [
     ("png", _png(), "not a CSV file: it contains binary data (NUL bytes), not CSV text"),
-    ("zip", _zip_of_good_slice(), "not a CSV file: it is a ZIP/XLSX workbook, not CSV text (save the sheet as CSV, "
-                                  "or use the .xlsx loader)"),
 ])
 def test_non_csv_bytes_are_refused_and_archived(env, kind, data, why):
     name = f"Monthly-AE-April-2024-{kind}.csv"
@@ -514,6 +531,45 @@ def test_non_csv_bytes_are_refused_and_archived(env, kind, data, why):
     assert fl["message"] == why
     assert env.quarantine(out.load_id) == [(None, None, None, "not_csv", f"{name}: {why}")]
     assert_good_slice_loads(env)
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_the_one_csv_in_a_zip_loads_like_the_csv_and_mac_junk_is_ignored(env):
+    """The RTT full extract comes zipped: the CSV inside is read, __MACOSX/ and ._ entries are not."""
+    plain = env.write_and_load(GOOD_NAME, csv_text(AE_HEADER, good_ae()))
+    rows_plain = env.con.execute(f"select * exclude (_load_id, _source_file) from {AE.table} where _load_id = ? "
+                                 "order by _row_number", [plain.load_id]).fetchall()
+    zipped = env.write_and_load("Monthly-AE-May-2024.zip", _zip({
+        "__MACOSX/._Monthly-AE-April-2024.csv": b"\x00\x05\x16\x07junk", ".DS_Store": b"\x00\x00junk",
+        "Monthly-AE-April-2024.csv": csv_text(AE_HEADER, [[c.replace("APRIL", "MAY") for c in r] for r in good_ae()])}))
+    assert zipped.status == "loaded", zipped.message
+    rows_zip = env.con.execute(f"select * exclude (_load_id, _source_file, period_start, period) from {AE.table} "
+                               "where _load_id = ? order by _row_number", [zipped.load_id]).fetchall()
+    assert len(rows_zip) == len(rows_plain) > 0
+    assert "read Monthly-AE-April-2024.csv from the ZIP" in zipped.message
+
+
+@pytest.mark.parametrize("entries, rule, why", [
+    ({"a.csv": b"x,y\r\n1,2\r\n", "b.csv": b"x,y\r\n3,4\r\n"}, "zip_several_csv",
+     "ZIP holds 2 CSV files (a.csv, b.csv); a publication's ZIP holds one, so which to load is not clear: load them "
+     "one by one"),
+    ({"readme.pdf": b"%PDF-1.4", "__MACOSX/._x.csv": b"junk"}, "zip_without_csv",
+     "ZIP holds no CSV file (it holds readme.pdf); a publication's ZIP holds one CSV"),
+])
+def test_a_zip_with_two_csvs_or_none_is_refused_and_kept(env, entries, rule, why):
+    name = "Monthly-AE-April-2024.zip"
+    out = env.write_and_load(name, _zip(entries))
+    assert out.status == "refused"
+    fl = assert_accounted(env, out)
+    assert fl["message"] == why
+    assert env.quarantine(out.load_id) == [(None, None, None, rule, f"{name}: {why}")]
 
 
 # ---- 9: Windows-1252 ------------------------------------------------------------------------------------------
@@ -637,17 +693,19 @@ def test_load_source_twice_makes_no_new_loads(env):
     env.write("Monthly-AE-May-2024-partial.csv", csv_text(AE_HEADER, [
         [c.replace("APRIL", "MAY") for c in r] for r in rows]))
     env.write("Monthly-AE-June-2024-empty.csv", b"")
-    env.write("not-an-ae-file.csv", csv_text(AE_HEADER, good_ae()))  # does not match the pattern: ignored
+    # any name: the file is recognised by its header; it holds the same bytes as the first, so nothing new loads
+    env.write("not-an-ae-file.csv", csv_text(AE_HEADER, good_ae()))
     logged: list[str] = []
     first = ingest.load_source(env.con, AE, env.paths, run_id="run-1", known_orgs=KNOWN, log=logged.append)
-    assert sorted(f.status for f in first.files) == ["loaded", "partial", "refused"]
+    assert sorted(f.status for f in first.files) == ["loaded", "partial", "refused", "unchanged"]
     assert len(logged) == 3 and all("\n" not in m for m in logged)
     for f in first.files:
-        assert_accounted(env, f)
+        if f.status != "unchanged":
+            assert_accounted(env, f)
     before = env.counts()
     logged.clear()
     second = ingest.load_source(env.con, AE, env.paths, run_id="run-2", known_orgs=KNOWN, log=logged.append)
-    assert [f.status for f in second.files] == ["unchanged"] * 3
+    assert [f.status for f in second.files] == ["unchanged"] * 4
     assert logged == []
     assert env.counts() == before
     assert env.con.execute("select count(*) from meta.file_loads where run_id = 'run-2'").fetchone()[0] == 0
