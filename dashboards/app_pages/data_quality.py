@@ -30,6 +30,7 @@ else:
 
 # ---- freshness -------------------------------------------------------------------------------------------------
 st.subheader("How fresh is each source?")
+st.markdown(dq.schedule_text())
 loads = ui.call(dq.source_loads)
 if loads.is_empty():
     st.info("No file has been loaded yet: run `ibp run` to load the bundled publications.")
@@ -43,27 +44,28 @@ else:
     c4.metric("Files with rows set aside", int((fresh["status"] != "loaded").sum()),
               help="Sources whose files loaded only partly: some rows were quarantined (see below).")
     if len(stale):
-        st.warning(f"**{len(stale)} of {len(fresh)} sources are stale** against their publication cadence "
-                   f"(a monthly source is stale when its latest month ended more than "
-                   f"{dq.freshness.ALLOWANCE_DAYS['month']} days ago, a quarterly one "
-                   f"{dq.freshness.ALLOWANCE_DAYS['quarter']} days): " + dq.name_list(stale["title"].to_list())
-                   + ". The same rule runs as a warning check on each source in the Dagster UI.",
-                   icon=":material/schedule:")
+        st.warning(f"**{len(stale)} of {len(fresh)} sources are behind** their publication calendar (a newer "
+                   "file was due and has not been loaded): " + dq.name_list(stale["title"].to_list())
+                   + ". Each one's due file and date are listed below.", icon=":material/schedule:")
     else:
-        st.success("Every dated source is within its expected publication lag.", icon=":material/check_circle:")
+        st.success("Every dated source is up to date with its publication calendar.", icon=":material/check_circle:")
+    with st.expander("Latest month and next file due, source by source", expanded=bool(len(stale))):
+        st.markdown(dq.next_file_lines(fresh))
     st.plotly_chart(dq.freshness_figure(fresh, today), key="dq_freshness")
     ui.table(fresh.select(
         pl.col("title").alias("Source"), pl.col("source").alias("Source id"), pl.col("freshness").alias("Freshness"),
-        pl.col("period_min").alias("First period"), pl.col("period_max").alias("Latest period"),
-        pl.col("age_days").alias("Days old"), pl.col("max_age_days").alias("Stale after (days)"),
+        pl.col("latest_month").alias("Latest month"), pl.col("next_file").alias("Next file"),
+        pl.col("due_date").alias("Due"), pl.col("overdue_files").alias("Files overdue"),
+        pl.col("period_min").alias("First period"), pl.col("age_days").alias("Days old"),
         pl.col("grain").alias("Cadence"), pl.col("loaded_at").alias("Loaded at"), pl.col("files").alias("Files"),
         pl.col("rows_loaded").alias("Rows loaded"), pl.col("rows_quarantined").alias("Rows quarantined"),
         pl.col("status").alias("Load status"), pl.col("file_names").alias("File names")), "source freshness", sel,
         key="dq-freshness",
-        column_config={"Days old": st.column_config.NumberColumn(
-                           help="Days from the latest period to the first day of this month."),
-                       "Stale after (days)": st.column_config.NumberColumn(
-                           help="Monthly 75 days, quarterly 165, yearly 440: about a publication lag and a bit."),
+        column_config={"Days old": st.column_config.NumberColumn(help="Days since the latest period ended."),
+                       "Due": st.column_config.DateColumn(
+                           format="D MMM YYYY", help="When the file after the latest one loaded was (or is) due."),
+                       "Files overdue": st.column_config.NumberColumn(
+                           help="Newer files whose publication day has passed but that are not loaded."),
                        "Freshness": st.column_config.TextColumn(help=" ".join(f"{k}: {v}" for k, v in
                                                                               dq.STATUS_HELP.items())),
                        "Loaded at": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),

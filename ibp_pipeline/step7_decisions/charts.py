@@ -7,6 +7,27 @@ import polars as pl
 from . import theme
 
 
+def with_gaps(frame: pl.DataFrame, months: int = 1) -> pl.DataFrame:
+    """The frame with an empty row for every missing period between its first and last (monthly, or every
+    `months` months), so a line breaks at a gap instead of joining across it: a series that jumps from March
+    2025 to April 2026 shows thirteen missing months, never a made-up slope."""
+    if frame.height < 2:
+        return frame
+    frame = frame.sort("period_start")
+    start, end = frame["period_start"].min(), frame["period_start"].max()
+    every = pl.date_range(start, end, f"{months}mo", eager=True).alias("period_start")
+    return pl.DataFrame(every).join(frame, on="period_start", how="left")
+
+
+def gap_annotation(fig: go.Figure, frame: pl.DataFrame) -> None:
+    """Say on the chart that a gap is a gap (months not published, or not loaded), not a zero."""
+    missing = frame.filter(pl.col("value").is_null()).height if "value" in frame.columns else 0
+    if missing:
+        fig.add_annotation(text=f"Gaps: {missing} month{'s' if missing > 1 else ''} with no figure are left blank",
+                           showarrow=False, x=0, y=-0.18, xref="paper", yref="paper", xanchor="left",
+                           font=dict(size=11, color=theme.NHS_DARK_GREY))
+
+
 def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title: str = "",
                unit: str = "", height: int = 380) -> go.Figure:
     """A Making Data Count XmR chart: values, centre line, process limits, special-cause points coloured by
@@ -20,7 +41,7 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
                            xref="paper", yref="paper")
         _finish(fig, title, height, unit)
         return fig
-    spc = spc.sort("period_start")
+    spc = with_gaps(spc, 3 if spc.height > 1 and _quarterly(spc) else 1)
     x = spc["period_start"].to_list()
     suffix = "%" if unit == "percent" else ""
     fig.add_trace(go.Scatter(x=x, y=spc["upl"], name="Process limits", mode="lines",
@@ -47,8 +68,16 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
             customdata=part["special_cause_type"].to_list(),
             hovertemplate="%{x|%b %Y}: %{y:.1f}" + suffix + "<br>%{customdata}<extra></extra>"))
     _add_targets(fig, targets, suffix)
+    gap_annotation(fig, spc)
     _finish(fig, title, height, unit)
     return fig
+
+
+def _quarterly(frame: pl.DataFrame) -> bool:
+    """A quarterly series: every period starts in January, April, July or October and none is a month apart."""
+    months = frame.sort("period_start")["period_start"].dt.month().to_list()
+    return all(m in (1, 4, 7, 10) for m in months) and all(
+        (b - a) % 12 != 1 for a, b in zip(months, months[1:]))
 
 
 def _add_targets(fig: go.Figure, targets: pl.DataFrame | None, suffix: str) -> None:
@@ -97,10 +126,11 @@ def fan_figure(history: pl.DataFrame, forecast: pl.DataFrame, targets: pl.DataFr
                                  hovertemplate="%{x|%b %Y} forecast %{y:.1f}" + suffix
                                  + " (80%: %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>"))
     if not history.is_empty():
-        h = history.sort("period_start")
+        h = with_gaps(history.select("period_start", "value"), 3 if _quarterly(history) else 1)
         fig.add_trace(go.Scatter(x=h["period_start"].to_list(), y=h["value"], name="Actual", mode="lines+markers",
                                  line=dict(color=theme.NHS_BLUE, width=2), marker=dict(size=5),
                                  hovertemplate="%{x|%b %Y} actual %{y:.1f}" + suffix + "<extra></extra>"))
+        gap_annotation(fig, h)
     _add_targets(fig, targets, suffix)
     _finish(fig, title, height, unit)
     return fig

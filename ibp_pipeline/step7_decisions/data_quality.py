@@ -1,11 +1,11 @@
 """The Data quality page: how fresh each source is, which checks passed or failed in the latest run, which rows
 were quarantined and why, where two sources disagreed, and when the served copy was published.
 
-Freshness is a pure function of the latest period a source covers, its grain and today's date, so the rule is
-tested directly and the page can show the age of every source in days against its expected cadence."""
+Freshness is a pure function of the latest period a source covers, its publication calendar and today's date, so
+the rule is tested directly and the page can say, in plain English, which month's file was due and on what day."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -20,8 +20,8 @@ from .serving import Serving
 STATUS_COLOURS = {"Up to date": theme.NHS_GREEN, "Stale": theme.NHS_ORANGE, "Historical": theme.NHS_MID_GREY,
                   "No period": theme.NHS_MID_GREY}
 STATUS_HELP = {
-    "Up to date": "The latest period is within the expected publication lag.",
-    "Stale": "The latest period is older than expected for how often the source is published: check for a newer "
+    "Up to date": "The file after the latest one loaded is not due yet.",
+    "Stale": "Behind: the file after the latest one loaded was due and has not been loaded: check for a newer "
              "file to drop into the landing folder.",
     "Historical": "A series that is no longer published, kept for its history (such as A&E 2016-2019): it is not "
                   "expected to get newer.",
@@ -35,20 +35,39 @@ QUARANTINE_LIMIT = 5000
 
 
 def source_grain(source: str) -> str:
-    """'month', 'quarter', 'year' or 'reference' (no period column) from the source registry; 'month' for a
-    source the registry no longer knows but that has periods."""
+    """'month', 'quarter', 'year' or 'reference' (no period column) from the source registry; for a source the
+    registry does not know, the grain of its publication schedule, else 'month'."""
     spec = BY_NAME.get(source)
     if spec is None:
-        return "month"
+        return freshness.source_grain(source)
     if spec.reference or spec.period_column is None:
         return "reference"
     return spec.period_grain
 
 
 def freshness_status(source: str, period_max: date | None, today: date) -> tuple[str, int | None, int | None]:
-    """(status, days since the latest period ended, allowance): the same rule as the Dagster freshness checks
-    (ibp_pipeline.step1_current_state.freshness): a monthly source is stale 45 days after its latest month ends."""
+    """(status, days since the latest period ended, allowance): the allowance rule the Dagster freshness checks
+    use (ibp_pipeline.step1_current_state.freshness): a monthly source is stale 45 days after its latest month
+    ends. The page's verdict comes from the publication calendar instead (with_freshness); this gives its ages."""
     return freshness.freshness(source, period_max, today)
+
+
+def and_list(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def schedule_text() -> str:
+    """The publication calendar in one plain-English paragraph, from the same table the rule uses."""
+    seen: dict[str, list[str]] = {}
+    for rule in dict.fromkeys(freshness.PUBLICATION_RULES.values()):  # each schedule once, in table order
+        seen.setdefault(freshness.schedule(rule), []).append(rule.subject)
+    parts = [f"{and_list(subjects)} {'on ' if when.startswith('the ') else ''}{when}"
+             for when, subjects in seen.items()]
+    return ("NHS England publishes on a calendar: " + "; ".join(parts) + ". A source is behind when the file "
+            "for the period after its latest one was due before today. Other sources are expected within "
+            f"{freshness.ALLOWANCE_DAYS['month']} days of a month ending ({freshness.ALLOWANCE_DAYS['quarter']} days "
+            "for a quarter).")
 
 
 def name_list(names: list[str], most: int = 5) -> str:
@@ -76,15 +95,38 @@ def source_loads(db: Serving) -> pl.DataFrame:
         pl.col("source").map_elements(source_grain, return_dtype=pl.String).alias("grain"))
 
 
+def latest_label(source: str, period_max: date | None) -> str:
+    """The latest month (or quarter) a source covers as a reader says it: 'December 2024', 'January to March
+    2025'; 'No period' for reference data."""
+    if period_max is None:
+        return "No period"
+    return freshness.period_label(period_max, freshness.source_grain(source))
+
+
 def with_freshness(loads: pl.DataFrame, today: date) -> pl.DataFrame:
-    """Add freshness (status, age in days, allowance) to source_loads(); stale sources first."""
-    results = [freshness_status(s, p, today) for s, p in zip(loads["source"].to_list(),
-                                                             loads["period_max"].to_list())]
+    """Add to source_loads() the verdict against the publication calendar (freshness: status; latest_month; the
+    next period's due_date and how many files are overdue; next_file: the sentence) and the age in days and
+    allowance of the older rule (age_days, max_age_days); stale sources first."""
+    sources, latest = loads["source"].to_list(), loads["period_max"].to_list()
+    ages = [freshness_status(s, p, today) for s, p in zip(sources, latest)]
+    due = [freshness.publication_status(s, p, today) for s, p in zip(sources, latest)]
     order = {"Stale": 0, "Up to date": 1, "Historical": 2, "No period": 3}
-    return (loads.with_columns(pl.Series("freshness", [r[0] for r in results], dtype=pl.String),
-                               pl.Series("age_days", [r[1] for r in results], dtype=pl.Int64),
-                               pl.Series("max_age_days", [r[2] for r in results], dtype=pl.Int64))
+    return (loads.with_columns(pl.Series("freshness", [d.status for d in due], dtype=pl.String),
+                               pl.Series("latest_month", [latest_label(s, p) for s, p in zip(sources, latest)],
+                                         dtype=pl.String),
+                               pl.Series("next_file", [d.sentence for d in due], dtype=pl.String),
+                               pl.Series("due_date", [d.due_date for d in due], dtype=pl.Date),
+                               pl.Series("overdue_files", [d.overdue for d in due], dtype=pl.Int64),
+                               pl.Series("age_days", [a[1] for a in ages], dtype=pl.Int64),
+                               pl.Series("max_age_days", [a[2] for a in ages], dtype=pl.Int64))
             .sort(pl.col("freshness").replace_strict(order, return_dtype=pl.Int64), "source"))
+
+
+def next_file_lines(fresh: pl.DataFrame) -> str:
+    """A markdown list, one line per dated source: its title, latest month and the next-file sentence."""
+    dated = fresh.filter(pl.col("due_date").is_not_null())
+    return "\n".join(f"- **{r['title']}** (latest {r['latest_month']}): {r['next_file']}"
+                     for r in dated.iter_rows(named=True))
 
 
 def latest_checks(db: Serving) -> pl.DataFrame:
@@ -179,15 +221,12 @@ def freshness_figure(fresh: pl.DataFrame, today: date, height_per_source: int = 
             base=starts.to_list(), x=[(e - s).days * 86400000 + 86400000 * 28 for s, e in
                                       zip(starts.to_list(), part["period_max"].to_list())],
             y=part["title"].to_list(), orientation="h", name=status, marker_color=colour,
-            customdata=part.select(pl.col("period_max").dt.strftime("%b %Y"), "age_days").to_numpy(),
-            hovertemplate="%{y}<br>latest period %{customdata[0]}, %{customdata[1]} days since it ended"
-                          "<extra>" + status + "</extra>"))
+            customdata=part.select("latest_month", "next_file").to_numpy(),
+            hovertemplate="%{y}<br>latest %{customdata[0]}<br>%{customdata[1]}<extra>" + status + "</extra>"))
     month = today.replace(day=1)
     fig.add_vline(x=month.isoformat(), line=dict(color=theme.NHS_BLACK, dash="dash", width=1))
-    fig.add_vline(x=(today - timedelta(days=freshness.ALLOWANCE_DAYS["month"])).isoformat(),
-                  line=dict(color=theme.NHS_ORANGE, dash="dot", width=1.5))
     fig.update_layout(height=max(260, height_per_source * len(dated) + 90), xaxis=dict(type="date"),
                       yaxis=dict(autorange="reversed"), barmode="overlay", showlegend=True,
-                      xaxis_title="Periods covered. Dashed line: this month; dotted: a monthly source whose latest "
-                                  "month ended before this line is stale")
+                      xaxis_title="Periods covered. Dashed line: this month. Hover over a bar for when its next "
+                                  "file is due")
     return fig

@@ -32,10 +32,12 @@ import io
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 
 import duckdb
 import pytest
+import xlrd
 import xlsxwriter
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -64,7 +66,7 @@ def _csv_rows(text: str) -> list[list[str]]:
 @dataclasses.dataclass(frozen=True)
 class Slice:
     spec: SourceSpec
-    kind: str  # csv | gz | xlsx
+    kind: str  # csv | gz | xlsx | sheet (a web-file workbook: title rows above) | zip | headerless
     name: str  # the published file name (bundled copy and landing drop)
     header: list[str]
     rows: list[list[str]]
@@ -73,6 +75,8 @@ class Slice:
 
     @property
     def known(self) -> frozenset[str]:
+        if self.spec.org_column is None:
+            return frozenset()
         j = [c.name for c in self.spec.columns].index(self.spec.org_column)
         col = self.header.index(self.spec.columns[j].header)
         return frozenset(r[col] for r in self.rows) - {"TOTAL"}
@@ -98,8 +102,51 @@ def _gz_slice(spec_name: str, folder: str, file: str, n: int, text_cols: list[in
     return Slice(spec, kind, name, header, rows[1:n + 1], numeric, text_cols)
 
 
+def _dm01_sheet_slice() -> Slice:
+    """The DM01 provider web file as published (.xls), its England row and 10 providers, rewritten as an .xlsx with
+    the same title rows ('Period:') above the header; the England 'Total' row is the sum of the 10."""
+    sheet = xlrd.open_workbook(str(next((SOURCES / "diagnostics_dm01_web_file").glob("*.xls")))).sheet_by_name(
+        "Provider")
+    header = [str(c).strip() for c in sheet.row_values(13)][1:]
+    width = max(j for j, h in enumerate(header) if h) + 1
+    header = header[:width]
+    as_text = lambda v: (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))  # noqa: E731
+    providers = [[as_text(v) for v in sheet.row_values(i)[1:width + 1]] for i in range(16, 26)]
+    numeric = [j for j, h in enumerate(header) if h and j >= 4]
+    total = ["", "", "", "Total"] + [""] * (width - 4)
+    for j in numeric:
+        total[j] = as_text(sum(float(r[j] or 0) for r in providers))
+    frac = header.index("Percentage waiting 6+ weeks")
+    total[frac] = "0"
+    return Slice(BY_NAME["dm01_web_file"], "sheet", "Monthly-Diagnostics-Web-File-Provider-July-2025_L8FLO.xlsx",
+                 header, [total] + providers, numeric, [1, 3])
+
+
+def _rtt_zip_slice() -> Slice:
+    """The RTT full CSV data file in its ZIP: the first 12 rows of the real extract (121 columns)."""
+    path = next((SOURCES / "rtt_full_extract").glob("*.zip"))
+    with zipfile.ZipFile(path) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".csv") and not n.startswith("__MACOSX"))
+        with zf.open(name) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            rows = [r for _, r in zip(range(13), csv.reader(text))]
+    header = rows[0]
+    return Slice(BY_NAME["rtt_full_extract"], "zip", path.name, header, rows[1:], list(range(13, len(header))),
+                 [2, 4, 6, 8])
+
+
+def _ods_slice() -> Slice:
+    """The ODS etr file as published: no header row, 27 quoted columns; 12 trusts."""
+    rows = _csv_rows((SOURCES / "ods_published" / "etr.csv").read_text("utf-8"))[:12]
+    spec = BY_NAME["ods_etr"]
+    return Slice(spec, "headerless", "etr.csv", list(spec.positions), rows, [], [1, 4, 5])
+
+
 SLICES = {
     "ae_monthly_official": _ae_slice(),
+    "dm01_web_file": _dm01_sheet_slice(),
+    "rtt_full_extract": _rtt_zip_slice(),
+    "ods_etr": _ods_slice(),
     "cancer_waiting_times": _gz_slice("cancer_waiting_times", "cancer_waiting_times_provider_monthly",
                                       "cwt_provider_monthly.csv.gz", 12, [1, 3, 5]),
     "virtual_wards": _gz_slice("virtual_wards", "virtual_wards_icb_monthly", "virtual_wards_icb_monthly.csv.gz", 10,
@@ -145,8 +192,8 @@ container_ops = st.one_of(
 
 
 def damage(kind: str) -> st.SearchStrategy[list[tuple]]:
-    ops = [table_ops, text_ops, byte_ops] if kind != "xlsx" else [table_ops]
-    if kind in ("gz", "xlsx"):
+    ops = [table_ops, text_ops, byte_ops] if kind not in ("xlsx", "sheet") else [table_ops]
+    if kind in ("gz", "xlsx", "sheet", "zip"):
         ops.append(container_ops)
     return st.lists(st.one_of(*ops), min_size=1, max_size=4)
 
@@ -194,10 +241,11 @@ def _table(s: Slice, ops: list[tuple]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+def _csv_text(header: list[str], rows: list[list[str]], headerless: bool = False) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    if not headerless:
+        w.writerow(header)
     w.writerows(rows)
     return buf.getvalue()
 
@@ -220,18 +268,37 @@ def _as_number(cell: str) -> float | str:
     return value if abs(value) < 1e300 else cell
 
 
-def _xlsx(header: list[str], rows: list[list[str]], numeric: list[int]) -> bytes:
+def _xlsx(header: list[str], rows: list[list[str]], numeric: list[int], title: bool = False) -> bytes:
+    """A workbook of the table; with title=True laid out as NHS England's web files are (title rows with
+    'Period:', a blank row, the header on row 14, the data from column B)."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
                                    "strings_to_urls": False})
     wb.set_properties({"created": datetime.datetime(2024, 10, 1)})  # same content, same bytes
-    ws = wb.add_worksheet("Data")
-    ws.write_row(0, 0, header)
-    for i, r in enumerate(rows, 1):
+    ws = wb.add_worksheet("Provider" if title else "Data")
+    top, left = (13, 1) if title else (0, 0)
+    if title:
+        ws.write_row(1, 1, ["Title:", "Monthly Diagnostics"])
+        ws.write_row(4, 1, ["Period:", "July 2025"])
+    ws.write_row(top, left, header)
+    for i, r in enumerate(rows, top + 1):
         for j, cell in enumerate(r):
             value = _as_number(cell) if j in numeric else cell
-            ws.write_string(i, j, value) if isinstance(value, str) else ws.write_number(i, j, value)
+            if value == "" and title:
+                continue  # a web file leaves a blank cell empty
+            ws.write_string(i, left + j, value) if isinstance(value, str) else ws.write_number(i, left + j, value)
     wb.close()
+    return buf.getvalue()
+
+
+def _zip(name: str, data: bytes) -> bytes:
+    """The CSV in a ZIP as the RTT extract comes: with a __MACOSX resource-fork entry beside it."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        info = zipfile.ZipInfo(name.removesuffix(".zip"), date_time=(2026, 6, 11, 9, 30, 0))
+        z.writestr(info, data, zipfile.ZIP_DEFLATED)
+        z.writestr(zipfile.ZipInfo(f"__MACOSX/._{name.removesuffix('.zip')}", date_time=(2026, 6, 11, 9, 30, 0)),
+                   b"\x00\x05\x16\x07 resource fork")
     return buf.getvalue()
 
 
@@ -239,14 +306,14 @@ def build(s: Slice, ops: list[tuple]) -> bytes:
     """The damaged file's bytes: table edits, then text, encoding, bytes, and the container last."""
     ops = sorted(ops, key=lambda o: STAGES[o[0]])  # stable: same-stage operations keep their order
     header, rows = _table(s, ops)
-    if s.kind == "xlsx":
+    if s.kind in ("xlsx", "sheet"):
         numeric = [j for j, h in enumerate(header) if h in {s.header[k] for k in s.numeric}]
-        data = _xlsx(header, rows, numeric)
+        data = _xlsx(header, rows, numeric, title=s.kind == "sheet")
     else:
         encodings = [o[1] for o in ops if o[0] == "encoding"]
         if encodings and encodings[-1] in ("latin-1", "cp1252", "cp437"):
             rows = _accents(header, rows, s)
-        text = _csv_text(header, rows)
+        text = _csv_text(header, rows, s.kind == "headerless")
         for op in (o for o in ops if STAGES[o[0]] == 1):
             if op[0] == "blank":
                 lines = text.split("\n")
@@ -259,6 +326,8 @@ def build(s: Slice, ops: list[tuple]) -> bytes:
             data = _byte_op(data, op)
         if s.kind == "gz":
             data = gzip.compress(data, mtime=0)
+        elif s.kind == "zip":
+            data = _zip(s.name, data)
     for op in (o for o in ops if STAGES[o[0]] == 4):
         data = _byte_op(data, op)
     return data
@@ -275,10 +344,10 @@ def _byte_op(data: bytes, op: tuple) -> bytes:
 
 
 def good_bytes(s: Slice) -> bytes:
-    if s.kind == "xlsx":
-        return _xlsx(s.header, s.rows, s.numeric)
-    data = _csv_text(s.header, s.rows).encode("utf-8")
-    return gzip.compress(data, mtime=0) if s.kind == "gz" else data
+    if s.kind in ("xlsx", "sheet"):
+        return _xlsx(s.header, s.rows, s.numeric, title=s.kind == "sheet")
+    data = _csv_text(s.header, s.rows, s.kind == "headerless").encode("utf-8")
+    return _zip(s.name, data) if s.kind == "zip" else gzip.compress(data, mtime=0) if s.kind == "gz" else data
 
 
 # ---- one example: a fresh warehouse, the good file bundled, the damaged one dropped in the landing folder -------
@@ -418,14 +487,48 @@ def test_fuzz_xlsx(ops):
     run_example(s, build(s, ops))
 
 
+@FUZZ
+@given(ops=damage("sheet"))
+@example(ops=[("drop_col", 4)])  # the header no longer whole: refused naming the closest sheet and row
+@example(ops=[("number", 2, 1, "abc")])  # text in a number: Provider!<cell> in the message
+@example(ops=[("header", 0, "Regional Team Code (revised)")])
+@example(ops=[("c_truncate", 500)])
+def test_fuzz_web_file_workbook(ops):
+    s = SLICES["dm01_web_file"]
+    run_example(s, build(s, ops))
+
+
+@FUZZ
+@given(ops=damage("zip"))
+@example(ops=[("c_flip", 60, 8)])  # a damaged ZIP directory or entry
+@example(ops=[("c_truncate", 100)])
+@example(ops=[("encoding", "cp1252"), ("cell", 1, 4, "Ménière clinic")])
+@example(ops=[("number", 3, 20, "1,234")])
+def test_fuzz_zipped_rtt_extract(ops):
+    s = SLICES["rtt_full_extract"]
+    run_example(s, build(s, ops))
+
+
+@FUZZ
+@given(ops=damage("headerless"))
+@example(ops=[("drop_col", 5)])  # 26 columns: another layout, refused whole
+@example(ops=[("cell", 2, 10, "2026-13-45")])  # not a date
+@example(ops=[("crlf",)])
+def test_fuzz_headerless_ods(ops):
+    s = SLICES["ods_etr"]
+    run_example(s, build(s, ops))
+
+
 @pytest.mark.parametrize("name", sorted(SLICES))
 def test_each_kind_of_damage_builds_a_different_file(name):
     """Guard on the harness: the operations really change the bytes (so the examples test something)."""
     s = SLICES[name]
     good = good_bytes(s)
-    ops = [("cell", 1, 1, "abc")] if s.kind == "xlsx" else [("cell", 1, 1, "abc"), ("encoding", "utf-16")]
+    ops = [("cell", 1, 1, "abc")] if s.kind in ("xlsx", "sheet") else [("cell", 1, 1, "abc"),
+                                                                        ("encoding", "utf-16")]
     assert build(s, ops) != good
-    assert build(s, [("c_truncate", 10)] if s.kind != "csv" else [("truncate", 10)])[:10] == good[:10]
+    assert build(s, [("c_truncate", 10)] if s.kind not in ("csv", "headerless") else [("truncate", 10)])[:10] == \
+        good[:10]
 
 
 def test_harness_cleans_up():

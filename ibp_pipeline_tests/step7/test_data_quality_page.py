@@ -107,6 +107,30 @@ def test_source_loads_one_row_per_source_with_freshness(tiny: Serving) -> None:
     assert fresh.filter(pl.col("source") == "imd_icb")["freshness"][0] == "No period"
 
 
+def test_freshness_against_the_publication_calendar(tiny: Serving) -> None:
+    fresh = dq.with_freshness(dq.source_loads(tiny), date(2025, 10, 20))
+    rows = {r["source"]: r for r in fresh.iter_rows(named=True)}
+    ae, beds, imd = rows["ae_monthly_official"], rows["beds_kh03"], rows["imd_icb"]
+    # August loaded; September's A&E file was due on the second Thursday of October 2025 (the 1st is a Wednesday)
+    assert (ae["latest_month"], ae["due_date"], ae["overdue_files"]) == ("August 2025", date(2025, 10, 9), 1)
+    assert ae["next_file"] == "Behind: the September 2025 A&E file was due on 9 October 2025."
+    # January to March loaded; April to June expected 56 days after 30 June (25 August), July to September not yet
+    assert (beds["latest_month"], beds["due_date"], beds["overdue_files"]) == \
+        ("January to March 2025", date(2025, 8, 25), 1)
+    assert (imd["latest_month"], imd["due_date"]) == ("No period", None)
+    lines = dq.next_file_lines(fresh).splitlines()
+    assert lines[0] == ("- **" + ae["title"] + "** (latest August 2025): Behind: the September 2025 A&E file was "
+                        "due on 9 October 2025.")
+    assert len(lines) == 2 and not any("ae_monthly_official" in line or "beds_kh03" in line for line in lines)
+
+
+def test_schedule_text_is_plain_english() -> None:
+    text = dq.schedule_text()
+    assert "A&E on the second Thursday of the month after the month it covers" in text
+    assert "cancer waiting times on the second Thursday of the second month after" in text
+    assert "_" not in text  # no table names
+
+
 def test_latest_checks_only_the_latest_run_failed_first(tiny: Serving) -> None:
     checks = dq.latest_checks(tiny)
     assert checks["check_name"].to_list() == ["c", "b", "a"]  # failed blocking, failed, passed
@@ -160,6 +184,22 @@ def test_data_quality_page_for_a_trust_and_england(app) -> None:
     assert not at.exception
     assert not any(e.label.startswith("Disagreements for") for e in at.expander)  # not organisation-specific
     assert pl.from_pandas(at.dataframe[0].value).height == freshness.height
+
+
+def test_data_quality_page_says_which_file_was_due_and_when(app) -> None:
+    at = app(page="data_quality.py", org="RXL")
+    text = page_text(at)
+    # the bundled A&E data end in December 2024, so January 2025's file was due on the second Thursday of
+    # February 2025: 1 February 2025 is a Saturday, so the Thursdays are the 6th and the 13th
+    assert "the January 2025 A&E file was due on 13 February 2025" in text
+    assert "NHS England publishes on a calendar" in text
+    listing = next(m.value for m in at.markdown if "A&E file was due" in str(m.value))
+    assert "ae_monthly_official" not in listing and "(latest December 2024)" in listing
+    table = pl.from_pandas(at.dataframe[0].value)
+    ae = table.filter(pl.col("Source id") == "ae_monthly_official").row(0, named=True)
+    assert ae["Latest month"] == "December 2024" and ae["Next file"].startswith(
+        "Behind: the January 2025 A&E file was due on 13 February 2025")
+    assert table["Latest month"].null_count() == 0
 
 
 def test_source_selector_filters_quarantine(app) -> None:

@@ -1,0 +1,313 @@
+"""NHS England's 2025-2026 files as an analyst downloads them: recognised by content, read as published, and served
+figures equal to the figures in the files.
+
+Every expected figure is computed here straight from the file with a second, independent reader (csv and zipfile
+for the CSVs and the RTT ZIP, openpyxl for XLSX, xlrd for the legacy XLS), never with the project's readers. The
+files are the bundled copies under data/sources (the same bytes as ../shared/data/nhs_as_published), so no test
+needs ../shared.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pytest
+import xlrd
+import xlsxwriter
+
+from ibp_pipeline.config import PROJECT_ROOT
+from ibp_pipeline.step1_current_state.reading import FileRefused, read_table
+from ibp_pipeline.step1_current_state.recognise import Unrecognised, identify
+from ibp_pipeline.step1_current_state.sources import BY_NAME
+from ibp_pipeline.step1_current_state.validation import validate
+
+SOURCES = PROJECT_ROOT / "data" / "sources"
+RTT_ZIP = next((SOURCES / "rtt_full_extract").glob("*.zip"))
+DM01_XLS = next((SOURCES / "diagnostics_dm01_web_file").glob("*.xls"))
+KH03_XLSX = next((SOURCES / "beds_kh03_web_file").glob("*.xlsx"))
+CANCER_XLSX = next((SOURCES / "cancer_combined_workbook").glob("*.xlsx"))
+CWT_XLSX = next((SOURCES / "cancer_cwt_crs_extract").glob("*.xlsx"))
+AE_DIR = SOURCES / "ae_monthly_provider_official"
+MONTHS = ["JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER", "OCTOBER",
+          "NOVEMBER", "DECEMBER"]
+
+
+# ---- served figures ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(bundled_run):
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    yield con
+    con.close()
+
+
+def value(con, org: str, metric: str, month: str) -> float | None:
+    rows = con.execute("select value from s1_current_state.metric_values where org_code = ? and metric_id = ? "
+                       "and strftime(period_start, '%Y-%m') = ?", [org, metric, month]).fetchall()
+    assert len(rows) <= 1
+    return rows[0][0] if rows else None
+
+
+def rtt_from_zip(org: str | None = None) -> dict[str, float]:
+    """Part_2 / Part_3 / Part_1A / Part_1B 'C_999' sums of the RTT full extract, over commissioners (and over
+    providers for England), read with zipfile and csv."""
+    out = dict.fromkeys(("total", "within", "over52", "over65", "over78", "over104", "starts", "stops_a", "stops_n"),
+                        0.0)
+    with zipfile.ZipFile(RTT_ZIP) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".csv") and not n.startswith("__MACOSX"))
+        with zf.open(name) as fh:
+            for r in csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8", newline="")):
+                if r["Treatment Function Code"] != "C_999" or (org and r["Provider Org Code"] != org):
+                    continue
+                part, total_all = r["RTT Part Type"], float(r["Total All"] or 0)
+                if part == "Part_3":
+                    out["starts"] += total_all
+                elif part == "Part_1A":
+                    out["stops_a"] += total_all
+                elif part == "Part_1B":
+                    out["stops_n"] += total_all
+                elif part == "Part_2":
+                    out["total"] += total_all
+                    for k, v in r.items():
+                        if k.startswith("Gt ") and v:
+                            low = int(k.split()[1])
+                            out["within"] += float(v) if low < 18 else 0
+                            for weeks in (52, 65, 78, 104):
+                                out[f"over{weeks}"] += float(v) if low >= weeks else 0
+    return out
+
+
+def test_rtt_april_2026_england_equals_the_extract(served):
+    want = rtt_from_zip()
+    # the issue's figures, as NHS England publishes them
+    assert (want["total"], round(100 * want["within"] / want["total"], 2), want["over52"]) == \
+        (7_123_980, 64.90, 100_665)
+    assert value(served, "ENGLAND", "rtt_waiting_list", "2026-04") == want["total"]
+    assert value(served, "ENGLAND", "rtt_18wk_pct", "2026-04") == pytest.approx(100 * want["within"] / want["total"])
+    for weeks in (52, 65, 78, 104):
+        assert value(served, "ENGLAND", f"rtt_{weeks}wk_waiters", "2026-04") == want[f"over{weeks}"]
+    assert value(served, "ENGLAND", "rtt_clock_starts", "2026-04") == want["starts"]
+    assert value(served, "ENGLAND", "rtt_clock_stops_admitted", "2026-04") == want["stops_a"]
+    assert value(served, "ENGLAND", "rtt_clock_stops_non_admitted", "2026-04") == want["stops_n"]
+
+
+def test_rtt_provider_totals_sum_over_commissioners(served):
+    want = rtt_from_zip("RXL")
+    assert want["total"] > 0
+    assert value(served, "RXL", "rtt_waiting_list", "2026-04") == want["total"]
+    assert value(served, "RXL", "rtt_52wk_waiters", "2026-04") == want["over52"]
+
+
+def test_ae_2025_england_equals_each_files_total_row(served):
+    """Every 2025 month, the revised file where there is one: England equals the file's own TOTAL row."""
+    expected: dict[str, tuple[float, float]] = {}
+    for f in sorted(AE_DIR.glob("*2025*.csv"), key=lambda p: "revised" in p.name):  # revisions last: they win
+        rows = list(csv.DictReader(io.StringIO(f.read_text(encoding="utf-8-sig"))))
+        _, mon, year = next(r["Period"].strip().split("-") for r in rows if r["Period"].count("-") == 2)
+        total = next(r for r in rows if r["Org Code"].strip().upper() == "TOTAL")
+        att = sum(float(v) for k, v in total.items() if k.startswith("A&E attendances"))
+        over = sum(float(v) for k, v in total.items() if k.startswith("Attendances over 4hrs"))
+        expected[f"{year}-{MONTHS.index(mon.upper()) + 1:02d}"] = (att, 100 * (att - over) / att)
+    assert len(expected) == 12
+    for month, (att, pct) in expected.items():
+        assert value(served, "ENGLAND", "ae_attendances", month) == att, month
+        assert value(served, "ENGLAND", "ae_4hr_pct", month) == pytest.approx(pct), month
+
+
+def test_dm01_xls_england_and_a_provider(served):
+    sheet = xlrd.open_workbook(str(DM01_XLS)).sheet_by_name("Provider")
+    header = [str(c).strip() for c in sheet.row_values(13)]  # Excel row 14
+    col = {h: i for i, h in enumerate(header) if h}
+    england = sheet.row_values(14)  # Excel row 15: 'Total'
+    assert england[col["Provider Name"]] == "Total"
+    wl, six = england[col["Total Waiting List"]], england[col["Number waiting 6+ Weeks"]]
+    assert (wl, six) == (1_730_933, 378_816)
+    assert value(served, "ENGLAND", "dm01_waiting_list", "2025-07") == wl
+    assert value(served, "ENGLAND", "dm01_6wk_pct", "2025-07") == pytest.approx(100 * six / wl)
+    rxl = next(sheet.row_values(i) for i in range(15, sheet.nrows) if sheet.cell_value(i, col["Provider Code"]) == "RXL")
+    assert value(served, "RXL", "dm01_waiting_list", "2025-07") == rxl[col["Total Waiting List"]]
+    # a provider that did not submit (all zeros: RP5 in July 2025, per the file's Notes) has no value, not 0
+    rp5 = next(sheet.row_values(i) for i in range(15, sheet.nrows) if sheet.cell_value(i, col["Provider Code"]) == "RP5")
+    assert rp5[col["Total Waiting List"]] == 0
+    assert value(served, "RP5", "dm01_waiting_list", "2025-07") is None
+
+
+def test_kh03_xlsx_england_general_and_acute(served):
+    ws = openpyxl.load_workbook(KH03_XLSX, read_only=True, data_only=True)["NHS Trust by Sector"]
+    rows = list(ws.iter_rows(min_row=15, max_row=16, values_only=True))
+    header, england = rows
+    ga = [i for i, h in enumerate(header) if h == "General & Acute"]  # Available, then Occupied
+    assert england[[i for i, h in enumerate(header) if h == "Org Name"][0]] == "England"
+    available, occupied = england[ga[0]], england[ga[1]]
+    assert value(served, "ENGLAND", "kh03_ga_beds_available", "2025-04") == pytest.approx(available)
+    assert value(served, "ENGLAND", "kh03_ga_bed_occupancy_pct", "2025-04") == pytest.approx(100 * occupied / available)
+
+
+def test_cancer_combined_workbook_england_equals_its_total_rows(served):
+    ws = openpyxl.load_workbook(CANCER_XLSX, read_only=True, data_only=True)["Provider Level Performance"]
+    header = None
+    totals: dict[str, tuple[float, float]] = {}
+    for row in ws.iter_rows(values_only=True):
+        cells = [c.strip() if isinstance(c, str) else c for c in row]
+        if header is None:
+            if "Org Code" in cells and "Standard" in cells:
+                header = {h: i for i, h in enumerate(cells) if h}
+            continue
+        if cells[header["Org Code"]] != "Total" or cells[header["Cancer Type"]] != "ALL CANCERS":
+            continue
+        std, route = cells[header["Standard"]], cells[header["Referral Route/Stage"]]
+        modality = cells[header["Treatment Modality"]]
+        if (std, route, modality) in (("FDS", "ALL ROUTES", None), ("31D", "ALL STAGES", "ALL MODALITIES"),
+                                      ("62D", "ALL ROUTES", "ALL MODALITIES")):
+            totals[std] = (cells[header["Within"]], cells[header["Total"]])
+    assert set(totals) == {"FDS", "31D", "62D"}
+    for std, metric in (("FDS", "cancer_fds_pct"), ("31D", "cancer_31d_pct"), ("62D", "cancer_62d_pct")):
+        within, total = totals[std]
+        assert value(served, "ENGLAND", metric, "2026-01") == pytest.approx(100 * within / total), std
+
+
+def test_cwt_crs_extract_provider_fds(served):
+    wb = openpyxl.load_workbook(CWT_XLSX, read_only=True)
+    ws = wb.active
+    ws.reset_dimensions()  # the sheet's <dimension> says A1 (LAYOUTS.md)
+    rows = ws.iter_rows(values_only=True)
+    header = {h: i for i, h in enumerate(next(rows))}
+    within = total = 0.0
+    for r in rows:
+        if r[header["ORG CODE"]] == "RXL" and r[header["STANDARD"]] == "28-day FDS" and r[header["MONTH"]] == "APR":
+            within += r[header["WITHIN STANDARD"]]
+            total += r[header["TOTAL TREATED"]]
+    assert total > 0
+    assert value(served, "RXL", "cancer_fds_pct", "2025-04") == pytest.approx(100 * within / total)
+
+
+def test_a_month_of_totals_comes_from_one_source_and_says_which(served):
+    rows = served.execute("""select distinct source, coverage from s1_current_state.metric_values
+                             where org_code = 'ENGLAND' and metric_id = 'rtt_waiting_list'
+                               and period_start = '2026-04-01'""").fetchall()
+    assert rows == [("rtt_full_extract", rows[0][1])] and "independent sector" in rows[0][1]
+    cat = served.execute("select coverage from s1_current_state.metric_catalogue where metric_id = 'ae_attendances'"
+                         ).fetchone()[0]
+    assert "independent sector" in cat and "healthyr" not in cat.split("|")[0]
+
+
+def test_new_organisations_from_official_files_are_provisional(served):
+    got = dict(served.execute("select org_code, provisional from s1_current_state.organisations "
+                              "where org_code in ('A5D4Q', 'RXL', 'K0N6A')").fetchall())
+    assert got["A5D4Q"] is True  # a UTC first published in 2025, named by the A&E file
+    assert got["RXL"] is False
+    assert got["K0N6A"] is False  # a trust opened on 2026-06-01, from the 2026 ODS etr file
+
+
+# ---- recognition by content ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, original", [
+    ("ae_monthly_official", AE_DIR / "December-2025-CSV-K7F4Sp.csv"),
+    ("rtt_full_extract", RTT_ZIP),
+    ("dm01_web_file", DM01_XLS),
+    ("kh03_web_file", KH03_XLSX),
+    ("cancer_combined_workbook", CANCER_XLSX),
+    ("cancer_cwt_crs_extract", CWT_XLSX),
+    ("ods_etr", SOURCES / "ods_published" / "etr.csv"),
+    ("ods_eccg", SOURCES / "ods_published" / "eccg.csv"),
+])
+def test_files_are_recognised_by_content_under_any_name(tmp_path, source, original):
+    suffix = "".join(original.suffixes[-1:])
+    for name in (original.name, f"download (2){suffix}", f"my renamed file{suffix}"):
+        copy = tmp_path / name
+        shutil.copyfile(original, copy)
+        assert [s.name for s in identify(copy)] == [source], name
+
+
+def test_an_unrecognised_file_says_what_it_found_and_what_it_is_closest_to(tmp_path):
+    rows = list(csv.reader(io.StringIO((AE_DIR / "Monthly-AE-January-2025.csv").read_text(encoding="utf-8-sig"))))
+    header = [h for h in rows[0] if h != "Org Code"]
+    f = tmp_path / "ae.csv"
+    f.write_text(",".join(header) + "\r\n")
+    with pytest.raises(Unrecognised) as err:
+        identify(f)
+    msg = str(err.value)
+    assert msg.startswith("no known publication holds this file: found header row 'Period, Parent Org")
+    assert "closest: A&E attendances and emergency admissions" in msg and "missing 'Org Code'" in msg
+    assert "\n" not in msg
+
+
+def test_a_workbook_without_the_header_names_the_closest_sheet_and_row(tmp_path):
+    f = tmp_path / "Monthly-Diagnostics-Web-File-Provider-August-2025.xlsx"
+    wb = xlsxwriter.Workbook(str(f))
+    ws = wb.add_worksheet("Provider")
+    ws.write_row(1, 1, ["Period:", "August 2025"])
+    ws.write_row(13, 1, ["Regional Team Code", "Regional Team Name", "Provider Code", "Provider Name",
+                         "Total Waiting List"])
+    ws.write_row(14, 1, ["Y56", "London", "RXL", "Blackpool", 10])
+    wb.close()
+    with pytest.raises(FileRefused) as err:
+        read_table(f, spec=BY_NAME["dm01_web_file"])
+    assert "sheet 'Provider' row 14 comes closest with 5 of" in str(err.value)
+    with pytest.raises(Unrecognised) as err:
+        identify(f)
+    assert "sheets 'Provider'" in str(err.value) and "closest: Diagnostic waiting times" in str(err.value)
+
+
+def test_title_rows_footnotes_and_suppressed_cells(tmp_path):
+    """A sheet laid out as NHS England lays them out: title rows, a group-label row, the England row first, a
+    blank spacer, suppressed cells and notes below the data."""
+    f = tmp_path / "Beds-Open-Overnight-Web_File-Q2-2025-26.xlsx"
+    wb = xlsxwriter.Workbook(str(f))
+    ws = wb.add_worksheet("NHS Trust by Sector")
+    ws.write_row(1, 1, ["Title:", "Beds"])
+    ws.write_row(3, 1, ["Period:", "July to September 2025"])
+    sectors = ["Total ", "General & Acute", "Learning Disabilities", "Maternity", "Mental Illness"]
+    ws.write(12, 6, "Available")
+    ws.write(12, 12, "Occupied")
+    ws.write(12, 18, "% Occupied")
+    ws.write_row(13, 1, ["Year", "Period End", "Region Code", "Org Code", "Org Name", *sectors, None, *sectors, None,
+                         *sectors])
+    ws.write_row(14, 1, ["2025-26", "September", None, None, "England", 30, 20, 0, 10, 0, None, 27, 18, 0, 9, 0, None,
+                         0.9, 0.9, "-", 0.9, "-"])
+    ws.write_row(16, 1, ["2025-26", "September", "Y62", "RXL", "BLACKPOOL", 20, 12, 0, 8, 0, None, 18, 11, 0, 7, 0,
+                         None, 0.9, 0.92, "-", 0.88, "-"])
+    ws.write_row(17, 1, ["2025-26", "September", "Y62", "RXR", "EAST LANCS", 10, 8, 0, 2, 0, None, 9, 7, 0, 2, 0,
+                         None, 0.9, 0.88, "-", 1, "-"])
+    ws.write(20, 1, "Note: figures are averages over the quarter.")
+    wb.close()
+    spec = BY_NAME["kh03_web_file"]
+    table = read_table(f, spec=spec)
+    result = validate(spec, table, frozenset({"RXL", "RXR"}))
+    assert result.problems.height == 0
+    assert result.good.get_column("org_code").to_list() == ["TOTAL", "RXL", "RXR"]
+    assert result.good.get_column("_row_number").to_list() == [15, 17, 18]  # Excel's own row numbers
+    assert result.good.get_column("period_start").unique().to_list() == [date(2025, 7, 1)]
+    assert result.good.get_column("occupied_general_acute").to_list() == [18, 11, 7]
+    assert result.suppressed == {"-": 6}
+    assert "1 note row below the data not read" in table.notes
+
+
+def test_text_in_a_number_cell_names_the_sheet_and_cell(tmp_path):
+    f = tmp_path / "Monthly-Diagnostics-Web-File-Provider-August-2025.xlsx"
+    spec = BY_NAME["dm01_web_file"]
+    headers = [c.header for c in spec.columns if c.header != "Period"]
+    wb = xlsxwriter.Workbook(str(f))
+    ws = wb.add_worksheet("Provider")
+    ws.write_row(4, 1, ["Period:", "August 2025"])
+    ws.write_row(13, 1, headers)
+    ws.write_row(14, 1, ["Y62", "North West", "RXL", "Blackpool", "lots"] + [0] * (len(headers) - 5))
+    wb.close()
+    result = validate(spec, read_table(f, spec=spec), frozenset({"RXL"}))
+    [message] = result.problems.get_column("message").to_list()
+    assert message == "Provider!F15: row 15, column 'Total Waiting List': 'lots' is not a number"
+
+
+def test_an_ods_file_with_another_column_count_is_refused(tmp_path):
+    f = tmp_path / "etr.csv"
+    f.write_text('"RXL","BLACKPOOL TEACHING HOSPITALS NHS FOUNDATION TRUST","Y62"\r\n')
+    with pytest.raises(FileRefused) as err:
+        read_table(f, spec=BY_NAME["ods_etr"])
+    assert str(err.value) == ("row 1 has 3 columns; this layout has 27 columns and no header row (an ODS data file "
+                              "as published)")
