@@ -50,6 +50,7 @@ def time_load(path: Path, repeat: int) -> tuple[float, str, int]:
             known = known_org_codes(con)
             ensure_schema(con)
             _identify.cache_clear()  # recognition is timed too, as in a run
+            rows = 0
             t = time.perf_counter()
             for spec in identify(path):
                 con.execute("begin transaction")

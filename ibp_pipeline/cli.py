@@ -370,10 +370,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     """Add or replace a dashboard user; the password is read without echo (or from IBP_NEW_PASSWORD)."""
     import getpass
 
-    from .step7_decisions.access import add_user, users_file_path
+    from .step7_decisions.access import add_user, org_problem, users_file_path
 
     if args.role != "admin" and not args.org:
         print("ibp user add: a trust or icb user needs --org (the ODS code, e.g. RXL or QE1)", file=sys.stderr)
+        return 1
+    problem = org_problem(get_paths().serving, args.org.upper()) if args.org else None
+    if problem:
+        print(f"ibp user add: {problem}", file=sys.stderr)
         return 1
     password = os.environ.get("IBP_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
     if len(password) < 12:

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from ibp_pipeline.step1_current_state.ingest import SQL_TYPES  # noqa: E402
 from ibp_pipeline.step1_current_state.sources import SOURCES, SourceSpec, norm_header  # noqa: E402
 
-SQL_TYPE = {"code": "VARCHAR", "text": "VARCHAR", "ae_period": "VARCHAR", "count": "DOUBLE", "number": "DOUBLE",
-            "fraction": "DOUBLE", "date": "DATE"}
+SQL_TYPE = SQL_TYPES  # the loader's own column types: one mapping, never two that drift
 
 
 def spec_files(spec: SourceSpec, sources_dir: Path) -> list[Path]:
@@ -70,6 +70,9 @@ def period_expr(spec: SourceSpec) -> str | None:
     col = spec.column(spec.period_column)
     if col.kind == "ae_period":  # 'MSitAE-APRIL-2024'
         src = f"strptime(split_part({col.name}, '-', 2) || ' ' || split_part({col.name}, '-', 3), '%B %Y')"
+    elif col.kind == "month_text":  # 'July 2025', or a quarter 'April to June 2025' (its first month)
+        src = (f"strptime(split_part(trim({col.name}), ' ', 1) || ' ' || "
+               f"regexp_extract({col.name}, '(\\d{{4}})\\s*$', 1), '%B %Y')")
     else:
         src = col.name
     unit = "quarter" if spec.period_grain == "quarter" else "month"

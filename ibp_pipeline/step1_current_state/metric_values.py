@@ -34,6 +34,7 @@ import duckdb
 
 from ibp_pipeline.step1_current_state import catalogue
 from ibp_pipeline.step1_current_state.catalogue import BY_ID, WORKFORCE_STAFF_GROUPS
+from ibp_pipeline.step1_current_state.organisations import ICBS_CHANGED
 from ibp_pipeline.step1_current_state.sources import BY_NAME, RTT_BANDS
 
 SCHEMA = catalogue.SCHEMA
@@ -438,7 +439,11 @@ def build_metric_values(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(f"""
         create or replace table {VALUES} as
         select v.*, coalesce(o.successor_code, v.org_code) as current_org_code,
-               case when v.org_level <> 'provider' then cov.coverage end as coverage
+               case when v.org_level = 'icb' and o.org_type = 'icb' and v.period_start < DATE '{ICBS_CHANGED}'
+                         and v.source_file like 'aggregate of %'
+                    then cov.coverage || ' Restated: the ICB of today (April 2026 boundaries) summed over its '
+                         || 'providers as they map now, also for months before the April 2026 mergers.'
+                    when v.org_level <> 'provider' then cov.coverage end as coverage
         from ({' union all '.join(f'({p})' for p in parts)}) v left join {ORGS} o using (org_code)
         left join _period_source ps on ps.metric_id = v.metric_id and ps.period_start = v.period_start
         left join _coverage cov on cov.source = ps.source

@@ -39,7 +39,7 @@ MAX_CHAIN = 50
 _PUBLICATIONS: tuple[tuple[str, str, str, str, str, int], ...] = (
     ("ae_monthly_official", "org_code", "org_name", "_region_from_parent(parent_org)", "null", 1),
     ("rtt_full_extract", "provider_org_code", "provider_org_name", "_region_of_icb26(provider_parent_org_code)",
-     "null", 1),
+     "provider_parent_org_code", 1),
     ("dm01_web_file", "provider_code", "provider_name", "region_code", "null", 1),
     ("kh03_web_file", "org_code", "org_name", "region_code", "null", 1),
     ("cancer_combined_workbook", "org_code", "org_name", "_region_from_name(region_name)", "null", 2),
@@ -64,13 +64,54 @@ def _code(expr: str) -> str:
     return f"nullif(upper(trim({expr})), '')"
 
 
+ICBS_CHANGED = "2026-04-01"  # the ICB mergers of April 2026: the ICBs of today date from then
+ICBS_2022 = "2022-07-01"  # ICBs replaced clinical commissioning groups
+
+
 def _create_geography(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp tables _icb and _region from the July 2022 sub-ICB lookup (42 ICBs, 7 regions)."""
+    """Temp tables _icb (the ICBs of today, April 2026, and the 42 of July 2022 to March 2026 as historical),
+    _icb_today (each 2022 ICB's ICB of today) and _region (7 regions)."""
+    # Today's ICBs: the 2026 ODS trusts file's ICB codes, named there or by the RTT extract's provider parents.
     con.execute(f"""
-        create or replace temp table _icb as
+        create or replace temp table _icb26 as
+        with t as (
+            select {_code('icb_code_2026')} as c, icb_name_2026 as n, {_code('nhs_region_code')} as r
+            from latest.ods_trusts_2026
+            union all select {_code('high_level_health_geography')}, null, {_code('national_grouping')}
+            from latest.ods_etr
+            union all select {_code('provider_parent_org_code')}, provider_parent_name, null
+            from latest.rtt_full_extract)
+        select c as icb_code, any_value(n) filter (where n is not null) as icb_name,
+               mode(r) filter (where r is not null) as region_code
+        from t where c is not null group by c having any_value(n) filter (where n is not null) is not null""")
+    con.execute(f"""
+        create or replace temp table _icb22 as
         select {_code('icb_code')} as icb_code, any_value(icb_code) as published, any_value(icb_name) as icb_name,
                any_value(icb_ons_code) as icb_ons_code, any_value({_code('nhs_region_code')}) as region_code
         from latest.subicb_icb_region where icb_code is not null group by 1""")
+    # A 2022 ICB's ICB of today: itself where its code lives on, else where most of its trusts sit now.
+    con.execute(f"""
+        create or replace temp table _icb_today as
+        with moves as (
+            select {_code('t25.icb_code')} as old, {_code('t26.icb_code_2026')} as new, count(*) as trusts
+            from latest.ods_trusts_2025 t25 join latest.ods_trusts_2026 t26
+              on {_code('t25.org_code')} = {_code('t26.org_code')}
+            where {_code('t26.icb_code_2026')} in (select icb_code from _icb26) group by all)
+        select i.icb_code as old,
+               case when i.icb_code in (select icb_code from _icb26) then i.icb_code
+                    else (select new from moves m where m.old = i.icb_code order by trusts desc, new limit 1)
+               end as new
+        from _icb22 i""")
+    con.execute(f"""
+        create or replace temp table _icb as
+        select coalesce(n.icb_code, o.icb_code) as icb_code, coalesce(o.published, n.icb_code) as published,
+               coalesce(n.icb_name, o.icb_name) as icb_name, o.icb_ons_code,
+               coalesce(n.region_code, o.region_code) as region_code,
+               case when o.icb_code is not null then DATE '{ICBS_2022}' else DATE '{ICBS_CHANGED}' end as valid_from,
+               case when n.icb_code is null then DATE '{ICBS_CHANGED}' - 1 end as valid_to,
+               case when n.icb_code is null then (select new from _icb_today t where t.old = o.icb_code) end
+                   as replaced_by
+        from _icb26 n full join _icb22 o using (icb_code)""")
     con.execute(f"""
         create or replace temp table _region as
         select {_code('nhs_region_code')} as region_code, any_value(nhs_region_code) as published,
@@ -175,12 +216,20 @@ def _seen_in(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _create_register(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp table _org: the register without successors."""
+    """Temp table _org: the register without successors. A provider's parent ICB is its ICB of today (a 2022
+    code is carried to the ICB that replaced it), so ICB figures are restated to today's boundaries all the way
+    back; its 2022 ICB is kept beside it."""
+    con.execute("""create or replace temp macro _today(c) as
+                   coalesce((select max(new) from _icb_today where old = c), c)""")
+    con.execute("""create or replace temp macro _past(c) as
+                   case when c in (select icb_code from _icb22) then c end""")
     con.execute(f"""
         create or replace temp table _org as
         select t.org_code, t.org_code_published, t.org_name, 'nhs_trust' as org_type,
-               coalesce(t.ods_icb, p_icb.icb_code, t.ods_icb_2026) as parent_icb_code, t.region_code,
-               t.open_date, t.close_date, null::varchar as ons_code, t.source, false as provisional
+               coalesce(t.ods_icb_2026, _today(t.ods_icb), _today(p_icb.icb_code)) as parent_icb_code,
+               t.region_code, t.open_date, t.close_date, null::varchar as ons_code, t.source, false as provisional,
+               coalesce(_past(t.ods_icb), _past(p_icb.icb_code)) as parent_icb_code_2022,
+               t.open_date as valid_from, t.close_date as valid_to, null::varchar as replaced_by
         from _trust t
         left join (select org_code, first(icb_code order by prio, last_seen desc nulls last) as icb_code
                    from _seen where icb_code in (select icb_code from _icb) group by 1) p_icb using (org_code)
@@ -189,18 +238,21 @@ def _create_register(con: duckdb.DuckDBPyConnection) -> None:
                case when lower(coalesce(supplement_type, '')) similar to '.*(nhs.?trust|care.?trust).*'
                          or (supplement_type is null and regexp_matches(coalesce(org_name, ''), '{_TRUST_NAME}'))
                     then 'nhs_trust' else 'independent_or_other_provider' end,
-               icb_code, region_code, null::date, null::date, null, source, supplement_type is null
+               _today(icb_code), region_code, null::date, null::date, null, source, supplement_type is null,
+               _past(icb_code), null::date, null::date, null
         from _provider
         union all
-        select icb_code, published, icb_name, 'icb', null, region_code, null, null, icb_ons_code, 'subicb_icb_region',
-               false
+        select icb_code, published, icb_name, 'icb', null, region_code, null, null, icb_ons_code,
+               case when valid_to is null and valid_from = DATE '{ICBS_CHANGED}' then 'ods_trusts_2026'
+                    else 'subicb_icb_region' end, false, null, valid_from, valid_to, replaced_by
         from _icb
         union all
         select region_code, published, region_name, 'region', null, region_code, null, null, region_ons_code,
-               'subicb_icb_region', false
+               'subicb_icb_region', false, null, null, null, null
         from _region
         union all
-        select 'ENGLAND', 'TOTAL', 'England', 'country', null, null, null, null, 'E92000001', 'derived', false""")
+        select 'ENGLAND', 'TOTAL', 'England', 'country', null, null, null, null, 'E92000001', 'derived', false,
+               null, null, null, null""")
 
 
 def successor_edges(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -264,11 +316,15 @@ def build_organisations(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(f"""
         create or replace table {TABLE} as
         select o.org_code, o.org_code_published, o.org_name, o.org_type, o.parent_icb_code, o.region_code,
-               o.open_date, o.close_date, s.successor_code, o.ons_code, o.source, l.seen_in, o.provisional
+               o.open_date, o.close_date, s.successor_code, o.ons_code, o.source, l.seen_in, o.provisional,
+               o.parent_icb_code_2022, o.valid_from, o.valid_to, o.replaced_by
         from _org o left join _succ_frame s using (org_code) left join _seen_list l using (org_code)
         order by case o.org_type when 'country' then 0 when 'region' then 1 when 'icb' then 2 else 3 end, o.org_code""")
     con.unregister("_succ_frame")
-    for t in ("_icb", "_region", "_trust", "_seen", "_provider", "_seen_list", "_org"):
+    for t in ("_icb", "_icb22", "_icb26", "_icb_today", "_region", "_trust", "_seen", "_provider", "_seen_list",
+              "_org"):
         con.execute(f"drop table if exists {t}")
+    con.execute("drop macro if exists _today")
+    con.execute("drop macro if exists _past")
     con.execute("drop macro if exists _region_from_parent")
     return con.execute(f"select count(*) from {TABLE}").fetchone()[0]

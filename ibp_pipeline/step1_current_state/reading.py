@@ -7,6 +7,7 @@ analyst sees them in a spreadsheet.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import math
@@ -486,6 +487,18 @@ class _SheetExtent:
 
 
 def check_workbook(path: Path, max_bytes: int) -> None:
+    """check_workbook_once for this version of the file (path, size, modification time): a workbook is scanned
+    once however often it is recognised and read in a run (the scan is most of a big workbook's load time)."""
+    st = path.stat()
+    _checked_workbook(str(path), st.st_size, st.st_mtime_ns, max_bytes)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_workbook(path: str, _size: int, _mtime: int, max_bytes: int) -> None:
+    check_workbook_once(Path(path), max_bytes)  # a refusal raises, and lru_cache keeps only successes
+
+
+def check_workbook_once(path: Path, max_bytes: int) -> None:
     """Refuse a workbook that is not safe to hand to fastexcel: zip slip, too big unpacked, a zip or cell bomb.
 
     Declared sizes are checked first (cheap); then every part is streamed once, without keeping it, so that a

@@ -10,7 +10,7 @@ top_quartile, bottom_quartile; then, for traceability, period_grain, higher_is_b
   a 52-week row, 454 a DM01 row) would move the quartiles a trust is judged by.
 - scope 'peer': the trusts of one peer group (s2_triple_aim.peer_groups), one row per group; the fallback group
   (peer_group_id 0, trusts too short of data to group) gets no peer benchmark.
-- scope 'national_icb': the 42 ICBs (ICB rows of metric_values: the sum of their providers' numerators and
+- scope 'national_icb': the ICBs of today, April 2026 (ICB rows of metric_values: the sum of their providers' numerators and
   denominators, as step 1 builds them).
 Percentiles: linear interpolation between order statistics (numpy's and DuckDB quantile_cont's default).
 top_quartile is the best-performing quartile boundary given the metric's direction (higher_is_better True -> the
@@ -69,7 +69,8 @@ def metric_values_sql(levels: tuple[str, ...] = ("provider", "icb")) -> str:
         from {S1}.metric_values mv
         left join {S1}.organisations o on o.org_code = mv.org_code
         where mv.org_level in ({level_list}) and mv.value is not null and not isnan(mv.value)
-          and (mv.org_level <> 'provider' or o.org_type = 'nhs_trust')"""
+          and (mv.org_level <> 'provider' or o.org_type = 'nhs_trust')
+          and (mv.org_level <> 'icb' or o.valid_to is null)"""  # ICBs of today (April 2026), not the merged ones
     parts = [f"""
         select b.*, c.higher_is_better, 'step 1 metric ' || b.metric_id as formula
         from b join {S1}.metric_catalogue c using (metric_id)"""]

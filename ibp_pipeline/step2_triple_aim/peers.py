@@ -114,7 +114,7 @@ def _raw_features_sql() -> str:
         select distinct org_code from {S1}.metric_values, last
         where org_level = 'provider' and period_start > last.last_period - interval 12 month),
     trusts as (
-        select o.org_code, o.org_name, o.parent_icb_code,
+        select o.org_code, o.org_name, o.parent_icb_code, o.parent_icb_code_2022,
                (o.close_date is null or o.close_date > last.last_period)
                  and o.org_code in (select org_code from recent) as is_current
         from {S1}.organisations o, last
@@ -185,7 +185,7 @@ def _raw_features_sql() -> str:
     left join pf using (org_code)
     left join pred using (org_code)
     left join catch using (org_code)
-    left join imd host on host.icb_code = t.parent_icb_code
+    left join imd host on host.icb_code = coalesce(t.parent_icb_code_2022, t.parent_icb_code)
     left join trust_last tl using (org_code)
     cross join coverage
     order by t.org_code"""

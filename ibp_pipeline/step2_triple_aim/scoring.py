@@ -395,9 +395,9 @@ def _long_sql(unit_cost: float | None) -> str:
     weights as (
         select org_code, icb_code, share, 'catchment' as basis from catchment
         union all
-        select o.org_code, o.parent_icb_code, 1.0, 'host ICB'
-        from {S1}.organisations o
-        where o.org_type = 'nhs_trust' and o.parent_icb_code is not null
+        select o.org_code, coalesce(o.parent_icb_code_2022, o.parent_icb_code), 1.0, 'host ICB'
+        from {S1}.organisations o  -- population, IMD and Health Index are published for the ICBs of 2022-2026
+        where o.org_type = 'nhs_trust' and coalesce(o.parent_icb_code_2022, o.parent_icb_code) is not null
           and o.org_code not in (select org_code from catchment)),
     trust_pop as (
         select g.org_code, 'provider' as org_level, g.period_start, p.metric_id,

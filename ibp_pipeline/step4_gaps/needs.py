@@ -297,8 +297,9 @@ def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
                 from _s4_rtt where period_start > date '{trust_last}' - interval '{months} months'
                 group by all""")
     trusts = con.sql(f"""
-        select t.*, o.parent_icb_code,
-               sum(t.queue) over (partition by o.parent_icb_code) as parent_icb_provider_queue
+        select t.*, coalesce(o.parent_icb_code_2022, o.parent_icb_code) as parent_icb_code,
+               sum(t.queue) over (partition by coalesce(o.parent_icb_code_2022, o.parent_icb_code))
+                   as parent_icb_provider_queue  -- the ICB flows are published for the ICBs of 2022-2026
         from _s4_trust t left join {ORGS} o using (org_code)
         where t.last_month = date '{trust_last}'""").pl()
     for r in trusts.iter_rows(named=True):

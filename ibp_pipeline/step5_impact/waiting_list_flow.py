@@ -308,20 +308,24 @@ def read_flows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def read_icb_bands(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Weekly wait bands of the trust totals ('C_999') summed to ICB via organisations.parent_icb_code (a merged
-    trust's successor's ICB when its own is missing)."""
+    """Weekly wait bands of the trust totals ('C_999') summed to ICB via organisations.parent_icb_code_2022 (a
+    merged trust's successor's ICB when its own is missing): the ICB flows it is calibrated with are published
+    for the ICBs of 2022-2026, so the bands are summed to those too."""
     has = con.sql("select count(*) from information_schema.tables where table_schema = 'latest' "
                   "and table_name = 'rtt_incomplete'").fetchall()[0][0]
     if not has:
         return pl.DataFrame()
     sums = ", ".join(f"sum(coalesce(r.{c}, 0)) as {c}" for c in WEEK_COLUMNS)
     return con.sql(f"""
-        select coalesce(o.parent_icb_code, s.parent_icb_code) as icb_code, r.period_start,
+        select coalesce(o.parent_icb_code_2022, o.parent_icb_code, s.parent_icb_code_2022, s.parent_icb_code)
+                   as icb_code, r.period_start,
                sum(r.total_incomplete) as total_incomplete, sum(r.total_within_18wks) as total_within_18wks, {sums}
         from latest.rtt_incomplete r
         left join {S1}.organisations o on o.org_code = r.provider_code
         left join {S1}.organisations s on s.org_code = o.successor_code
-        where r.treatment_function_code = 'C_999' and coalesce(o.parent_icb_code, s.parent_icb_code) is not null
+        where r.treatment_function_code = 'C_999'
+          and coalesce(o.parent_icb_code_2022, o.parent_icb_code, s.parent_icb_code_2022, s.parent_icb_code)
+              is not null
         group by all order by 1, 2""").pl()
 
 

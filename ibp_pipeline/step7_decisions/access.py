@@ -124,6 +124,28 @@ def visible_orgs(user: User | None, organisations: pl.DataFrame, peer_groups: pl
     return {code, *[c for c in icb if c], *peers}
 
 
+def org_problem(serving: Path, org_code: str) -> str | None:
+    """Why a user cannot be scoped to this organisation (unknown, or an ICB replaced in April 2026), or None.
+    Without a served database yet (no `ibp run`), any code is accepted."""
+    if not serving.exists():
+        return None
+    import duckdb
+
+    con = duckdb.connect(str(serving), read_only=True)
+    try:
+        row = con.execute("select org_name, org_type, valid_to, replaced_by from s1_current_state.organisations "
+                          "where org_code = ?", [org_code]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return f"{org_code} is not an organisation in the served data (an ODS code such as RXL, or an ICB such as QE1)"
+    name, org_type, valid_to, replaced_by = row
+    if org_type == "icb" and valid_to is not None:
+        return (f"{org_code} ({name}) closed on {valid_to:%-d %B %Y}" + (f"; it is part of {replaced_by} now: use "
+                                                                          f"--org {replaced_by}" if replaced_by else ""))
+    return None
+
+
 def add_user(path: Path, username: str, role: Role, org_code: str | None, password: str,
              name: str = "", email: str | None = None) -> User:
     """Add or replace one user in the users file, storing only the bcrypt hash of the password."""

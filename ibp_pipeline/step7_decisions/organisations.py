@@ -38,7 +38,8 @@ def selector_options(db: Serving) -> pl.DataFrame:
             from s1_current_state.metric_values group by org_code)
         select o.org_code, o.org_name, l.org_level, o.org_type, o.parent_icb_code, o.region_code
         from levels l join s1_current_state.organisations o using (org_code)
-        where o.close_date is null or l.org_level <> 'provider'
+        where (o.close_date is null or l.org_level <> 'provider')
+          and (o.org_type <> 'icb' or o.valid_to is null)  -- the ICBs of today; the 42 of 2022-2026 are history
     """)
     kind = (pl.when(pl.col("org_type") == "independent_or_other_provider").then(pl.lit("Other provider"))
             .otherwise(pl.col("org_level").replace_strict(LEVEL_LABELS, default="Other")))

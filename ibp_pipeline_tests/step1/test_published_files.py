@@ -311,3 +311,74 @@ def test_an_ods_file_with_another_column_count_is_refused(tmp_path):
         read_table(f, spec=BY_NAME["ods_etr"])
     assert str(err.value) == ("row 1 has 3 columns; this layout has 27 columns and no header row (an ODS data file "
                               "as published)")
+
+
+# ---- the ICBs of today (April 2026) ----------------------------------------------------------------------------
+
+def _etr_2026() -> dict[str, str]:
+    """Trust -> ICB of today, read straight from the ODS etr file (column 4, 'high level health geography')."""
+    rows = csv.reader(io.StringIO((SOURCES / "ods_published" / "etr.csv").read_text(encoding="utf-8")))
+    return {r[0]: r[3] for r in rows}
+
+
+def test_a_merged_icb_is_an_organisation_of_today_and_its_predecessors_are_history(served):
+    orgs = {r[0]: r[1:] for r in served.execute(
+        "select org_code, org_type, valid_from, valid_to, replaced_by from s1_current_state.organisations "
+        "where org_code in ('D7T5G', 'QH8', 'QJG', 'QE1')").fetchall()}
+    assert orgs["D7T5G"] == ("icb", date(2026, 4, 1), None, None)
+    assert orgs["QH8"] == ("icb", date(2022, 7, 1), date(2026, 3, 31), "D7T5G")  # Mid and South Essex
+    assert orgs["QE1"][2] is None  # Lancashire and South Cumbria lives on under its code
+    essex = {code for code, icb in _etr_2026().items() if icb == "D7T5G"}
+    members = {r[0] for r in served.execute("select org_code from s1_current_state.organisations "
+                                            "where parent_icb_code = 'D7T5G' and org_type = 'nhs_trust'").fetchall()}
+    assert essex and essex <= members
+
+
+def test_a_merged_icb_has_continuous_restated_series(served):
+    months = served.execute("""select strftime(period_start, '%Y-%m') from s1_current_state.metric_values
+                               where org_code = 'D7T5G' and metric_id = 'ae_attendances' order by 1""").fetchall()
+    months = [m[0] for m in months]
+    assert months[0] <= "2016-04" and months[-1] == "2025-12"
+    assert "2025-01" in months and "2021-06" in months
+    rtt = served.execute("""select strftime(period_start, '%Y-%m') from s1_current_state.metric_values
+                            where org_code = 'D7T5G' and metric_id = 'rtt_waiting_list'""").fetchall()
+    assert {"2025-03", "2026-04"} <= {m[0] for m in rtt}
+    # restated: the ICB of today summed over its providers as they map now, and says so
+    value_, coverage = served.execute("""
+        select value, coverage from s1_current_state.metric_values
+        where org_code = 'D7T5G' and metric_id = 'ae_attendances' and period_start = '2025-01-01'""").fetchone()
+    summed = served.execute("""
+        select sum(v.value) from s1_current_state.metric_values v join s1_current_state.organisations o using (org_code)
+        where v.org_level = 'provider' and o.parent_icb_code = 'D7T5G' and v.metric_id = 'ae_attendances'
+          and v.period_start = '2025-01-01' and v.source = 'ae_monthly_official'""").fetchone()[0]
+    assert value_ == summed
+    assert "Restated" in coverage
+    # the RTT extract names each provider's ICB of today: April 2026 for Essex equals the file's own sum
+    with zipfile.ZipFile(RTT_ZIP) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".csv") and not n.startswith("__MACOSX"))
+        with zf.open(name) as fh:
+            want = sum(float(r["Total All"] or 0) for r in csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8"))
+                       if r["Provider Parent Org Code"] == "D7T5G" and r["RTT Part Type"] == "Part_2"
+                       and r["Treatment Function Code"] == "C_999")
+    assert value(served, "D7T5G", "rtt_waiting_list", "2026-04") == want
+
+
+def test_the_icbs_of_today_are_selectable_and_benchmarked(bundled_run):
+    from ibp_pipeline.step7_decisions.organisations import selector_options
+    from ibp_pipeline.step7_decisions.serving import Serving
+
+    options = selector_options(Serving(bundled_run.paths.serving))
+    icbs = set(options.filter(options["org_level"] == "icb")["org_code"].to_list())
+    assert "D7T5G" in icbs and "QE1" in icbs and "QH8" not in icbs
+    assert len(icbs) == len(set(_etr_2026().values()) - {""})
+    from ibp_pipeline.step7_decisions.benchmarking import values_at
+
+    compared = values_at(Serving(bundled_run.paths.serving), "ae_4hr_pct", "icb", date(2025, 12, 1))
+    assert "D7T5G" in compared["org_code"].to_list() and "QH8" not in compared["org_code"].to_list()
+    con = duckdb.connect(str(bundled_run.paths.serving), read_only=True)
+    try:
+        n = con.execute("select n_orgs from s2_triple_aim.benchmarks where scope = 'national_icb' "
+                        "and metric_id = 'ae_4hr_pct' and period_start = '2025-12-01'").fetchone()[0]
+    finally:
+        con.close()
+    assert n == compared.height  # the ICB benchmark is over the ICBs of today

@@ -52,6 +52,10 @@ def test_a_new_reference_code_changes_the_suite_and_runs_it(env):
     assert validate_source(env.con, AE, "run-1", None).reused_from is None
     env.con.execute("insert into latest.organisations_supplement values ('ZZZ')")  # not in this source's rows
     assert validate_source(env.con, AE, "run-2", None).reused_from == "run-1"  # suite only holds matching codes
-    env.con.execute("delete from latest.organisations_supplement where org_code = ?", [sorted(AE_ORGS)[0]])
-    again = validate_source(env.con, AE, "run-3", None)
-    assert again.reused_from is None and not again.success  # an organisation the reference no longer knows
+    gone = sorted(AE_ORGS)[0]
+    env.con.execute("delete from latest.organisations_supplement where org_code = ?", [gone])
+    # the official file names it: a provisional organisation, so the suite (and its verdict) stays the same
+    assert validate_source(env.con, AE, "run-3", None).reused_from is not None
+    env.con.execute("update raw.ae_monthly_official set org_name = null where org_code = ?", [gone])
+    again = validate_source(env.con, AE, "run-4", None)
+    assert again.reused_from is None and not again.success  # no name and unknown to the reference: it fails
