@@ -1,5 +1,7 @@
 """Forecasts and risk: where a measure is heading, the chance of meeting each standard, the risk register, and how
 far to trust the forecast."""
+from datetime import date
+
 import polars as pl
 import streamlit as st
 
@@ -38,7 +40,7 @@ else:
 
     # ---- fan chart ----
     history = ui.call(fc.history, sel.org_code, metric, sel.period_from, sel.period_to)
-    forecast = ui.call(fc.forecast, sel.org_code, metric)
+    forecast = fc.with_publication_status(ui.call(fc.forecast, sel.org_code, metric), metric, date.today())
     start = history["period_start"].min() if not history.is_empty() else forecast["period_start"].min()
     targets = ui.call(fc.fan_targets, sel.org_code, metric, start)
     st.subheader(f"{info['name']}: the next {forecast.height} months")
@@ -59,9 +61,14 @@ else:
                  "Red lines: the target or trajectory"
                  + (", held at its last value after it ends, as in the risk calculation." if not targets.is_empty()
                     and targets["basis"].str.starts_with("held").any() else "."))
+    unloaded = forecast.filter(pl.col("status") != "Forecast")
+    if not unloaded.is_empty():
+        notes.append(f"{unloaded.height} of these months NHS England has already published, but they are not "
+                     f"loaded here ({unloaded['status'][0][len('Not loaded: '):]}): load the files with "
+                     "`ibp ingest FILE` and the actual figures replace the forecast.")
     st.caption(" ".join(notes))
     with st.expander("The forecast figures and how they were made"):
-        st.markdown(f"**Method** (from `s5_impact.forecasts.method`): {forecast['method'][0]}")
+        st.markdown(f"**Method**: {forecast['method'][0]}")
         table = fc.forecast_table(forecast)
         ui.table(table, f"forecast {metric}", sel, key="fc-forecast", column_config=month_format(table))
 

@@ -83,6 +83,36 @@ def forecast(db: Serving, org_code: str, metric_id: str) -> pl.DataFrame:
         order by period_start""", {"org": org_code, "metric": metric_id})
 
 
+def publication_of(metric_id: str) -> str | None:
+    """The source whose publication calendar a measure follows: its first catalogue source with a schedule (a
+    rate series '<a>_pct_of_<b>' follows its numerator)."""
+    from ..step1_current_state.catalogue import BY_ID
+    from ..step1_current_state.freshness import PUBLICATION_RULES
+
+    metric = BY_ID.get(metric_id.split("_pct_of_")[0])
+    return next((s for s in metric.sources if s in PUBLICATION_RULES), None) if metric else None
+
+
+def with_publication_status(rows: pl.DataFrame, metric_id: str, today: date) -> pl.DataFrame:
+    """Forecast rows with `status`: 'Forecast', or, for a month whose file NHS England has already published
+    (its due date has passed), 'Not loaded: the January 2026 A&E file was published on 12 February 2026', so a
+    month that could be known never passes for a forecast."""
+    from ..step1_current_state.freshness import PUBLICATION_RULES, due_date, long_date, period_label
+
+    source = publication_of(metric_id)
+    if rows.is_empty() or source is None:
+        return rows.with_columns(pl.lit("Forecast").alias("status"))
+    rule = PUBLICATION_RULES[source]
+
+    def status(month: date) -> str:
+        due = due_date(rule, month)
+        if due > today:
+            return "Forecast"
+        return f"Not loaded: the {period_label(month, rule.grain)} {rule.subject} file was published on {long_date(due)}"
+
+    return rows.with_columns(pl.col("period_start").map_elements(status, return_dtype=pl.String).alias("status"))
+
+
 def fan_targets(db: Serving, org_code: str, metric_id: str, period_from: date) -> pl.DataFrame:
     """The primary target month by month (s2_triple_aim.targets), then, beyond its last month, the target the
     risk calculation holds flat (s5_impact.risk, primary standard): period_start, target_value, standard_name,
@@ -398,7 +428,8 @@ def forecast_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("mean").round(2).alias("Forecast (central)"), pl.col("lo80").round(2).alias("80% range: low"),
         pl.col("hi80").round(2).alias("80% range: high"), pl.col("lo95").round(2).alias("95% range: low"),
         pl.col("hi95").round(2).alias("95% range: high"), pl.col("model").alias("Model"),
-        pl.col("forecast_origin").alias("Last actual month used"))
+        pl.col("forecast_origin").alias("Last actual month used"),
+        (pl.col("status") if "status" in rows.columns else pl.lit("Forecast")).alias("Status"))
 
 
 def risk_table(rows: pl.DataFrame) -> pl.DataFrame:
