@@ -290,13 +290,19 @@ def parse_headerless(text: str, encoding: str, positions: tuple[str, ...]) -> Te
     return TextTable(frame, table.headers, encoding, ragged)
 
 
-def csv_text(path: Path, max_bytes: int) -> tuple[str, str, str | None]:
-    """(text, encoding, entry name) of a CSV file, a gzipped CSV, or the one CSV inside a ZIP."""
+def csv_text(path: Path, max_bytes: int, head: int | None = None) -> tuple[str, str, str | None]:
+    """(text, encoding, entry name) of a CSV file, a gzipped CSV, or the one CSV inside a ZIP; with `head`, only
+    about that many bytes from the start (enough to recognise a file without unpacking all of it)."""
     entry = None
     if is_zip_archive(path):
-        data, entry = read_zip_csv(path, max_bytes)
+        data, entry = read_zip_csv(path, max_bytes, head)
+    elif head is not None:
+        data = _head_bytes(path, head)
     else:
         data = read_bytes(path, max_bytes)
+    if head is not None and len(data) >= head:
+        cut = data.rfind(b"\n")  # whole lines only (a cut multi-byte character would read as Windows-1252)
+        data = data[: cut + 1] if cut > 0 else data
     if not data.strip():
         raise FileRefused("file is empty", "empty_file")
     utf16 = data[:2] in UTF16_BOMS
@@ -397,8 +403,20 @@ def zip_csv_entry(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> zipfile.
                       "load is not clear: load them one by one", "zip_several_csv")
 
 
-def read_zip_csv(path: Path, max_bytes: int) -> tuple[bytes, str]:
-    """The bytes of the one CSV inside a ZIP, unpacked no further than max_bytes."""
+def _head_bytes(path: Path, n: int) -> bytes:
+    """The first n bytes of a file, decompressed when it is gzipped."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        with path.open("rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileRefused(f"not a readable gzip file ({exc})", "not_csv") from exc
+
+
+def read_zip_csv(path: Path, max_bytes: int, head: int | None = None) -> tuple[bytes, str]:
+    """The bytes of the one CSV inside a ZIP, unpacked no further than max_bytes (or `head` bytes)."""
     try:
         zf = zipfile.ZipFile(path)
     except Exception as exc:  # BadZipFile, and struct/value errors on damaged directories
@@ -408,8 +426,10 @@ def read_zip_csv(path: Path, max_bytes: int) -> tuple[bytes, str]:
         out = bytearray()
         try:
             with zf.open(entry) as fh:  # stops at the declared size and checks the CRC
-                while chunk := fh.read(CHUNK):
+                while chunk := fh.read(min(CHUNK, (head or max_bytes + 1) - len(out))):
                     out += chunk
+                    if head and len(out) >= head:
+                        return bytes(out[:head]), entry.filename
                     if len(out) > max_bytes:
                         raise _too_large(f"ZIP entry unpacks to more than {_mb(max_bytes)}", max_bytes)
         except FileRefused:

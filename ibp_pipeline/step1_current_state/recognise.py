@@ -77,8 +77,11 @@ def headerless_fit(spec: SourceSpec, rows: list[list[str]]) -> Fit:
     return Fit(spec, int(ok), 1, f"{width} columns and no header row")
 
 
+PROBE_BYTES = 256 * 1024  # the start of a file is enough to recognise it (the RTT extract unpacks to 82 MB)
+
+
 def _csv_rows(path: Path, max_bytes: int) -> list[list[str]]:
-    text, _encoding, _entry = csv_text(path, max_bytes)
+    text, _encoding, _entry = csv_text(path, max_bytes, head=PROBE_BYTES)
     head = text[:200_000]
     try:
         return [r for _, r in zip(range(PROBE_LINES), csv.reader(io.StringIO(head, newline="")))]

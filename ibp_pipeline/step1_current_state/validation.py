@@ -125,18 +125,19 @@ def _finite(num: pl.Expr) -> pl.Expr:
 
 
 NUMBER_KINDS = ("number", "count", "fraction")
+CAST = "\x00cast"  # suffix of a plain number column's already-cast copy (no published header holds a NUL)
 
 
-def _plain_number_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str]) -> set[str]:
-    """Number columns whose every cell is empty or a plain number, found in one pass over all of them (the RTT
-    extract has 108): they are cast as they are, with no cleaning; only the other columns go through the full
-    parser (spaces, thousands separators, pound and percent signs, suppression marks)."""
+def _plain_number_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str]) -> dict[str, pl.Series]:
+    """Number columns whose every cell is empty or a plain number, already cast: all of them are cast in one pass
+    (the RTT extract has 108), and a column is plain when the cast left no more empty cells than the text had (a
+    column's null count is free to read). Only the other columns go through the full parser (spaces, thousands
+    separators, pound and percent signs, suppression marks)."""
     names = [c.name for c in spec.columns if c.name in mapping and c.kind in NUMBER_KINDS]
     if not names or text.height == 0:
-        return set()
-    plain = [(pl.col(mapping[n]).is_not_null() & _finite(pl.col(mapping[n]).cast(pl.Float64, strict=False)).is_null())
-             .any().alias(n) for n in names]
-    return {n for n, unread in zip(names, text.select(plain).row(0)) if not unread}
+        return {}
+    cast = text.select([_finite(pl.col(mapping[n]).cast(pl.Float64, strict=False)).alias(n) for n in names])
+    return {n: cast[n] for n in names if cast[n].null_count() == text[mapping[n]].null_count()}
 
 
 def _total_rows(spec: SourceSpec) -> pl.Expr:
@@ -147,7 +148,7 @@ def _total_rows(spec: SourceSpec) -> pl.Expr:
 
 
 def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str],
-                 plain: set[str] | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+                 plain: dict[str, pl.Series] | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Cast each column by its kind; cells that do not parse become problems, never silent nulls.
 
     Every rule is evaluated for all columns in one pass first; problem rows are only gathered for the columns
@@ -155,7 +156,8 @@ def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str],
     plain = _plain_number_columns(spec, text, mapping) if plain is None else plain
     cleaned = text.select(pl.col(ROW), *[
         (pl.col(mapping[c.name]) if c.name in plain else _clean_text(spec, mapping[c.name])).alias(c.name)
-        for c in spec.columns if c.name in mapping])
+        for c in spec.columns if c.name in mapping])  # a problem shows the cell as published
+    cleaned = cleaned.hstack([v.alias(f"{n}{CAST}") for n, v in plain.items()])
     is_total = _total_rows(spec) if spec.org_column in mapping else pl.lit(False)
     checks: list[tuple[pl.Expr, str, str, str, str]] = []  # (mask, column, header, rule, why)
     exprs = [pl.col(ROW)]
@@ -167,7 +169,7 @@ def type_columns(spec: SourceSpec, text: pl.DataFrame, mapping: dict[str, str],
         header = mapping[col.name]
         if col.kind in NUMBER_KINDS:
             if col.name in plain:
-                parsed = _finite(raw.cast(pl.Float64, strict=False))
+                parsed = pl.col(f"{col.name}{CAST}")  # cast already
             else:
                 parsed = _parse_number(raw)
                 checks.append((raw.is_not_null() & parsed.is_null(), col.name, header, "not_a_number",
@@ -325,7 +327,8 @@ def _provisional(spec: SourceSpec, good: pl.DataFrame, known_orgs: frozenset[str
     return dict(pairs.iter_rows())
 
 
-def _suppressed(spec: SourceSpec, table: TextTable, mapping: dict[str, str], plain: set[str]) -> dict[str, int]:
+def _suppressed(spec: SourceSpec, table: TextTable, mapping: dict[str, str],
+                plain: dict[str, pl.Series]) -> dict[str, int]:
     """How many number cells held a suppression mark ('-', '*', '..'), read as missing: kept for the message.
     Columns of plain numbers hold none, so only the others are looked at."""
     marks = [t for t in spec.null_tokens if t]

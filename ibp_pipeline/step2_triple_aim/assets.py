@@ -25,7 +25,8 @@ def assurance_targets(con):
 
 @dg.asset(key=["s2_triple_aim", "standards"], deps=[S1("metric_catalogue")], **STEP2)
 def standards(warehouse: Warehouse) -> dg.MaterializeResult:
-    """National standards and 2025/26 planning targets (standards.yaml), plus any local ambitions file."""
+    """National standards and planning targets (standards.yaml: the 2025/26 targets as history and the Medium
+    Term Planning Framework 2026/27 to 2028/29), plus any local ambitions file."""
     from .standards import load_local_ambitions, load_registry, build_standards
 
     registry = load_registry()

@@ -13,10 +13,11 @@ s1_current_state.organisations (names, levels, parent ICB).
 Targets in forecast months: s2_triple_aim.targets runs to each standard's deadline (trajectories) or to the last
 month with data (flat standards). A forecast month after an organisation's last target row holds that row's value:
 a trajectory holds its end target after the deadline and a flat standard stays flat (the rule step 2 states). The
-primary row is re-ranked as step 2 ranks it: a trajectory, else a planning target, else the constitutional
-standard; a local standard before a national one. Ratio measures (e.g. rtt_52wk_waiters_pct_of_rtt_waiting_list)
-that the forecasts do not carry are derived from the forecasts of their two metrics: mean 100 x a / b, and an 80%
-interval from the delta method on the log scale assuming independent errors. Percentages are simulated on their
+primary row is re-ranked as step 2 ranks it: a trajectory not past its deadline, else one held after it, else a
+planning target, else the constitutional standard; a local standard before a national one; then the later
+deadline. Ratio measures (e.g. rtt_52wk_waiters_pct_of_rtt_waiting_list) that the forecasts do not carry are
+derived from the forecasts of their two metrics: mean 100 x a / b, and an 80% interval from the delta method on the
+log scale assuming independent errors. Percentages are simulated on their
 own forecast distribution (whose interval the forecasts derive from numerator and denominator) and kept within
 0-100; num_mean/den_mean are read but not needed.
 
@@ -252,22 +253,21 @@ def registry_targets(series: pl.DataFrame) -> pl.DataFrame:
             rows.append({"org_code": org, "org_level": level, "metric_id": metric, "period_start": first,
                          "standard_id": s.standard_id,
                          "standard_name": s.name, "kind": s.kind, "direction": s.direction,
-                         "target_value": float(s.target), "is_trajectory": False, "is_primary": None,
-                         "applied": "national", "deadline": s.deadline, "baseline_period": None,
-                         "baseline_value": None, "end_target_value": float(s.target),
+                         "target_value": float(s.final_target), "is_trajectory": False, "is_primary": None,
+                         "applied": "national", "deadline": s.final_deadline, "baseline_period": None,
+                         "baseline_value": None, "end_target_value": float(s.final_target),
                          "source_table": "standards registry (s2_triple_aim.targets absent): end target, flat"})
     return pl.DataFrame(rows, schema=TARGET_COLUMNS)
 
 
 def rank_primary(frame: pl.DataFrame) -> pl.DataFrame:
-    """is_primary per organisation x metric x month, as step 2 ranks: trajectory, planning target, constitutional;
-    local before national; then standard_id."""
-    rank = (pl.when(pl.col("is_trajectory").fill_null(False)).then(0)
-            .when(pl.col("kind") == "planning_target").then(1).otherwise(2))
-    return (frame.with_columns(_rank=rank, _local=(pl.col("applied") != "local").cast(pl.Int8))
-            .sort("org_code", "metric_id", "period_start", "_rank", "_local", "standard_id")
-            .with_columns(is_primary=pl.int_range(pl.len()).over("org_code", "metric_id", "period_start") == 0)
-            .drop("_rank", "_local"))
+    """is_primary per organisation x metric x month, exactly as step 2 ranks (standards.rank_primary): a
+    trajectory not past its deadline, one held after it, a flat planning target, the constitutional standard;
+    local before national; then the later deadline, then standard_id. So in a forecast month after March 2026 the
+    2026/27 trajectory, not the 2025/26 one held at its end target, is primary."""
+    from ibp_pipeline.step2_triple_aim.standards import rank_primary as step2_rank_primary
+
+    return step2_rank_primary(frame)
 
 
 def extend_targets(targets: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
+import logging
 from pathlib import Path
 
 import duckdb
@@ -63,6 +64,8 @@ from ibp_pipeline.step6_scenarios.config import (Scenario, ScenarioConfigError, 
 RESULT_EXTRA_METRICS = ("ae_attendances", "ae_emergency_admissions", "rtt_waiting_list", "rtt_52wk_waiters")
 # what the tables read of the primary target rows (kept small: a plan may travel to another process)
 PRIMARY_COLUMNS = ["series_index", "h", "standard_id", "direction", "target_value"]
+
+log = logging.getLogger(__name__)
 
 
 def _ordinal(d: dt.date) -> int:
@@ -315,6 +318,12 @@ def apply_policy_overrides(targets: pl.DataFrame, scenario: Scenario, standards:
     rules = {} if standards is None else {r["standard_id"]: r for r in standards.iter_rows(named=True)}
     out = targets
     for i, po in enumerate(scenario.policy_overrides):
+        if po.standard_id not in known and po.standard_id in rules:
+            # a standard of the registry with no series simulated this run (e.g. a measure whose latest month
+            # stands alone after a gap, too short to forecast): nothing to override, said rather than failed
+            log.warning("%s: policy_overrides[%d] (%s) not applied: no organisation has a forecast of that "
+                        "standard's measure in this run", file, i, po.standard_id)
+            continue
         if po.standard_id not in known:
             raise ScenarioConfigError(
                 f"{file}: policy_overrides[{i}] ({po.standard_id}).standard_id: unknown standard (known: "

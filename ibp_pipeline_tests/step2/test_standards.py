@@ -1,5 +1,6 @@
 """Standards registry, local ambitions and targets: validation messages, trajectories, the +5 points rule,
-local overrides, and the real registry on a copy of the step-1 warehouse."""
+local overrides, the Medium Term Planning Framework milestones (+7 points or 65%, the diagnostics rule, year-average
+targets), the planning year in force, and the real registry on a copy of the step-1 warehouse."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,9 @@ import yaml
 
 from ibp_pipeline.step2_triple_aim import standards as st
 from ibp_pipeline.step2_triple_aim.standards import (
-    REGISTRY_PATH, StandardsConfigError, build_standards, build_targets, load_local_ambitions, load_registry,
-    targets_frame, trajectory_end, trajectory_value)
+    PLANNING_YEAR_ENV, REGISTRY_PATH, StandardsConfigError, build_standards, build_targets, financial_year,
+    load_local_ambitions, load_registry, meets_year_average, planning_year_in_force, standards_frame, targets_frame,
+    trajectory_end, trajectory_through, trajectory_value, year_average)
 
 D = dt.date
 
@@ -75,6 +77,8 @@ def test_seeded_registry_holds_the_issue_list():
     registry = load_registry()
     by_id = registry.by_id()
     assert registry.config_file == "ibp_pipeline/step2_triple_aim/standards.yaml"
+    assert registry.version == "2026.1"
+    mtpf = {"ae_4hr_mtpf", "rtt_18wk_mtpf", "cancer_fds_mtpf", "cancer_31d_mtpf", "cancer_62d_mtpf", "dm01_6wk_mtpf"}
     expect = {  # standard_id: (metric, kind, target, direction, deadline)
         "ae_4hr_constitutional": ("ae_4hr_pct", "constitutional", 95, "at_least", None),
         "ae_4hr_2026": ("ae_4hr_pct", "planning_target", 78, "at_least", D(2026, 3, 1)),
@@ -88,7 +92,7 @@ def test_seeded_registry_holds_the_issue_list():
         "dm01_6wk_constitutional": ("dm01_6wk_pct", "constitutional", 1, "at_most", None),
         "ga_bed_occupancy_92": ("ga_bed_occupancy_pct", "planning_target", 92, "at_most", None),
     }
-    assert set(by_id) == set(expect)
+    assert set(by_id) == set(expect) | mtpf  # the 2025/26 targets stay as history beside the 2026/27 ones
     for sid, (metric, kind, target, direction, deadline) in expect.items():
         s = by_id[sid]
         assert (s.metric_id, s.kind, s.target, s.direction, s.deadline) == (metric, kind, target, direction,
@@ -423,3 +427,320 @@ def test_real_registry_on_the_step1_warehouse(real_warehouse, tmp_path):
     england = con.sql("""select target_value from s2_triple_aim.targets where org_code = 'ENGLAND'
                          and standard_id = 'ae_4hr_2026' and period_start = '2026-03-01'""").fetchall()
     assert england == [(78.0,)]
+    # the 2026/27 framework: every trust's March 2027 RTT milestone is +7 points or 65%, whichever is greater
+    # (within 92), on its March 2026 value or, the bundled data ending in 2025, its latest value before it
+    rule = con.sql("""select count(*), sum((abs(milestone_target_value - greatest(65, least(92, baseline_value + 7)))
+                      < 1e-9)::int) from s2_triple_aim.targets where standard_id = 'rtt_18wk_mtpf'
+                      and org_level = 'provider' and period_start = '2027-03-01' and baseline_value is not null
+                      """).fetchall()[0]
+    assert rule[0] > 100 and rule[0] == rule[1]
+    methods = con.sql("""select distinct baseline_method from s2_triple_aim.targets
+                         where standard_id like '%_mtpf' and baseline_value is not null""").fetchall()
+    assert methods and all(m == "value at 2026-03" or m.startswith("no value at 2026-03; latest value before it, at ")
+                           for (m,) in methods)
+    year = con.sql("""select count(*), min(target_value), max(target_value), bool_and(averaged_over_financial_year)
+                      from s2_triple_aim.targets where org_code = 'ENGLAND' and standard_id = 'ae_4hr_mtpf'
+                      and financial_year = '2028/29'""").fetchall()
+    assert year == [(12, 85.0, 85.0, True)]
+    primary = dict(con.sql("""select metric_id, standard_id from s2_triple_aim.targets where org_code = 'ENGLAND'
+                              and period_start = '2026-04-01' and is_primary""").fetchall())
+    expected = {"ae_4hr_pct": "ae_4hr_mtpf", "rtt_18wk_pct": "rtt_18wk_mtpf", "dm01_6wk_pct": "dm01_6wk_mtpf",
+                "cancer_fds_pct": "cancer_fds_mtpf", "cancer_31d_pct": "cancer_31d_mtpf",
+                "cancer_62d_pct": "cancer_62d_mtpf"}
+    assert {m: primary.get(m) for m in expected} == expected
+    # in_force on the targets is the standard's, for the planning year in force (today's, or IBP_PLANNING_YEAR)
+    mismatch = con.sql("""select count(*) from s2_triple_aim.targets t join s2_triple_aim.standards s
+                          using (standard_id) where t.in_force <> s.in_force or t.planning_year <> s.planning_year
+                          """).fetchall()[0][0]
+    assert mismatch == 0
+
+
+# ---- Medium Term Planning Framework 2026/27 to 2028/29 ----------------------------------------------------------
+def _milestones(s: st.Standard) -> list[tuple]:
+    return [(m.deadline, m.target, tuple(m.applies_to) if m.applies_to else None, m.minimum_improvement_points,
+             m.minimum_improvement_cap, m.averaged_over_financial_year) for m in s.milestones or []]
+
+
+def test_seeded_registry_holds_the_framework_milestones():
+    by_id = load_registry().by_id()
+    mar27, mar29 = D(2027, 3, 1), D(2029, 3, 1)
+    expect = {  # standard_id: (metric, direction, applies_to, milestones)
+        "ae_4hr_mtpf": ("ae_4hr_pct", "at_least", ["provider", "england"],
+                        [(mar27, 82, ("provider",), None, None, False),
+                         (mar29, 85, ("england",), None, None, True)]),
+        "rtt_18wk_mtpf": ("rtt_18wk_pct", "at_least", ["provider", "icb", "region", "england"],
+                          [(mar27, 65, ("provider",), 7, 92, False), (mar27, 70, ("england",), None, None, False),
+                           (mar29, 92, None, None, None, False)]),
+        "cancer_fds_mtpf": ("cancer_fds_pct", "at_least", ["provider", "icb", "region", "england"],
+                            [(D(2026, 4, 1), 80, None, None, None, False), (mar29, 80, None, None, None, False)]),
+        "cancer_31d_mtpf": ("cancer_31d_pct", "at_least", ["provider", "icb", "region", "england"],
+                            [(mar27, 94, ("provider",), None, None, False), (mar29, 96, None, None, None, False)]),
+        "cancer_62d_mtpf": ("cancer_62d_pct", "at_least", ["provider", "icb", "region", "england"],
+                            [(mar27, 80, ("provider",), None, None, False), (mar29, 85, None, None, None, False)]),
+        "dm01_6wk_mtpf": ("dm01_6wk_pct", "at_most", ["provider", "icb", "region", "england"],
+                          [(mar27, 20, ("icb",), 3, 1, False), (mar27, 14, ("england",), None, None, False),
+                           (mar29, 1, None, None, None, False)]),
+    }
+    for sid, (metric, direction, levels, milestones) in expect.items():
+        s = by_id[sid]
+        assert (s.metric_id, s.kind, s.direction, s.applies_to) == (metric, "planning_target", direction, levels)
+        assert (s.effective_from, s.baseline_month, s.baseline_fallback) == (D(2026, 4, 1), D(2026, 3, 1), "latest")
+        assert _milestones(s) == milestones, sid
+        assert s.source.year == 2025 and "Medium Term Planning Framework" in s.source.document
+        assert s.notes.startswith('"'), sid  # quotes the framework
+        assert s.planning_years == ("2026/27", "2028/29")
+    assert (by_id["ae_4hr_mtpf"].final_target, by_id["ae_4hr_mtpf"].final_deadline) == (85, D(2029, 3, 1))
+
+
+def _mtpf_error(tmp_path: Path, mutate) -> str:
+    data = _raw_registry()
+    index = next(i for i, s in enumerate(data["standards"]) if s["standard_id"] == "rtt_18wk_mtpf")
+    mutate(data["standards"][index])
+    return _error(tmp_path, data).replace(f"standards[{index}]", "standards[i]")
+
+
+def test_milestone_faults_are_named(tmp_path):
+    cases = [
+        (lambda s: s["milestones"][0].update(target=165),
+         "standards[i] (rtt_18wk_mtpf).milestones[0].target: must be between 0 and 100, got 165"),
+        (lambda s: s["milestones"][1].update(deadline=D(2027, 3, 15)),
+         "standards[i] (rtt_18wk_mtpf).milestones[1].deadline: must be the first day of a month"),
+        (lambda s: s["milestones"][1].update(deadline=D(2026, 1, 1)),
+         "standards[i] (rtt_18wk_mtpf).milestones[1].deadline: must not be before effective_from (2026-04-01)"),
+        (lambda s: (s.update(applies_to=["provider", "icb", "england"]),
+                    s["milestones"][2].update(applies_to=["provider", "icb", "region", "england"])),
+         "standards[i] (rtt_18wk_mtpf).milestones[2].applies_to: 'region' is not in the standard's applies_to"),
+        (lambda s: s["milestones"].pop(),
+         "standards[i] (rtt_18wk_mtpf).applies_to: no milestone applies to 'icb'"),
+        (lambda s: s.update(target=92),
+         "standards[i] (rtt_18wk_mtpf).target: a standard with milestones gives this on each milestone instead"),
+        (lambda s: s.update(kind="constitutional"),
+         "standards[i] (rtt_18wk_mtpf).milestones: only a planning_target has milestones"),
+        (lambda s: s["milestones"][2].update(deadline=D(2027, 3, 1)),
+         "standards[i] (rtt_18wk_mtpf).milestones[2].deadline: must come after the provider milestone due 2027-03"),
+        (lambda s: s["milestones"][2].update(averaged_over_financial_year=True, deadline=D(2028, 12, 1)),
+         "standards[i] (rtt_18wk_mtpf).milestones[2].deadline: a target averaged over a financial year is due at "
+         "its last month (March), got 2028-12-01"),
+        (lambda s: s["milestones"][1].update(minimum_improvement_cap=92),
+         "standards[i] (rtt_18wk_mtpf).milestones[1].minimum_improvement_cap: only goes with "
+         "minimum_improvement_points"),
+        (lambda s: s["milestones"][0].update(minimum_improvement_cap=60),
+         "standards[i] (rtt_18wk_mtpf).milestones[0].minimum_improvement_cap: must not ask less than the target "
+         "(65), got 60"),
+        (lambda s: s.update(baseline_fallback="oldest"),
+         "standards[i] (rtt_18wk_mtpf).baseline_fallback: must be 'recent' or 'latest', got 'oldest'"),
+    ]
+    for mutate, expected in cases:
+        message = _mtpf_error(tmp_path, mutate)
+        assert message.startswith("standards.yaml: ") and expected in message, (expected, message)
+
+
+def test_a_year_average_milestone_must_start_after_the_one_before(tmp_path):
+    """A year-average target for 2027/28 starts in April 2027; a milestone due March 2027 is fine, one due
+    April 2027 is not (the two would overlap)."""
+    ok = _standard(deadline=None, target=None, milestones=[
+        {"deadline": D(2026, 3, 1), "target": 70}, {"deadline": D(2027, 3, 1), "target": 75,
+                                                     "averaged_over_financial_year": True}])
+    assert _registry(tmp_path, ok).by_id()["rtt_traj"].milestones_for("icb")[1].knot_month == D(2026, 4, 1)
+    bad = _standard(deadline=None, target=None, milestones=[
+        {"deadline": D(2026, 4, 1), "target": 70}, {"deadline": D(2027, 3, 1), "target": 75,
+                                                     "averaged_over_financial_year": True}])
+    data = {"version": "t1", "standards": [bad]}
+    assert "milestones[1].deadline: must come after the provider milestone due 2026-04" in _error(tmp_path, data)
+
+
+# ---- the maths of the framework, by hand -------------------------------------------------------------------------
+def test_plus_seven_points_or_65_percent_whichever_is_greater():
+    """RTT: every trust +7 points or at least 65% by March 2027, held within the 92% constitutional standard."""
+    for baseline, expected in [(50.0, 65.0),  # 57 < 65: 65
+                               (58.0, 65.0),  # 65 = 65
+                               (60.0, 67.0),  # 67 > 65: +7
+                               (84.5, 91.5),
+                               (88.0, 92.0),  # 95 capped at 92
+                               (93.0, 92.0),  # already beyond the cap: 92 (flat: the baseline meets it)
+                               (None, 65.0)]:  # no baseline: the 65% floor
+        assert trajectory_end(baseline, 65.0, "at_least", 7, cap=92) == pytest.approx(expected), baseline
+
+
+def test_diagnostics_three_points_or_20_percent_whichever_is_greater():
+    """Lower is better: 'whichever is greater' is the greater improvement, the lower share waiting:
+    min(20, baseline - 3), never asked below the 1% cap."""
+    for baseline, expected in [(30.0, 20.0),  # 27 or 20: 20
+                               (23.0, 20.0),  # 20 or 20
+                               (22.0, 19.0),  # 19 or 20: 19
+                               (15.0, 12.0),  # 12 or 20: 12
+                               (3.5, 1.0),  # 0.5 held at the 1% cap
+                               (0.5, 1.0),  # already below 1%: 1 (and flat, as the baseline meets it)
+                               (None, 20.0)]:
+        assert trajectory_end(baseline, 20.0, "at_most", 3, cap=1) == pytest.approx(expected), baseline
+
+
+def test_trajectory_through_milestones_by_hand():
+    """Baseline 60 in March 2026, 67 in March 2027, 92 in March 2029: 7/12 a month, then 25/24 a month."""
+    knots = [(D(2027, 3, 1), 67.0), (D(2029, 3, 1), 92.0)]
+    for month, expected in [(D(2026, 3, 1), 60.0), (D(2026, 4, 1), 60 + 7 / 12), (D(2026, 9, 1), 63.5),
+                            (D(2027, 3, 1), 67.0), (D(2027, 4, 1), 67 + 25 / 24),
+                            (D(2028, 3, 1), 79.5),  # March 2028: not set, half way from 67 to 92
+                            (D(2028, 9, 1), 85.75), (D(2029, 3, 1), 92.0), (D(2030, 1, 1), 92.0)]:
+        assert trajectory_through(month, D(2026, 3, 1), 60.0, knots, "at_least") == pytest.approx(expected), month
+    # a baseline already meeting the first milestone: flat at it, then the line on to the next
+    assert trajectory_through(D(2026, 9, 1), D(2026, 3, 1), 70.0, knots, "at_least") == 67.0
+    assert trajectory_through(D(2028, 3, 1), D(2026, 3, 1), 70.0, knots, "at_least") == pytest.approx(79.5)
+    # no baseline: flat at the first milestone until it
+    assert trajectory_through(D(2026, 4, 1), D(2026, 3, 1), None, knots, "at_least") == 67.0
+    # lower is better: 25% waiting to 20% in March 2027 and 1% in March 2029
+    down = [(D(2027, 3, 1), 20.0), (D(2029, 3, 1), 1.0)]
+    assert trajectory_through(D(2026, 9, 1), D(2026, 3, 1), 25.0, down, "at_most") == pytest.approx(22.5)
+    assert trajectory_through(D(2028, 3, 1), D(2026, 3, 1), 25.0, down, "at_most") == pytest.approx(10.5)
+
+
+def test_year_average_judgement():
+    """85% 'as the average across 2028/29': the mean of April 2028 to March 2029, not the March value."""
+    year = _months(D(2028, 4, 1), 12)
+    even = dict(zip(year, [80.0] * 6 + [90.0] * 6))  # mean 85
+    assert year_average(even, "2028/29") == pytest.approx(85.0)
+    assert meets_year_average(even, "2028/29", 85, "at_least") is True
+    strong_march = dict(zip(year, [80.0] * 11 + [95.0]))  # March 95, mean 81.25
+    assert year_average(strong_march, "2028/29") == pytest.approx(81.25)
+    assert meets_year_average(strong_march, "2028/29", 85, "at_least") is False
+    weak_march = dict(zip(year, [87.0] * 11 + [70.0]))  # March 70, mean (957 + 70) / 12 = 85.58
+    assert meets_year_average(weak_march, "2028/29", 85, "at_least") is True
+    # months outside the year do not count; a missing month leaves it unjudged
+    assert meets_year_average({**even, D(2028, 3, 1): 0.0, D(2029, 4, 1): 0.0}, "2028/29", 85, "at_least") is True
+    assert meets_year_average({m: v for m, v in even.items() if m != D(2028, 8, 1)}, "2028/29", 85,
+                              "at_least") is None
+    # lower is better
+    waiting = dict(zip(year, [2.0] * 6 + [0.5] * 6))  # mean 1.25
+    assert meets_year_average(waiting, "2028/29", 1, "at_most") is False
+    assert meets_year_average(waiting, "2028/29", 1.25, "at_most") is True
+
+
+def test_planning_year_follows_the_date_and_the_setting(monkeypatch):
+    assert financial_year(D(2026, 12, 7)) == "2026/27"
+    assert financial_year(D(2027, 3, 31)) == "2026/27"
+    assert financial_year(D(2027, 4, 1)) == "2027/28"
+    assert financial_year(D(1999, 6, 1)) == "1999/00"
+    monkeypatch.delenv(PLANNING_YEAR_ENV, raising=False)
+    assert planning_year_in_force(D(2026, 12, 7)) == "2026/27"
+    assert planning_year_in_force(D(2027, 4, 1)) == "2027/28"
+    assert planning_year_in_force() == financial_year(dt.date.today())
+    monkeypatch.setenv(PLANNING_YEAR_ENV, "2027/28")
+    assert planning_year_in_force(D(2026, 12, 7)) == "2027/28"
+    for bad in ("2027-28", "2027/29", "27/28", "2027/2028"):
+        monkeypatch.setenv(PLANNING_YEAR_ENV, bad)
+        with pytest.raises(StandardsConfigError) as info:
+            planning_year_in_force()
+        assert str(info.value) == (f"IBP_PLANNING_YEAR: must be a financial year written like 2026/27, "
+                                   f"got {bad!r}")
+
+
+def test_in_force_by_planning_year(monkeypatch):
+    registry = load_registry()
+    by_id = registry.by_id()
+    assert by_id["ae_4hr_2026"].in_force("2025/26") and not by_id["ae_4hr_2026"].in_force("2026/27")
+    for year, expected in [("2025/26", False), ("2026/27", True), ("2028/29", True), ("2029/30", False)]:
+        assert by_id["ae_4hr_mtpf"].in_force(year) is expected, year
+    assert by_id["ae_4hr_constitutional"].in_force("2030/31") and not by_id["cancer_62d_constitutional"].in_force(
+        "2022/23")  # the combined 62-day standard starts October 2023
+    frame = standards_frame(registry, planning_year="2026/27")
+    in_force = dict(frame.select("standard_id", "in_force").iter_rows())
+    assert in_force["ae_4hr_mtpf"] and not in_force["ae_4hr_2026"] and in_force["ga_bed_occupancy_92"]
+    assert frame["planning_year"].unique().to_list() == ["2026/27"]
+    row = frame.filter(pl.col("standard_id") == "rtt_18wk_mtpf").row(0, named=True)
+    assert (row["target"], row["deadline"], row["planning_years"]) == (92.0, D(2029, 3, 1), "2026/27 to 2028/29")
+    assert row["milestones"].startswith("2027-03: 65 for provider, or baseline + 7 points where that asks more")
+    monkeypatch.setenv(PLANNING_YEAR_ENV, "2025/26")  # the setting looks at another year
+    in_force = dict(standards_frame(registry).select("standard_id", "in_force").iter_rows())
+    assert in_force["ae_4hr_2026"] and not in_force["ae_4hr_mtpf"]
+
+
+def _framework_values() -> pl.DataFrame:
+    """Data April to July 2025 only (as bundled): every baseline falls back to July 2025."""
+    rows = []
+    for org, level, rtt, ae, dm in [("T1", "provider", 60.0, 75.0, 25.0), ("T2", "provider", 88.0, 90.0, 10.0),
+                                    ("Q1", "icb", 60.0, 75.0, 25.0), ("Q2", "icb", 60.0, 75.0, 15.0),
+                                    ("ENGLAND", "england", 60.0, 75.0, 25.0)]:
+        for m in _months(D(2025, 4, 1), 4):
+            rows += [(org, level, "rtt_18wk_pct", m, rtt), (org, level, "ae_4hr_pct", m, ae),
+                     (org, level, "dm01_6wk_pct", m, dm)]
+    return _values(rows)
+
+
+def test_framework_trajectories_by_hand():
+    frame = targets_frame(_framework_values(), load_registry(), planning_year="2026/27")
+
+    def target(org: str, sid: str, month: D) -> float:
+        got = frame.filter(pl.col("org_code") == org, pl.col("standard_id") == sid, pl.col("period_start") == month)
+        assert got.height == 1, (org, sid, month)
+        return got["target_value"][0]
+
+    mar27, mar28, mar29 = D(2027, 3, 1), D(2028, 3, 1), D(2029, 3, 1)
+    # RTT: trust at 60 -> max(65, 67) = 67 in March 2027, 79.5 in March 2028 (interpolated), 92 in March 2029
+    assert [target("T1", "rtt_18wk_mtpf", m) for m in (mar27, mar28, mar29)] == pytest.approx([67, 79.5, 92])
+    assert target("T1", "rtt_18wk_mtpf", D(2026, 4, 1)) == pytest.approx(60 + 7 / 12)
+    assert target("T2", "rtt_18wk_mtpf", mar27) == pytest.approx(92)  # 88 + 7 = 95, capped at 92
+    # England 70% in March 2027; an ICB, with no March 2027 level, straight from 60 to 92 over 36 months
+    assert [target("ENGLAND", "rtt_18wk_mtpf", m) for m in (mar27, mar28)] == pytest.approx([70, 81])
+    assert target("Q1", "rtt_18wk_mtpf", mar27) == pytest.approx(60 + 32 * 12 / 36)
+    # A&E: trusts 82% in March 2027 (none for ICBs); England reaches 85% in April 2028 and holds it all 2028/29
+    assert target("T1", "ae_4hr_mtpf", mar27) == pytest.approx(82)
+    assert target("T2", "ae_4hr_mtpf", D(2026, 4, 1)) == 82  # 90 already meets 82: flat
+    assert frame.filter(pl.col("org_code") == "Q1", pl.col("metric_id") == "ae_4hr_pct",
+                        pl.col("standard_id") == "ae_4hr_mtpf").height == 0
+    assert target("ENGLAND", "ae_4hr_mtpf", mar27) == pytest.approx(75 + 10 * 12 / 25)
+    england = frame.filter(pl.col("org_code") == "ENGLAND", pl.col("standard_id") == "ae_4hr_mtpf")
+    year = england.filter(pl.col("financial_year") == "2028/29")
+    assert year["target_value"].to_list() == [85.0] * 12 and year["averaged_over_financial_year"].all()
+    series = dict(england.select("period_start", "target_value").iter_rows())
+    assert meets_year_average(series, "2028/29", 85, "at_least") is True  # on trajectory meets the average
+    # diagnostics: ICB at 25% -> min(20, 22) = 20, at 15% -> 12; England 14%; a trust straight to 1% in March 2029
+    assert target("Q1", "dm01_6wk_mtpf", mar27) == pytest.approx(20)
+    assert target("Q2", "dm01_6wk_mtpf", mar27) == pytest.approx(12)
+    assert target("ENGLAND", "dm01_6wk_mtpf", mar27) == pytest.approx(14)
+    assert target("T1", "dm01_6wk_mtpf", mar27) == pytest.approx(25 - 24 * 12 / 36)
+    assert target("Q2", "dm01_6wk_mtpf", mar28) == pytest.approx((12 + 1) / 2)
+    # the baseline is the latest value before April 2026, and the rows say so
+    t1 = frame.filter(pl.col("org_code") == "T1", pl.col("standard_id") == "rtt_18wk_mtpf").sort("period_start")
+    assert t1["baseline_value"].unique().to_list() == [60.0]
+    assert t1["baseline_method"][0] == "no value at 2026-03; latest value before it, at 2025-07"
+    assert t1["baseline_period"][0] == D(2026, 3, 1)
+    assert "2028-03: 79.50 (not set by the guidance: interpolated on the line)" in t1["target_method"][0]
+    assert "67.00 = max(65, min(baseline + 7 points, 92))" in t1["target_method"][0]
+    # deadline and end target are the organisation's last milestone; milestone_* the one each row heads for
+    assert (t1["deadline"].unique().to_list(), t1["end_target_value"].unique().to_list()) == ([mar29], [92.0])
+    first = t1.row(0, named=True)
+    assert (first["milestone_deadline"], first["milestone_target_value"]) == (mar27, pytest.approx(67.0))
+    assert t1.filter(pl.col("period_start") == D(2027, 4, 1))["milestone_deadline"][0] == mar29
+    assert t1["period_start"].to_list() == _months(D(2026, 4, 1), 36)
+    assert t1["in_force"].all() and t1["planning_year"].unique().to_list() == ["2026/27"]
+    assert t1["financial_year"].unique(maintain_order=True).to_list() == ["2026/27", "2027/28", "2028/29"]
+    old = frame.filter(pl.col("standard_id") == "rtt_18wk_2026")
+    assert not old["in_force"].any() and old["period_start"].max() == D(2026, 3, 1)
+
+
+def test_the_year_in_force_trajectory_is_primary_over_a_held_one(tmp_path):
+    """Data to June 2026: the 2025/26 trajectory is held at its end target after March 2026, but from April 2026
+    the 2026/27 trajectory is primary; an ICB with no 2026/27 A&E target keeps the held one before the 95%."""
+    rows = [(org, level, "ae_4hr_pct", m, 70.0) for org, level in [("T1", "provider"), ("Q1", "icb")]
+            for m in _months(D(2025, 3, 1), 16)]
+    frame = targets_frame(_values(rows), load_registry(), planning_year="2026/27")
+    primary = {(o, p): s for o, p, s in frame.filter("is_primary").select("org_code", "period_start",
+                                                                          "standard_id").iter_rows()}
+    assert primary[("T1", D(2026, 3, 1))] == "ae_4hr_2026"
+    assert primary[("T1", D(2026, 4, 1))] == "ae_4hr_mtpf"
+    assert primary[("Q1", D(2026, 4, 1))] == "ae_4hr_2026"
+    held = frame.filter(pl.col("org_code") == "T1", pl.col("standard_id") == "ae_4hr_2026",
+                        pl.col("period_start") == D(2026, 6, 1))
+    assert held["target_value"].to_list() == [78.0]
+    # T1's baseline is its March 2026 value, exactly
+    t1 = frame.filter(pl.col("org_code") == "T1", pl.col("standard_id") == "ae_4hr_mtpf")
+    assert t1["baseline_method"][0] == "value at 2026-03"
+    # a national trajectory in its span goes before a local one held after its deadline
+    local_path = _write(tmp_path / "local.yaml", {"version": "l1", "standards": [
+        _local(standard_id="local_ae", overrides="ae_4hr_2026", metric_id="ae_4hr_pct", target=80,
+               org_codes=["T1"])]})
+    registry = load_registry()
+    frame = targets_frame(_values(rows), registry, load_local_ambitions(local_path, registry), "2026/27")
+    primary = {(o, p): s for o, p, s in frame.filter("is_primary").select("org_code", "period_start",
+                                                                          "standard_id").iter_rows()}
+    assert primary[("T1", D(2026, 3, 1))] == "local_ae" and primary[("T1", D(2026, 4, 1))] == "ae_4hr_mtpf"
