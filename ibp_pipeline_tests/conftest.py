@@ -14,6 +14,15 @@ from ibp_pipeline.definitions import build_defs
 from ibp_pipeline.resources import Warehouse
 
 SHARED_NHS = PROJECT_ROOT.parent / "shared" / "data" / "nhs"
+ETR_2026 = PROJECT_ROOT / "data" / "sources" / "ods_published" / "etr.csv"
+
+
+def icbs_of_today() -> set[str]:
+    """The ICBs of April 2026: the ICB codes of the bundled ODS trusts file (column 4), read here with csv."""
+    import csv
+
+    with ETR_2026.open(encoding="utf-8", newline="") as fh:
+        return {r[3] for r in csv.reader(fh) if r[3]}
 SHARED_CHECKS = PROJECT_ROOT.parent / "shared" / "checks"
 
 

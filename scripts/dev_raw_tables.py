@@ -35,13 +35,15 @@ SQL_TYPE = SQL_TYPES  # the loader's own column types: one mapping, never two th
 
 
 def spec_files(spec: SourceSpec, sources_dir: Path) -> list[Path]:
-    """Files in the spec's folder matching one of its patterns (case-insensitive, optional .gz)."""
+    """Files in the spec's folder matching one of its patterns (case-insensitive, optional .gz). Only plain CSV
+    layouts: a publication read as published (a ZIP, a workbook, a headerless ODS file) gets its empty,
+    contract-shaped table here; the real loader (ingest.load_source) reads those."""
     folder = (sources_dir / spec.folder).resolve()
-    if not folder.is_dir():
+    if not folder.is_dir() or spec.layout != "csv":
         return []
     pats = [p.lower() for p in spec.patterns]
-    return [f for f in sorted(folder.iterdir())
-            if any(fnmatch.fnmatch(f.name.lower(), p) or fnmatch.fnmatch(f.name.lower(), p + ".gz") for p in pats)]
+    return [f for f in sorted(folder.iterdir()) if f.suffix.lower() in (".csv", ".gz")
+            and any(fnmatch.fnmatch(f.name.lower(), p) or fnmatch.fnmatch(f.name.lower(), p + ".gz") for p in pats)]
 
 
 def read_header(path: Path) -> list[str]:

@@ -61,6 +61,11 @@ else:
                  "Red lines: the target or trajectory"
                  + (", held at its last value after it ends, as in the risk calculation." if not targets.is_empty()
                     and targets["basis"].str.starts_with("held").any() else "."))
+    bridged = int(forecast["months_interpolated"].max() or 0) if "months_interpolated" in forecast.columns else 0
+    if bridged:
+        notes.append(f"{bridged} month{'s' if bridged > 1 else ''} with no figure in the history "
+                     f"{'were' if bridged > 1 else 'was'} bridged by a straight line to fit the model (not shown "
+                     "as data on the chart).")
     unloaded = forecast.filter(pl.col("status") != "Forecast")
     if not unloaded.is_empty():
         notes.append(f"{unloaded.height} of these months NHS England has already published, but they are not "

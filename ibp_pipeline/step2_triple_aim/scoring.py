@@ -86,7 +86,9 @@ AIM_SCORES = f"{SCHEMA}.aim_scores"
 S1 = "s1_current_state"
 AIMS = ("quality_of_care", "population_health", "cost_and_efficiency")
 
-MONTHS_CARRIED = 2            # a month's value is the latest one in that month or the 2 months before
+MONTHS_CARRIED = 12           # a month's value is the latest one in that month or the 12 months before (each
+                              # value keeps its own month: publications differ by months, and a board reads the
+                              # latest figure of every measure, said with its month)
 MIN_ORGS_FOR_QUARTILES = 4
 SEGMENT_CUTS = (1.75, 2.5, 3.25)
 MIN_METRICS_FOR_SEGMENT = 3
@@ -376,7 +378,10 @@ def _long_sql(unit_cost: float | None) -> str:
         left join icb_codes a on a.ons_code = h.icb22_code
         left join icb_codes b on b.icb_name = upper(trim(h.icb22_name))
         where coalesce(a.icb_code, b.icb_code) is not null and h.overall_score is not null),
-    icb_months as (select i.icb_code, m.month from icb_codes i cross join months m),
+    icb_months as (  -- the ICBs of today (April 2026); the merged ones are history
+        select i.icb_code, m.month from icb_codes i cross join months m
+        where i.icb_code not in (select org_code from {S1}.organisations where org_type = 'icb'
+                                 and valid_to is not null)),
     hi_year as (
         select g.icb_code, g.month,
                coalesce(max(h.year) filter (where h.year <= year(g.month)), min(h.year)) as year

@@ -16,7 +16,10 @@ latest month it has (forecast_origin), `horizon` months ahead (default 24).
 - Mergers: rows are grouped by current_org_code (the successor), summing predecessors' values (numerators and
   denominators for percentages) month by month, so a merged trust's history continues under its current code;
   `merged_from` lists the predecessor codes that contributed to the months used.
-- Holes of up to 2 months are interpolated linearly (`months_interpolated`); at a longer hole the series restarts
+- Holes of up to 12 months are bridged linearly to fit the model (`months_interpolated`, said on the Forecasts
+  page; the bridged months are never shown as data): the bundle's RTT jumps from March 2025 to April 2026, DM01
+  from March to July 2025, cancer from July 2025 to January 2026, and each forecast still starts from the latest
+  month. At a longer hole (A&E's April 2019 - March 2021, the pandemic break) the series restarts
   after it (the bundled A&E data skips April 2019 - March 2021, so A&E history starts April 2021); at most the
   last 72 months are used.
 Model choice and fallbacks: forecasting.py; `model` and `method` on every row say what made it.
@@ -55,7 +58,7 @@ S1 = "s1_current_state"
 RATIO_UNITS = ("percent",)
 MIN_HISTORY = 6
 MAX_TRAIN = 72
-MAX_FILL = 2
+MAX_FILL = 12  # a year of months not published or not loaded is bridged (and counted); a longer hole restarts
 MAX_STALENESS_MONTHS = 3
 N_DRAWS = 2000
 SEED = 20240401

@@ -171,6 +171,9 @@ def inject_bad_rows(f: pub.OutFile, fraction: float, seed: int, forced_kind: str
                 value = f"-{cell}" if cell not in (None, "", "0", "0.0") and not str(cell).startswith("-") else "-1"
         elif kind == "unknown_org":
             col, value = org, f"ZU{int(r.integers(100, 1000))}"
+            named = _header(frame, spec.column(spec.org_name_column).header) if spec.org_name_column else None
+            if named:  # an official file names its organisations: only a code with no name is bad data
+                edits.setdefault(named, {})[pos] = ""
         else:
             dups.append(pos)
             records.append((pos + 0.5, {"kind": kind, "column": None, "value": None}))

@@ -80,11 +80,12 @@ def test_ingest_cli_refuses_missing_and_unrecognised_files_in_one_line(tmp_path)
 
 
 def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_path):
-    """The January 2025 file here is December 2024's real rows relabelled as January: a layout test only."""
-    january = tmp_path / "Monthly-AE-January-2025.csv"
-    january.write_text(DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-JANUARY-2025"))
-    bad = tmp_path / "Monthly-AE-February-2025.csv"
-    lines = DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-FEBRUARY-2025").splitlines()
+    """The January 2026 file here is December 2024's real rows relabelled as January 2026 (a month the bundle does
+    not hold): a layout test only."""
+    january = tmp_path / "Monthly-AE-January-2026.csv"
+    january.write_text(DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-JANUARY-2026"))
+    bad = tmp_path / "Monthly-AE-February-2026.csv"
+    lines = DECEMBER.read_text().replace("MSitAE-DECEMBER-2024", "MSitAE-FEBRUARY-2026").splitlines()
     cells = lines[3].split(",")
     cells[4] = "twelve"
     lines[3] = ",".join(cells)
@@ -97,19 +98,19 @@ def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_p
     assert out.returncode == 1, out.stdout + out.stderr  # something was quarantined
     report = {line.split()[1].rstrip(":"): line for line in out.stdout.splitlines()
               if line.split() and line.split()[0] in ("loaded", "partial", "refused", "unchanged")}
-    assert report["Monthly-AE-January-2025.csv"].startswith("loaded")
-    assert report["Monthly-AE-February-2025.csv"].startswith("partial")
-    assert "row 4, column 'A&E attendances Type 1': 'twelve' is not a number" in report["Monthly-AE-February-2025.csv"]
+    assert report["Monthly-AE-January-2026.csv"].startswith("loaded")
+    assert report["Monthly-AE-February-2026.csv"].startswith("partial")
+    assert "row 4, column 'A&E attendances Type 1': 'twelve' is not a number" in report["Monthly-AE-February-2026.csv"]
 
     con = duckdb.connect(str(copied_run / "serving.duckdb"), read_only=True)
     jan, dec = (con.execute("select sum(value) from s1_current_state.metric_values where org_level = 'provider' "
                             "and source = 'ae_monthly_official' and metric_id = 'ae_attendances' "
-                            "and period_start = ?", [d]).fetchone()[0] for d in ("2025-01-01", "2024-12-01"))
+                            "and period_start = ?", [d]).fetchone()[0] for d in ("2026-01-01", "2024-12-01"))
     assert jan == dec  # every provider row of the new month was loaded and served
     loads_after = con.execute("select count(*) from meta.file_loads").fetchone()[0]
     assert loads_after == loads_before + 2  # every bundled file was unchanged: idempotent re-ingest
     q = con.execute("select row_number, column_name, value, rule from dq.quarantine "
-                    "where file_name = 'Monthly-AE-February-2025.csv' order by rule").fetchall()
+                    "where file_name = 'Monthly-AE-February-2026.csv' order by rule").fetchall()
     assert (4, "A&E attendances Type 1", "twelve", "not_a_number") in q
     assert any(r[3] == "total_not_verifiable" for r in q)
     con.close()

@@ -150,7 +150,8 @@ def _small_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     con.register("f", flows.to_arrow())
     con.execute("create table latest.rtt_icb_flows as select * from f")
     orgs = pl.DataFrame({"org_code": ["RA1", "RB1", "RB2"], "parent_icb_code": ["QAA", "QBB", None],
-                         "successor_code": [None, None, "RB1"]})
+                         "successor_code": [None, None, "RB1"]}).with_columns(
+        parent_icb_code_2022=pl.lit(None, dtype=pl.String))
     con.register("o", orgs.to_arrow())
     con.execute("create table s1_current_state.organisations as select * from o")
     last = flows["period_start"].max()

@@ -189,16 +189,16 @@ def test_data_quality_page_for_a_trust_and_england(app) -> None:
 def test_data_quality_page_says_which_file_was_due_and_when(app) -> None:
     at = app(page="data_quality.py", org="RXL")
     text = page_text(at)
-    # the bundled A&E data end in December 2024, so January 2025's file was due on the second Thursday of
-    # February 2025: 1 February 2025 is a Saturday, so the Thursdays are the 6th and the 13th
-    assert "the January 2025 A&E file was due on 13 February 2025" in text
+    # the bundled A&E data end in December 2025, so January 2026's file was due on the second Thursday of
+    # February 2026: 1 February 2026 is a Sunday, so the Thursdays are the 5th and the 12th
+    assert "the January 2026 A&E file was due on 12 February 2026" in text
     assert "NHS England publishes on a calendar" in text
     listing = next(m.value for m in at.markdown if "A&E file was due" in str(m.value))
-    assert "ae_monthly_official" not in listing and "(latest December 2024)" in listing
+    assert "ae_monthly_official" not in listing and "(latest December 2025)" in listing
     table = pl.from_pandas(at.dataframe[0].value)
     ae = table.filter(pl.col("Source id") == "ae_monthly_official").row(0, named=True)
-    assert ae["Latest month"] == "December 2024" and ae["Next file"].startswith(
-        "Behind: the January 2025 A&E file was due on 13 February 2025")
+    assert ae["Latest month"] == "December 2025" and ae["Next file"].startswith(
+        "Behind: the January 2026 A&E file was due on 12 February 2026")
     assert table["Latest month"].null_count() == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -12,18 +13,28 @@ from ibp_pipeline.step7_decisions.serving import Serving
 
 from .conftest import page_text
 from .test_forecasts_page import _check_downloads, _displayed, _figure, tiny_db
+from ibp_pipeline_tests.conftest import icbs_of_today
 
 
 def _waterfall(at) -> dict:
     return _figure(at, "sc_waterfall_chart")["data"][0]
 
 
-def test_trust_page_compares_explains_and_costs_scenarios(app):
+def test_trust_page_compares_explains_and_costs_scenarios(app, served_db):
     at = app(page="scenarios.py", org="RXL")
     text = page_text(at)
     assert at.title[0].value == "Scenarios"
-    assert "Scenario results exist only for 12 measures (A&E attendances; A&E four-hour performance;" in text
-    assert "for England, 7 regions, 42 ICBs and 384 trusts" in text
+    con = duckdb.connect(str(served_db), read_only=True)
+    try:  # what the baseline run covers, counted straight from the results table
+        n = dict(con.execute("select org_level, count(distinct org_code) from s6_scenarios.results "
+                             "where scenario = 'baseline' group by 1").fetchall())
+        n_metrics = con.execute("select count(distinct metric_id) from s6_scenarios.results "
+                                "where scenario = 'baseline'").fetchone()[0]
+    finally:
+        con.close()
+    assert f"Scenario results exist only for {n_metrics} measures (A&E attendances; A&E four-hour performance;" in text
+    assert f"for England, {n['region']} regions, {n['icb']} ICBs and {n['provider']} trusts" in text
+    assert n["icb"] <= len(icbs_of_today())  # the ICBs of today, never the merged ones
     assert "**Demand surge**: Demand 2-5% above the forecast trend" in text  # descriptions shown
     for key in ("sc_cmp_p50", "sc_cmp_prob", "sc_waterfall_chart", "sc_tornado_chart", "sc_cost", "sc_initiatives"):
         _figure(at, key)
