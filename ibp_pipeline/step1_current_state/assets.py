@@ -11,6 +11,9 @@ from .ingest import known_org_codes, load_source
 from .sources import DATA_SOURCES, REFERENCE_SOURCES, SOURCES, SourceSpec
 
 REFERENCE_KEYS = [dg.AssetKey(["raw", s.name]) for s in REFERENCE_SOURCES]
+# Publications that name their organisations: a new code they name is a provisional organisation, known to the
+# publications that give codes only (loaded after them).
+NAMING_KEYS = [dg.AssetKey(["raw", s.name]) for s in DATA_SOURCES if s.org_name_column]
 SOURCE_KEYS = [dg.AssetKey(["raw", s.name]) for s in SOURCES]
 METRIC_SOURCES = ("ae_monthly_official", "ae_trust_monthly", "ae_attendances_2016_2019", "rtt_incomplete",
                   "rtt_long_waits", "dm01_diagnostics", "cancer_waiting_times", "workforce_staff_group",
@@ -24,7 +27,8 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         key=["raw", spec.name],
         group_name="step1_reference" if spec.reference else "step1_sources",
         kinds={"duckdb"},
-        deps=[] if spec.reference else REFERENCE_KEYS,
+        deps=[] if spec.reference else REFERENCE_KEYS + (
+            NAMING_KEYS if spec.org_column and not spec.org_name_column else []),
         description=f"{spec.title}. Publisher: {spec.publisher}. Files: {', '.join(spec.patterns)}",
         metadata={"publisher": spec.publisher, "patterns": ", ".join(spec.patterns), "key": ", ".join(spec.key)},
     )

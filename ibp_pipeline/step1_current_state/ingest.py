@@ -192,7 +192,8 @@ def refresh_latest(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
 
 
 def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    """Every organisation code the reference knows: ODS trusts, successors, ICBs, regions, supplement."""
+    """Every organisation code the reference knows (ODS trusts, successors, ICBs, regions, supplement) and the
+    provisional ones official publications have named."""
     parts = {
         "ods_trusts_2025": ["org_code", "icb_code", "nhs_region_code", "icb_ons_code"],
         "ods_trusts_2020": ["org_code", "stp_code", "nhs_region_code"],
@@ -207,6 +208,10 @@ def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     }
     selects = [f'select "{c}" as code from latest.{t}' for t, cols in parts.items()
                if table_exists(con, "latest", t) for c in cols]
+    # provisional organisations: codes an official publication already loaded names (a file that names no
+    # organisation, such as the CWT-CRS extract, then knows them too)
+    selects += [f'select "{s.org_column}" from latest.{s.name} where nullif(trim("{s.org_name_column}"), \'\') '
+                "is not null" for s in SOURCES if s.org_name_column and table_exists(con, "latest", s.name)]
     codes = {"ENGLAND"}
     if selects:
         codes |= {r[0] for r in con.execute(" union ".join(selects)).fetchall() if r[0]}

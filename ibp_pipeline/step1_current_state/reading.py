@@ -363,20 +363,22 @@ def is_zip_archive(path: Path) -> bool:
 JUNK_ENTRY = re.compile(r"(^|/)(__MACOSX/|\._|\.DS_Store$|Thumbs\.db$|desktop\.ini$)", re.IGNORECASE)
 
 
-def _guard_zip(zf: zipfile.ZipFile, max_bytes: int, what: str) -> list[zipfile.ZipInfo]:
-    """The limits every archive passes before a byte is unpacked: entry count, zip slip, compression method,
-    declared size and ratio (a bomb)."""
+def _guard_zip(zf: zipfile.ZipFile, max_bytes: int, what: str, workbook: bool = False) -> list[zipfile.ZipInfo]:
+    """The limits every archive (a ZIP extract or an XLSX workbook) passes before a byte is unpacked: entry
+    count, zip slip, compression method, declared size and ratio (a bomb)."""
     infos = zf.infolist()
     if len(infos) > MAX_ZIP_ENTRIES:
-        raise FileRefused(f"{what} has {len(infos):,} parts; refused as a likely zip bomb", "zip_bomb")
+        real = " (a real one has a few dozen)" if workbook else ""
+        raise FileRefused(f"{what} has {len(infos):,} parts{real}; refused as a likely zip bomb", "zip_bomb")
     for info in infos:
         name = show_name(info.filename, 80)
         if _unsafe_entry(info.filename):
             raise FileRefused(f"{what} part '{name}' has an absolute or '..' path; refused (zip slip)",
                               "unsafe_zip_entry")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise FileRefused(f"{what} part '{name}' uses compression method {info.compress_type}, which is not "
-                              "read here (stored or deflated only)", "not_zip")
+            why = "not one a workbook uses" if workbook else "which is not read here (stored or deflated only)"
+            raise FileRefused(f"{what} part '{name}' uses compression method {info.compress_type}, {why}",
+                              "not_xlsx" if workbook else "not_zip")
     total = sum(i.file_size for i in infos)
     if total > max_bytes:
         raise _too_large(f"{what} unpacks to {total:,} bytes ({_mb(total)})", max_bytes, total)
@@ -529,26 +531,7 @@ def check_workbook_once(path: Path, max_bytes: int) -> None:
     except Exception as exc:  # BadZipFile, but also ValueError/struct errors on damaged central directories
         raise FileRefused(f"not a readable XLSX workbook ({type(exc).__name__}: {exc})", "not_xlsx") from exc
     with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise FileRefused(f"workbook has {len(infos):,} parts (a real one has a few dozen); refused as a likely "
-                              "zip bomb", "zip_bomb")
-        for info in infos:
-            if _unsafe_entry(info.filename):
-                raise FileRefused(f"workbook part '{show_name(info.filename, 80)}' has an absolute or '..' path; "
-                                  "refused (zip slip)", "unsafe_zip_entry")
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise FileRefused(f"workbook part '{show_name(info.filename, 80)}' uses compression method "
-                                  f"{info.compress_type}, not one a workbook uses", "not_xlsx")
-        total = sum(i.file_size for i in infos)
-        if total > max_bytes:
-            raise _too_large(f"workbook unpacks to {total:,} bytes ({_mb(total)})", max_bytes, total)
-        for info in infos:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO:
-                raise FileRefused(
-                    f"workbook part '{show_name(info.filename, 80)}' expands {ratio:,.0f} times "
-                    f"({info.compress_size:,} to {info.file_size:,} bytes); refused as a likely zip bomb", "zip_bomb")
+        infos = _guard_zip(zf, max_bytes, "workbook", workbook=True)
         max_cells = max(1, max_bytes // BYTES_PER_CELL)
         for info in infos:
             if info.is_dir():

@@ -415,13 +415,16 @@ def _long_sql(unit_cost: float | None) -> str:
         join icb_pop p on p.icb_code = w.icb_code and p.month = g.period_start
         where g.org_level = 'provider'
         group by g.org_code, g.period_start, p.metric_id)
-    select org_code, org_level, period_start, metric_id, value, value_period_start, inputs
-    from carried where metric_id <> 'vw_capacity_per_100k'
-    union all
-    select p.icb_code, 'icb', p.month, p.metric_id, p.value, p.value_period_start, p.inputs
-    from icb_pop p join grid g on g.org_code = p.icb_code and g.org_level = 'icb' and g.period_start = p.month
-    union all
-    select * from trust_pop"""
+    select * from (
+        select org_code, org_level, period_start, metric_id, value, value_period_start, inputs
+        from carried where metric_id <> 'vw_capacity_per_100k'
+        union all
+        select p.icb_code, 'icb', p.month, p.metric_id, p.value, p.value_period_start, p.inputs
+        from icb_pop p join grid g on g.org_code = p.icb_code and g.org_level = 'icb' and g.period_start = p.month
+        union all
+        select * from trust_pop)
+    where org_level <> 'icb' or org_code not in (  -- ICBs of today only: the ones merged in April 2026 are history
+        select org_code from {S1}.organisations where org_type = 'icb' and valid_to is not null)"""
 
 
 def _registry_frame() -> pl.DataFrame:
