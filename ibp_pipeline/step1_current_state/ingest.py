@@ -137,6 +137,14 @@ def load_order(path: Path) -> tuple[str, str, bool, str]:
     return when, REVISION_MARK.sub("", stem).lower() if not when else "", bool(REVISION_MARK.search(stem)), path.name
 
 
+def landing_order(path: Path) -> tuple:
+    """Landing files load by the month their name gives, a revision after its original, then in order of arrival:
+    `ibp ingest` of a year's files at once (in whatever order the shell lists them) still lets NHS England's
+    revised July replace the first July, never the reverse. Files whose name gives no month come first."""
+    when, stem, revised, name = load_order(path)
+    return when, revised, path.lstat().st_mtime_ns, stem, name
+
+
 def stage_file(src: Path, landing: Path, name: str | None = None) -> Path:
     """Copy a file into the landing folder under a safe name (of `name`, default its own), atomically, never
     overwriting other content: different bytes under a taken name get the name with their sha256's start."""
@@ -158,7 +166,7 @@ def files_for(spec: SourceSpec, paths: Paths) -> list[Path]:
     if paths.landing.is_dir():
         found += sorted((p for p in paths.landing.glob("*") if (p.is_file() or p.is_symlink())
                          and not p.name.startswith(".") and _landed_as(p, spec)),
-                        key=lambda p: (p.lstat().st_mtime_ns, load_order(p)))
+                        key=landing_order)
     return found
 
 

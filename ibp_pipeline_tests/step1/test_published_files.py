@@ -385,3 +385,20 @@ def test_the_icbs_of_today_are_selectable_and_benchmarked(bundled_run):
     finally:
         con.close()
     assert n == compared.height  # the ICB benchmark is over the ICBs of today
+
+
+def test_a_revision_loads_after_its_original_whatever_the_order_of_arrival(tmp_path):
+    """`ibp ingest` of a year's files lists them as the shell does (July-2025-CSV-revised.csv before
+    Monthly-AE-July-2025.csv); NHS England's revision must still be the figure that stays current."""
+    import os
+
+    from ibp_pipeline.step1_current_state.ingest import landing_order
+
+    names = ["July-2025-CSV-revised.csv", "Monthly-AE-July-2025.csv", "Monthly-AE-June-2025.csv",
+             "August-2025-CSV-revised.csv"]
+    for i, name in enumerate(names):  # arrival order as listed
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, ns=(1_000_000_000 * (i + 1),) * 2)
+    ordered = [p.name for p in sorted(tmp_path.iterdir(), key=landing_order)]
+    assert ordered == ["Monthly-AE-June-2025.csv", "Monthly-AE-July-2025.csv", "July-2025-CSV-revised.csv",
+                       "August-2025-CSV-revised.csv"]
