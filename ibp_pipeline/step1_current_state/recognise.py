@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .reading import FileRefused, csv_text, is_workbook, max_input_bytes, show_name
+from .reading import FileRefused, check_workbook, csv_text, is_workbook, max_input_bytes, show_name
 from .source_spec import SourceSpec, norm_header
 from .sources import SOURCES
 
@@ -103,9 +103,7 @@ def _csv_fits(path: Path, max_bytes: int) -> tuple[list[Fit], str]:
 
 
 def _workbook_fits(path: Path, max_bytes: int) -> tuple[list[Fit], str]:
-    from .workbooks import PROBE_ROWS, _grid, _open, find_header, headers_of, sheet_order  # noqa: F401
-
-    from .reading import check_workbook
+    from .workbooks import PROBE_ROWS, _grid, _open, find_header, sheet_order  # on use: only workbooks need them
 
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         check_workbook(path, max_bytes)

@@ -13,7 +13,6 @@ import io
 import shutil
 import zipfile
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import openpyxl
