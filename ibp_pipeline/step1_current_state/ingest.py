@@ -24,7 +24,7 @@ from ..config import Paths
 from ..lib.duckdb_tables import table_exists
 from .reading import FileRefused, check_size, max_input_bytes, read_table, show_name
 from .recognise import identify
-from .sources import BY_NAME, SOURCES, SourceSpec
+from .sources import BY_NAME, DATA_SOURCES, REFERENCE_SOURCES, SOURCES, SourceSpec
 from .validation import PROBLEM_SCHEMA, check_total_row, validate
 
 Log = Callable[[str], None]
@@ -422,3 +422,14 @@ def load_source(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Paths, 
 
 def source_by_name(name: str) -> SourceSpec:
     return BY_NAME[name]
+
+
+def load_all_sources(con: duckdb.DuckDBPyConnection, paths: Paths, *, run_id: str, log: Log = print
+                     ) -> list[SourceSummary]:
+    """Every source in the order the asset graph loads them (outside Dagster: rebuild checks, acceptance tests):
+    the organisation reference, then the publications that name their organisations, then the others, each
+    checked against every code known by then (provisional organisations included)."""
+    out = [load_source(con, spec, paths, run_id=run_id, log=log) for spec in REFERENCE_SOURCES]
+    for spec in sorted(DATA_SOURCES, key=lambda s: s.org_name_column is None):
+        out.append(load_source(con, spec, paths, run_id=run_id, known_orgs=known_org_codes(con), log=log))
+    return out

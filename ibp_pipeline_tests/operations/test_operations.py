@@ -137,8 +137,7 @@ def _rebuild_both_runs_from_the_archive(data: Path, tmp_path: Path, loads_first_
     reloaded from the staged files of the newer run gives the tables that run left behind."""
     from ibp_pipeline.config import get_paths
     from ibp_pipeline.operations.rebuild import RebuildError, prepare_rebuild, rebuild_environment
-    from ibp_pipeline.step1_current_state.ingest import known_org_codes, load_source, sha256_of
-    from ibp_pipeline.step1_current_state.sources import DATA_SOURCES, REFERENCE_SOURCES
+    from ibp_pipeline.step1_current_state.ingest import load_all_sources, sha256_of
 
     warehouse = data / "warehouse.duckdb"
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -163,11 +162,7 @@ def _rebuild_both_runs_from_the_archive(data: Path, tmp_path: Path, loads_first_
     paths = dataclasses.replace(get_paths(out), sources=Path(env["IBP_SOURCES_DIR"]),
                                 reference=Path(env["IBP_REFERENCE_DIR"])).ensure()
     con = duckdb.connect(str(paths.warehouse))
-    for spec in REFERENCE_SOURCES:
-        load_source(con, spec, paths, run_id="rebuild", log=lambda _m: None)
-    known = known_org_codes(con)
-    for spec in DATA_SOURCES:
-        load_source(con, spec, paths, run_id="rebuild", known_orgs=known, log=lambda _m: None)
+    load_all_sources(con, paths, run_id="rebuild", log=lambda _m: None)
     con.close()
     original, rebuilt = _latest_tables(warehouse), _latest_tables(paths.warehouse)
     assert [t for t in original if original[t] != rebuilt[t]] == []

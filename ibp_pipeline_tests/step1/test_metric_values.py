@@ -340,16 +340,12 @@ def test_bundled_data_passes_acceptance_check(tmp_path):
     """Step 1 on the bundled files through the real loaders, against the shared acceptance checks: the metrics
     computed from the tidy files and England's published 2025-2026 headlines computed from the files as published."""
     from ibp_pipeline.config import get_paths
-    from ibp_pipeline.step1_current_state.ingest import known_org_codes, load_source
-    from ibp_pipeline.step1_current_state.sources import DATA_SOURCES, REFERENCE_SOURCES
+    from ibp_pipeline.step1_current_state.ingest import load_all_sources
 
     paths = get_paths(tmp_path / "data").ensure()
     db = paths.warehouse
     with duckdb.connect(str(db)) as c:
-        for spec in REFERENCE_SOURCES:
-            load_source(c, spec, paths, run_id="acceptance", log=lambda _m: None)
-        for spec in sorted(DATA_SOURCES, key=lambda s: s.org_name_column is None):  # as the asset graph orders them
-            load_source(c, spec, paths, run_id="acceptance", known_orgs=known_org_codes(c), log=lambda _m: None)
+        load_all_sources(c, paths, run_id="acceptance", log=lambda _m: None)
         build_organisations(c)
         build_metric_catalogue(c)
         build_metric_values(c)
