@@ -16,6 +16,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
@@ -269,10 +270,19 @@ def parse_csv_fast(text: str, encoding: str) -> TextTable | None:
     blank lines, quoted line breaks): then parse_csv reads it and sets the odd rows aside."""
     header = next(csv.reader([text[: text.find("\n") if "\n" in text else len(text)].rstrip("\r")]))
     headers = _unique_headers([h.strip() for h in header])
-    if len(headers) < 2 or not _regular_width(text, len(headers)):
+    if len(headers) < 2:
         return None
-    frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, skip_rows=1, infer_schema=False,
-                        new_columns=headers)
+    # The regularity check and the parse run side by side (both mostly outside the GIL); the parse is kept only
+    # when the rows are regular, so the result is exactly what parse_csv would read.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        regular = pool.submit(_regular_width, text, len(headers))
+        try:
+            frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, skip_rows=1, infer_schema=False,
+                                new_columns=headers)
+        except pl.exceptions.PolarsError:
+            frame = None  # a row with too many fields, say: the careful parser says which
+        if not regular.result() or frame is None:
+            return None
     frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(ROW))
     return TextTable(frame, headers, encoding)
 
