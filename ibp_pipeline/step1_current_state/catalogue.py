@@ -16,7 +16,7 @@ Fields
   used for a monthly average of people, where the sum of trust averages is the number of people);
   'none' (not rolled up).
 - level: the organisation level the source publishes ('provider' or 'icb'); ICB-level metrics roll up to region
-  and England only.
+  and England only. A metric that is not rolled up takes England from the source's own England row, if any.
 """
 from __future__ import annotations
 
@@ -145,6 +145,26 @@ _CORE: tuple[Metric, ...] = (
            "100 x within_standard / total_treated, summed over the '62-day Combined' rows with treatment_modality "
            "'ALL MODALITIES'; only where the total > 0. Target 85% (interim 75%).",
            "percent", "quality_of_care", True, "month", CANCER_SOURCES, formula="percent"),
+    # The same standards by commissioner: a metric of its own, because an ICB's cancer_*_pct sums the providers
+    # based in the ICB (where patients are treated) while these count the ICB's own patients (registered or living
+    # there), wherever treated; so a surviving Q-code (QE1) has both, each under its own metric_id.
+    *(Metric(f"cancer_{m}_pct_icb_patients", f"{name}, the ICB's own patients (wherever treated)",
+             f"100 x Within / Total of the {rows} row of the System Level Performance sheet of the cancer combined "
+             "workbook (commissioner basis): patients the ICB is responsible for (registered with its GP practices, "
+             "or living in its area when unregistered), wherever they were treated; only where the total > 0. Not "
+             f"the figure of the providers based in the ICB (that is cancer_{m}_pct). "
+             "Published for the 42 ICBs of July 2022 to March 2026 under their own codes, not restated to the ICBs "
+             "of April 2026 (QE1 lives on; merged ones such as QH8 stay history). England is NHS England's own total "
+             "row: the ICBs, NHS England's commissioning hubs and patients with no known commissioner ('UNKNOWN'), "
+             f"equal to England's cancer_{m}_pct from the same workbook. Not rolled up: no region rows (hubs and "
+             f"UNKNOWN belong to none). {target}",
+             "percent", "quality_of_care", True, "month", ("cancer_combined_workbook_system",), aggregation="none",
+             formula="percent", level="icb")
+      for m, name, rows, target in (
+          ("fds", "Cancer 28-day Faster Diagnosis Standard", "FDS, ALL CANCERS, ALL ROUTES", "Target 77-80%."),
+          ("31d", "Cancer 31-day combined standard", "31D, ALL CANCERS, ALL STAGES, ALL MODALITIES", "Target 96%."),
+          ("62d", "Cancer 62-day combined standard", "62D, ALL CANCERS, ALL ROUTES, ALL MODALITIES",
+           "Target 85% (interim 75%)."))),
     # ---- beds and flow ------------------------------------------------------------------------------------
     Metric("ga_beds_available", "General and acute beds available (monthly)",
            "Monthly average of daily general and acute beds available (adult + paediatric), UEC daily sitrep: "

@@ -49,7 +49,7 @@ def suite_spec(spec: SourceSpec, known_orgs: frozenset[str], today: date | None 
         key = (*spec.key, "_load_id")
         sums = (SumCheck("total_row_equals_sum_of_providers", ("_load_id",), "_is_total",
                          tuple(spec.count_columns)),)
-    org_ok = known_orgs | ({spec.total_code} if spec.total_code else set())
+    org_ok = known_orgs | {c for c in (spec.total_code, spec.unassigned_code) if c}
     return SuiteSpec(
         source=spec.name, columns=columns, key_columns=key, non_negative=non_negative,
         ratio_pairs=spec.ratio_pairs, org_column=spec.org_column if not spec.reference else None,

@@ -88,7 +88,8 @@ PUBLICATION_RULES: dict[str, PublicationRule] = {
     "ae_monthly_official": _AE,
     "rtt_incomplete": _RTT, "rtt_full_extract": _RTT,
     "dm01_diagnostics": _DM01, "dm01_web_file": _DM01,
-    "cancer_waiting_times": _CANCER, "cancer_combined_workbook": _CANCER, "cancer_cwt_crs_extract": _CANCER,
+    "cancer_waiting_times": _CANCER, "cancer_combined_workbook": _CANCER, "cancer_combined_workbook_system": _CANCER,
+    "cancer_cwt_crs_extract": _CANCER,
     "beds_kh03": _KH03, "kh03_web_file": _KH03,
 }
 

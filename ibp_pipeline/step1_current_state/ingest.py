@@ -3,8 +3,9 @@
 Every file that arrives is archived under data/archive/<source>/ by its sha256 before anything else, so
 nothing is ever lost. Good rows append to raw.<source> (history, tagged with the load id); latest.<source> is
 the current row per key (the newest publication wins, so a revision replaces a month while the older values
-stay queryable in raw). Bad rows and refused files go to dq.quarantine with a one-line reason. Loading the
-same bytes again changes nothing.
+stay queryable in raw; for a snapshot with no date of its own, such as an ODS file, the newest snapshot wins,
+so an older one ingested late is history only). Bad rows and refused files go to dq.quarantine with a one-line
+reason. Loading the same bytes again changes nothing.
 """
 from __future__ import annotations
 
@@ -190,13 +191,27 @@ def create_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     con.execute(f"create table if not exists {spec.table} ({', '.join(cols)})")
 
 
+def snapshot_date_sql(spec: SourceSpec) -> str:
+    """SQL aggregate dating a snapshot file: the newest of its snapshot date columns (NULLs ignored)."""
+    return "greatest(" + ", ".join(f'max("{c}")' for c in spec.snapshot_dates) + ")"
+
+
 def refresh_latest(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """latest.<source>: the newest loaded row for every key."""
+    """latest.<source>: the newest loaded row for every key; for a snapshot source, the row of the newest snapshot
+    (then the newest load of it), computed from raw, so a late older snapshot never becomes current."""
     create_raw_table(con, spec)
-    key = ", ".join(f'"{k}"' for k in spec.key)
+    key = ", ".join(f'r."{k}"' for k in spec.key)
+    if not spec.snapshot_dates:
+        con.execute(
+            f"create or replace view latest.{spec.name} as select r.* from {spec.table} r "
+            f"qualify row_number() over (partition by {key} order by r._load_id desc, r._row_number) = 1")
+        return
     con.execute(
-        f"create or replace view latest.{spec.name} as select * from {spec.table} "
-        f"qualify row_number() over (partition by {key} order by _load_id desc, _row_number) = 1")
+        f"create or replace view latest.{spec.name} as select r.* from {spec.table} r "
+        f"join (select _load_id, {snapshot_date_sql(spec)} as as_of from {spec.table} group by _load_id) s "
+        "on s._load_id = r._load_id "
+        f"qualify row_number() over (partition by {key} "
+        "order by s.as_of desc nulls last, r._load_id desc, r._row_number) = 1")
 
 
 def known_org_codes(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
@@ -301,6 +316,29 @@ def _count_replaced(con, spec: SourceSpec, good: pl.DataFrame) -> int:
     return int(n)
 
 
+def _snapshot_note(con: duckdb.DuckDBPyConnection, spec: SourceSpec, good: pl.DataFrame, replaced: int
+                   ) -> tuple[str, int]:
+    """How a snapshot stands against those already loaded, for the load message, and how many current rows it
+    replaces: an older snapshot (ingested after a newer one) replaces none and is kept as history."""
+    dates = [d for c in spec.snapshot_dates if good.height and (d := good.get_column(c).max()) is not None]
+    incoming = max(dates) if dates else None
+    loaded = con.execute(f"select {snapshot_date_sql(spec)} from {spec.table}").fetchone()[0] \
+        if table_exists(con, "raw", spec.name) else None
+    shown = f"ODS snapshot of {incoming:%Y-%m-%d}" if incoming else "ODS snapshot with no open or close date"
+    if loaded is None:
+        return shown, replaced
+    if incoming is None or incoming < loaded:
+        why = f"older than the snapshot already loaded ({loaded:%Y-%m-%d})" if incoming else "it cannot be dated"
+        added = good.height - replaced
+        also = f"; {added:,} organisation{'s' * (added > 1)} only it lists added" if added else ""
+        return f"{shown}: {why}; kept as history, current organisations unchanged{also}", 0
+    if incoming > loaded:
+        return (f"{shown}: newer than the snapshot already loaded ({loaded:%Y-%m-%d}); {replaced:,} organisations "
+                "now take its values"), replaced
+    return f"{shown}, as the snapshot already loaded: {replaced:,} organisations take this later copy's values", \
+        replaced
+
+
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, paths: Paths, *,
               known_orgs: frozenset[str] | None, run_id: str, force: bool = False, today: date | None = None,
               max_bytes: int | None = None) -> FileOutcome:
@@ -339,6 +377,9 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
                            load_id=load_id)
     problems = result.problems if aside is None else pl.concat([result.problems, aside.cast(PROBLEM_SCHEMA)])
     replaced = _count_replaced(con, spec, good)
+    snapshot = ""
+    if spec.snapshot_dates:  # dated against the snapshots loaded so far, before this one joins them
+        snapshot, replaced = _snapshot_note(con, spec, good, replaced)
     create_raw_table(con, spec)
     con.register("_incoming", good.to_arrow())
     con.execute(f"insert into {spec.table} by name select *, {int(load_id)}::bigint as _load_id, "
@@ -352,7 +393,9 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
     status = "partial" if problems.height else "loaded"
     span = f" ({pmin:%Y-%m} to {pmax:%Y-%m})" if pmin else ""
     message = f"{good.height:,} rows loaded{span}"
-    if replaced:
+    if snapshot:
+        message += f", {snapshot}"
+    elif replaced:
         message += f", {replaced:,} replace earlier published values (revision)"
     if problems.height:
         first = problems.row(0, named=True)["message"]
@@ -360,6 +403,7 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, path
     if encoding not in ("utf-8", "xlsx", ""):
         message += f"; read as {encoding}, not UTF-8"
     message += _reading_notes(table.notes, result.suppressed, result.provisional)
+    message += _unassigned_note(spec, good)
     _record(con, load_id, run_id, spec, path, archived, sha, encoding, status, result.rows_read, good.height,
             bad_rows, replaced, pmin, pmax, message)
     refresh_latest(con, spec)
@@ -377,6 +421,21 @@ def _reading_notes(notes: list[str], suppressed: dict[str, int], provisional: di
         parts.append(f"{len(provisional)} organisation{'s' if len(provisional) > 1 else ''} not yet in the ODS "
                      f"reference entered as provisional: {shown}{more}")
     return "; " + "; ".join(parts) if parts else ""
+
+
+def _unassigned_note(spec: SourceSpec, good: pl.DataFrame) -> str:
+    """Rows the publisher attributes to no organisation ('UNKNOWN'), said in the load message: they are loaded as
+    published and counted in England, so they must be seen as that, not as bad data or a missing organisation."""
+    if not (spec.unassigned_code and spec.org_column) or good.height == 0:
+        return ""
+    codes = good.get_column(spec.org_column)
+    n = int((codes == spec.unassigned_code).sum())
+    if not n:
+        return ""
+    total = (f"; the {spec.total_code} rows include them and equal the sum of every other row" if spec.total_code
+             and (codes == spec.total_code).any() else "")
+    return (f"; {n:,} '{spec.unassigned_code}' row{'s' if n > 1 else ''} (no organisation attributed by the "
+            f"publisher) loaded as published, not as an organisation{total}")
 
 
 def _refuse_symlink(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, run_id: str) -> FileOutcome:

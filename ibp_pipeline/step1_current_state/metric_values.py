@@ -14,7 +14,8 @@ How it is built
    apply the metric's formula (percentages are never averaged). Region and England take every provider of the
    publication (independent sector too, as NHS England's totals do); an ICB takes the providers whose
    parent_icb_code is that ICB (ODS HQ geography, not patient catchment). ICB-level sources (virtual wards) roll
-   up to region and England the same way.
+   up to region and England the same way. A metric not rolled up (cancer by commissioner) takes England from its
+   source's own England row: a family row whose org_code is 'ENGLAND' is an England row.
 4. `current_org_code` is the organisation's final successor (or itself), so series run across mergers.
 
 What the data showed about overlapping A&E sources (checked on the bundled files, Apr-Dec 2024, 1,349 trust-months
@@ -310,9 +311,22 @@ CANCER_COMBINED = Family("cancer_combined_workbook", f"""
     tuple((f"cancer_{m}_pct", f"case when {k}_total > 0 then {k}_within end", f"{k}_total")
           for m, k in (("fds", "fds"), ("31d", "d31"), ("62d", "d62"))))
 
+# The same workbook, 'System Level Performance' (by commissioner): the same rows and sums, metrics of their own
+# (catalogue: cancer_*_pct_icb_patients) so an ICB's own patients never meet the sum of the providers based in it.
+# The ICB rows are the 2022 ICBs as published; England is the sheet's 'Total' row (it counts NHS England's
+# commissioning hubs and 'UNKNOWN' too, which are no ICB and so have no row here).
+CANCER_SYSTEM = Family("cancer_combined_workbook_system", f"""
+    select case when {_code('org_code')} = 'TOTAL' then 'ENGLAND' else {_code('org_code')} end as org_code,
+           period_start, {_GROUPED_PROVENANCE}, {_combined_sums()}
+    from latest.cancer_combined_workbook_system
+    where {_code('org_code')} = 'TOTAL' or {_code('org_code')} in (select org_code from {ORGS} where org_type = 'icb')
+    group by all""",
+    tuple((f"cancer_{m}_pct_icb_patients", f"case when {k}_total > 0 then {k}_within end", f"{k}_total")
+          for m, k in (("fds", "fds"), ("31d", "d31"), ("62d", "d62"))))
+
 FAMILIES: tuple[Family, ...] = (AE_OFFICIAL, AE_HEALTHYR, AE_NHSR, RTT_EXTRACT, RTT, RTT_LONG_WAITS, RTT_HEALTHYR,
-                                DM01_WEB, DM01, CANCER_COMBINED, CANCER_CRS, CANCER, BEDS_GA, KH03_WEB, KH03,
-                                DISCHARGE, VIRTUAL_WARDS, WORKFORCE_GROUPS, WORKFORCE_TOTAL)
+                                DM01_WEB, DM01, CANCER_COMBINED, CANCER_SYSTEM, CANCER_CRS, CANCER, BEDS_GA,
+                                KH03_WEB, KH03, DISCHARGE, VIRTUAL_WARDS, WORKFORCE_GROUPS, WORKFORCE_TOTAL)
 
 
 # ---- building ---------------------------------------------------------------------------------------------------
@@ -341,7 +355,8 @@ def candidate_sql(family: Family, metric_ids: frozenset[str] | None = None) -> s
         den_sql = den or "null"
         where = f"({num}) is not null" + (f" and ({den}) > 0" if den else "")
         selects.append(f"""
-            select org_code, '{m.level}' as org_level, period_start, '{m.grain}' as period_grain,
+            select org_code, case org_code when 'ENGLAND' then 'england' else '{m.level}' end as org_level,
+                   period_start, '{m.grain}' as period_grain,
                    '{metric_id}' as metric_id, ({_value_expr(m.formula, f'({num})', f'({den_sql})')})::double as value,
                    ({num})::double as numerator, ({den_sql})::double as denominator, '{family.source}' as source,
                    source_file, load_id::bigint as load_id, {rank if rank else 'null'}::integer as source_rank

@@ -81,10 +81,9 @@ PROBE_BYTES = 256 * 1024  # the start of a file is enough to recognise it (the R
 
 
 def _csv_rows(path: Path, max_bytes: int) -> list[list[str]]:
-    text, _encoding, _entry = csv_text(path, max_bytes, head=PROBE_BYTES)
-    head = text[:200_000]
+    text, _encoding, _entry = csv_text(path, max_bytes, head=PROBE_BYTES)  # already bounded, cut at a line end
     try:
-        return [r for _, r in zip(range(PROBE_LINES), csv.reader(io.StringIO(head, newline="")))]
+        return [r for _, r in zip(range(PROBE_LINES), csv.reader(io.StringIO(text, newline="")))]
     except csv.Error as exc:
         raise FileRefused(f"not a readable CSV file ({exc})", "not_csv") from exc
 

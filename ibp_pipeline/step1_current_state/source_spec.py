@@ -60,6 +60,9 @@ class SourceSpec:
     ratio_pairs: tuple[tuple[str, str], ...] = ()  # (numerator, denominator)
     reference: bool = False  # organisation reference: loaded before, and not checked against, the registry
     total_code: str | None = None  # org code of a national TOTAL row that must equal the sum of the others
+    # org code of rows the publisher could not attribute to any organisation ('UNKNOWN'): loaded and counted in
+    # the TOTAL, never an organisation (not in the reference, never provisional) and never quarantined for it
+    unassigned_code: str | None = None
     publisher: str = "NHS England"
     null_tokens: tuple[str, ...] = ("", "-", "*", "NA", "N/A", "Not Applicable", ":", "..")
     extra_key_ok: bool = False
@@ -77,6 +80,9 @@ class SourceSpec:
     # this column, enters as a provisional organisation instead of being quarantined.
     org_name_column: str | None = None
     coverage: str = ""  # which providers the England total of this source covers, in plain English
+    # A snapshot that states no date of its own (the ODS data files): the newest value of these loaded date
+    # columns dates each file, and latest.<source> takes every key from the newest snapshot, not the latest load.
+    snapshot_dates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

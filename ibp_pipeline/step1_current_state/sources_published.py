@@ -23,13 +23,18 @@ ODS_POSITIONS = (
 
 
 def _ods(name: str, title: str, pattern: str, name_pattern: str) -> SourceSpec:
+    """An ODS data file is a snapshot that states no date of its own: no extract date, no 'last change date' (the
+    ODS API has one; these CSVs do not), and the amended record indicator (position 22) is a flag ('1' on every
+    row), not a date. So the newest open or close date in the file dates the snapshot (the etr file of December
+    2025: 2024-12-31; of July 2026: 2026-06-30, a closure that day), and the newest snapshot is current whatever
+    order the files arrive in. Two snapshots with the same newest date are told apart by load order only."""
     return SourceSpec(
         name, title, "ods_published", (pattern,),
         (C("org_code", "code"), C("org_name"), C("national_grouping", "code"),
          C("high_level_health_geography", "code"), C("postcode"), C("open_date", "date"),
          C("close_date", "date"), C("org_sub_type_code")),
         key=("org_code",), reference=True, publisher="NHS England ODS", layout="headerless",
-        positions=ODS_POSITIONS, name_pattern=name_pattern)
+        positions=ODS_POSITIONS, name_pattern=name_pattern, snapshot_dates=("open_date", "close_date"))
 
 
 ODS_ETR = _ods("ods_etr", "ODS NHS trusts (etr data file, as published)", "etr*.csv",
@@ -118,6 +123,33 @@ CANCER_COMBINED = SourceSpec(
     publisher=f"{NHSE} (Cancer Waiting Times, monthly combined workbook)",
     coverage="every provider NHS England publishes, NHS and independent sector (62-day counts shared 0.5/0.5)")
 
+# ---- the same workbook, 'System Level Performance' (header row 15): the same figures by commissioner -----------
+# A second source read from the same file: both specs keep the bundled folder and name patterns, and the landing
+# folder's recognition by content (recognise.identify) finds each spec's table on its own sheet, so the one file
+# loads into both raw tables. Rows: 'Total' (England, NHS England's own), the 42 ICBs of July 2022 - March 2026
+# under their Q-codes (as published, never restated to the ICBs of April 2026), NHS England's commissioning hubs
+# (13Q, and the regional health-and-justice hubs: known ODS commissioners, not ICBs) and 'UNKNOWN' (no
+# commissioner could be assigned): England = ICBs + hubs + UNKNOWN, checked on every load (check_total_row).
+# Whole numbers: no 0.5/0.5 sharing here. 'System' names the commissioner but is no org_name_column: a code the
+# reference does not know is quarantined, never a provisional organisation ('UNKNOWN' would otherwise become one).
+CANCER_COMBINED_SYSTEM = SourceSpec(
+    "cancer_combined_workbook_system",
+    "Cancer waiting times, monthly combined workbook (system level: by commissioner), as published",
+    "cancer_combined_workbook", ("*Monthly-Combined-Workbook*",),
+    (C("Period", "month_text", "period"), C("Org Code", "code", "org_code"), C("System", name="system_name"),
+     C("Standard", name="standard"), C("Cancer Type", name="cancer_type"),
+     C("Referral Route/Stage", name="route_stage"), C("Treatment Modality", name="treatment_modality"),
+     C("Total", "count", "total"), C("Within", "count", "within"), C("After", "count", "after"),
+     C("Performance", "fraction", "performance")),
+    key=("period_start", "org_code", "standard", "cancer_type", "route_stage", "treatment_modality"),
+    org_column="org_code", period_column="period", ratio_pairs=(("within", "total"),),
+    layout="sheet", sheets=("System Level Performance",), period_label="Period:", total_code="TOTAL",
+    unassigned_code="UNKNOWN",
+    publisher=f"{NHSE} (Cancer Waiting Times, monthly combined workbook)",
+    coverage="every patient in the workbook, under the commissioner responsible for them: the 42 ICBs of July 2022 "
+             "to March 2026, NHS England's commissioning hubs and 'UNKNOWN' (no commissioner known); England is the "
+             "same total as the provider sheet's")
+
 # ---- Cancer waiting times: CWT-CRS provider data extract workbook (header row 1; no England or total rows) -------
 CANCER_CWT_CRS = SourceSpec(
     "cancer_cwt_crs_extract", "Cancer waiting times, CWT-CRS provider data extract workbook, as published",
@@ -136,4 +168,5 @@ CANCER_CWT_CRS = SourceSpec(
              "quarantined)")
 
 PUBLISHED_REFERENCE = (ODS_ETR, ODS_ECCG)
-PUBLISHED_SOURCES = (RTT_FULL_EXTRACT, DM01_WEB_FILE, KH03_WEB_FILE, CANCER_COMBINED, CANCER_CWT_CRS)
+PUBLISHED_SOURCES = (RTT_FULL_EXTRACT, DM01_WEB_FILE, KH03_WEB_FILE, CANCER_COMBINED, CANCER_COMBINED_SYSTEM,
+                     CANCER_CWT_CRS)

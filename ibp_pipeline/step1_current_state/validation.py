@@ -228,7 +228,7 @@ def row_rules(spec: SourceSpec, typed: pl.DataFrame, mapping: dict[str, str], kn
         problems.append(_problems(typed, pl.col(k).is_null(), k, header, "missing_key",
                                   "value missing in a key column{}"))
     if spec.org_column and known_orgs is not None:
-        allowed = set(known_orgs) | ({spec.total_code} if spec.total_code else set())
+        allowed = set(known_orgs) | {c for c in (spec.total_code, spec.unassigned_code) if c}
         col = spec.org_column
         unknown = pl.col(col).is_not_null() & ~pl.col(col).is_in(list(allowed))
         if spec.org_name_column in mapping:  # an official publication that names it: provisional, not bad data
