@@ -16,6 +16,14 @@ Need types (parameters of build_needs in brackets)
   capacity, relief capacity, capacity needed (relief capacity when the queue is more than twice its target, as
   R/wl_stats.R does, else target capacity), extra capacity needed (capacity needed - current clearances), load,
   pressure.
+  * Published clock starts and stops first (the RTT full CSV extract, April 2026 in the bundle;
+    rtt_pathways.real_flows): for every trust, ICB, region and England that has them, weekly demand = that
+    month's clock starts x 12/52, weekly completed pathways = its clock stops (admitted + non-admitted) x 12/52,
+    queue = its published list, and weekly clearances = demand - the weekly list change between that list and
+    the organisation's own published list up to 13 months before (March 2025 in the bundle). An ICB's, region's
+    or England's change is the sum of its providers' own changes, because its earlier total covers NHS trusts
+    only. None of these rows is an estimate. The two paths below remain for organisations and months without
+    published flows.
   * ICB: weekly demand = mean monthly new RTT pathways (clock starts) x 12/52 over the latest `demand_months`
     months of latest.rtt_icb_flows (commissioner based); queue = that file's incomplete pathways in the latest
     month. Weekly clearances = all removals from the flow balance, demand - (list change per week over the
@@ -23,7 +31,7 @@ Need types (parameters of build_needs in brackets)
     rate) on the same basis as trusts; the reported completed pathways (clock stops only, without validation
     removals: nationally 348,000 a week against 404,000 removals) are their own row, weekly_completed_pathways.
     Region and England sum their ICBs.
-  * Trust: the bundle has no trust-level clock starts or stops. Weekly demand is ESTIMATED as the mean, over the
+  * Trust without published flows: weekly demand is ESTIMATED as the mean, over the
     latest `demand_months` months, of the patients on the list who started waiting in the last week
     (latest.rtt_incomplete band wk_gt_0_to_1, treatment function C_999 = trust total): weekly additions still
     waiting at month end, a slight undercount (patients whose clock stopped within a week are missed). Checked
@@ -65,12 +73,14 @@ import polars as pl
 
 from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step3_resources.resource_map import ORGS, TABLE as RESOURCE_MAP, VALUES, relation_exists
+from ibp_pipeline.step1_current_state.rtt_pathways import LIST, provider_bands_sql, real_flows
 from ibp_pipeline.step4_gaps import queueing as q
 
 SCHEMA = "s4_gaps"
 TABLE = f"{SCHEMA}.needs"
 TARGETS = "s2_triple_aim.targets"
 WEEKS_PER_MONTH = 52 / 12
+LIST_CHANGE_MONTHS = 13  # the RTT extract's April 2026 against the provider file's March 2025
 
 # A&E default when s2_triple_aim.targets has no row: 2025/26 planning guidance, at least 78% by March 2026.
 AE_DEFAULT_TARGET_PCT = 78.0
@@ -199,16 +209,17 @@ def _mean_wait(row: dict) -> float:
 
 def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
     rows: list[dict] = []
-    if not relation_exists(con, "latest.rtt_incomplete"):
+    provider_bands = provider_bands_sql(con)
+    if provider_bands is None:
         return rows
     months = int(p["demand_months"])
     band_cols = [c for c, _ in WL_BANDS]
     band_sum = " + ".join(f"coalesce({c}, 0)" for c in band_cols)
     con.sql(f"""create or replace temp table _s4_rtt as
-                select upper(trim(provider_code)) as org_code, period_start,
+                select provider_code as org_code, period_start,
                        {', '.join(f'coalesce({c}, 0) as {c}' for c in band_cols)},
                        coalesce(total_incomplete, {band_sum}) as queue
-                from latest.rtt_incomplete where treatment_function_code = 'C_999'""")
+                from ({provider_bands})""")
     con.sql(f"create or replace temp table _s4_rtt_lv as {_levels_sql('_s4_rtt', [*band_cols, 'queue'])}")
     trust_last = con.sql("select max(period_start) from _s4_rtt").fetchone()[0]
     if trust_last is None:
@@ -225,9 +236,13 @@ def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
                         "exponential, stricter than the 92% standard (92% corresponds to a factor of about "
                         "ln(1 / 0.08) = 2.5)")
 
-    # ICB (and region, England) flows.
+    # Published clock starts and stops (the RTT full CSV extract), at every level that has them.
+    real_rows, covered = _real_flow_rows(con, p, bands, common, base_assumptions)
+    rows.extend(real_rows)
+
+    # ICB (and region, England) flows of the ICB flows file, where no published month is newer.
     icb_demand: dict[str, float] = {}
-    if relation_exists(con, "latest.rtt_icb_flows"):
+    if relation_exists(con, "latest.rtt_icb_flows") and not any(level != "provider" for _, level in covered):
         flow_last = con.sql("select max(period_start) from latest.rtt_icb_flows").fetchone()[0]
         con.sql(f"""create or replace temp table _s4_flows as
                     select upper(trim(icb_code)) as icb_code, period_start, "new" as new_pathways,
@@ -303,7 +318,7 @@ def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
         from _s4_trust t left join {ORGS} o using (org_code)
         where t.last_month = date '{trust_last}'""").pl()
     for r in trusts.iter_rows(named=True):
-        if not r["demand"] or not r["queue"]:
+        if not r["demand"] or not r["queue"] or (r["org_code"], "provider") in covered:
             continue
         org = _Org(r["org_code"], "provider", trust_last)
         demand = r["demand"]
@@ -339,6 +354,86 @@ def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
     for t in ("_s4_rtt", "_s4_rtt_lv", "_s4_flows", "_s4_trust"):
         con.sql(f"drop table if exists {t}")
     return rows
+
+
+def _real_flow_rows(con: duckdb.DuckDBPyConnection, p: dict, bands: dict, common: dict,
+                    base_assumptions: str) -> tuple[list[dict], set[tuple[str, str]]]:
+    """Waiting-list needs from published clock starts and stops (rtt_pathways.real_flows): each organisation at
+    the latest month it has them, with the list change from its own published list LIST_CHANGE_MONTHS months (or
+    fewer) before. Returns the rows and the (org_code, org_level) pairs they cover."""
+    flows = real_flows(con)
+    if flows.height == 0:
+        return [], set()
+    last = flows.group_by("org_code", "org_level").agg(pl.col("period_start").max().alias("period_start"))
+    flows = flows.join(last, on=["org_code", "org_level", "period_start"])
+    earlier = con.sql(f"""
+        select org_code, org_level, period_start as before_period, value as list_before
+        from {VALUES} where metric_id = '{LIST}' and value is not null""").pl()
+    paired = (flows.join(earlier, on=["org_code", "org_level"], how="left")
+              .filter(pl.col("before_period").is_null() | (
+                  (pl.col("before_period") < pl.col("period_start"))
+                  & (pl.col("before_period") >= pl.col("period_start").dt.offset_by(f"-{LIST_CHANGE_MONTHS}mo"))))
+              .sort("before_period", nulls_last=False)
+              .group_by("org_code", "org_level", maintain_order=True).last())
+    src = ("RTT full CSV extract (Part_3 clock starts, Part_1A/1B clock stops, Part_2 list and weekly bands), "
+           "summed over commissioners, via s1_current_state.metric_values")
+    gap_months = ((pl.col("period_start").dt.year() - pl.col("before_period").dt.year()) * 12
+                  + pl.col("period_start").dt.month() - pl.col("before_period").dt.month())
+    paired = paired.with_columns(weeks=gap_months * WEEKS_PER_MONTH).with_columns(
+        change=(pl.col("list_size") - pl.col("list_before")) / pl.col("weeks"))
+    # An ICB's, region's or England's earlier list may cover fewer providers (NHS trusts only before 2026): its
+    # list change is the sum of its providers' own changes, each provider against its own earlier list.
+    parents = con.sql(f"select org_code, parent_icb_code, region_code from {ORGS}").pl()
+    trusts = paired.filter(pl.col("org_level") == "provider", pl.col("change").is_not_null()).join(
+        parents, on="org_code", how="left")
+    by_level = pl.concat([
+        trusts.group_by(pl.col(col).alias("org_code")).agg(pl.col("change").sum().alias("agg_change"),
+                                                            pl.len().alias("providers_with_change"))
+        .with_columns(org_level=pl.lit(level))
+        for level, col in (("icb", "parent_icb_code"), ("region", "region_code"))] + [
+        trusts.select(org_code=pl.lit("ENGLAND"), org_level=pl.lit("england"),
+                      agg_change=pl.col("change").sum(), providers_with_change=pl.len())],
+        how="diagonal_relaxed").filter(pl.col("org_code").is_not_null())
+    paired = paired.join(by_level, on=["org_code", "org_level"], how="left").with_columns(
+        change=pl.when(pl.col("org_level") == "provider").then(pl.col("change")).otherwise(pl.col("agg_change")))
+    rows, covered = [], set()
+    for r in paired.iter_rows(named=True):
+        if not r["starts"] or not r["list_size"]:
+            continue
+        org = _Org(r["org_code"], r["org_level"], r["period_start"])
+        demand, completed, queue = r["starts"] / WEEKS_PER_MONTH, r["stops"] / WEEKS_PER_MONTH, r["list_size"]
+        change, weeks = r["change"], r["weeks"]
+        clear = completed if change is None else demand - change
+        month = f"{r['period_start']:%B %Y}"
+        rows.append(_row(org, "waiting_list", "weekly_demand", "RTT clock starts a week (new pathways, published)",
+                         demand, "patients per week", "clock starts in the month x 12 / 52",
+                         {"clock_starts": r["starts"], "month": month, "weeks_per_month": "52/12"},
+                         "one month's published clock starts (seasonal: April has about the average of a year)",
+                         src, False))
+        rows.append(_row(org, "waiting_list", "weekly_completed_pathways",
+                         "RTT clock stops a week (completed pathways, published)", completed, "patients per week",
+                         "(admitted + non-admitted clock stops in the month) x 12 / 52",
+                         {"clock_stops": r["stops"], "month": month},
+                         "reported clock stops only: validation and other removals are not in it", src, False))
+        rows.append(_row(org, "waiting_list", "weekly_clearances",
+                         "All removals from the list a week (clock stops, validation and other removals)", clear,
+                         "patients per week", "weekly demand - (list now - list before) / weeks between",
+                         {"weekly_demand": demand,
+                          "list_start": r["list_before"] if r["org_level"] == "provider" else None,
+                          "list_end": queue,
+                          "list_start_month": r["before_period"], "weeks_between": weeks,
+                          "weekly_list_change": change, "weekly_completed_pathways": completed,
+                          "providers_with_change": r["providers_with_change"]},
+                         "the list change is the average over the weeks between two published lists (up to "
+                         f"{LIST_CHANGE_MONTHS} months apart); for an ICB, region or England the sum of its "
+                         "providers' own changes (its earlier total may cover fewer providers); without an earlier "
+                         "list, the clock stops alone", src, False))
+        b = bands.get((r["org_code"], r["org_level"], r["period_start"]))
+        rows.extend(_queue_rows(org, demand, clear, queue, _mean_wait(b) if b else None, p, common,
+                                base_assumptions + "; demand, clock stops and the list are published figures",
+                                src, estimate=False, queue_source="RTT full CSV extract, Part_2 incomplete pathways"))
+        covered.add((r["org_code"], r["org_level"]))
+    return rows, covered
 
 
 def _queue_rows(org: _Org, demand: float, clear: float | None, queue: float, mean_wait: float | None, p: dict,

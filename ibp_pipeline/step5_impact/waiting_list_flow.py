@@ -22,8 +22,8 @@ straight line over ramp_months; 0 = from the first month). Stops never exceed th
 
 The 18-week share (a cohort/ageing approximation, documented because it is an approximation):
 - The list is held as 25 monthly age bands: band k = waiting k to k+1 months (1 month = 52/12 weeks), k = 0..23,
-  and band 24 = 104 weeks or more. The starting shares come from the weekly wait bands of latest.rtt_incomplete
-  (provider x 'C_999' total rows), summed to ICB through s1_current_state.organisations.parent_icb_code, each
+  and band 24 = 104 weeks or more. The starting shares come from the weekly wait bands of the trusts' totals
+  (provider x 'C_999' rows), summed to ICB through s1_current_state.organisations.parent_icb_code, each
   weekly band split across the monthly bands it overlaps. The ICB's flows list (commissioner based, ~8.6 M in
   England) and the provider list aggregated to the ICB (~7.0 M, what rtt_waiting_list / rtt_18wk_pct report)
   differ in coverage; the model uses the band SHARES, so its 18-week % is on the rtt_18wk_pct basis.
@@ -46,6 +46,19 @@ against 4.8-8.2% for the other three combinations). A flat list (naive) scored 3
 this model is for what-if capacity questions, not a better point forecast of the list than the statistical
 forecasts in s5_impact.forecasts; the backtest and the naive benchmark are stored on every row.
 
+Real clock starts and stops (anchor_source): where NHS England's RTT full CSV extract gives a month after the
+flows file's last (April 2026 in the bundle), the projection starts there: each of today's ICBs' published list,
+clock starts (Part_3) and stops (Part_1A + Part_1B), every provider's pathways summed to the provider's parent ICB
+(s1_current_state.metric_values). Ahead, starts and stops are the anchor month's level x the ICB's own
+calendar-month pattern of the flows file's last 12 months (reseasoned), with the same growth. The flows file is
+commissioner based (8.6 M pathways in England) and the extract provider based (7.1 M), so the share of the list
+that leaves without a reported clock stop differs; the removals rate is rebased to the extract's basis
+(rebased_removals_rate: the rate at which the list moves over the next 12 months by the share it moved over the
+flows file's last 12), and the flows file's own rate is kept beside it (removals_rate_flows_file). The flows file
+is restated to today's ICBs (a merged ICB is the sum of the ICBs it replaced) and the age bands come from the
+provider file or, for months it lacks, the extract (rtt_pathways.provider_bands_sql). The in-sample checks and
+the backtest below stay on the flows file (calibrated_to).
+
 Calibration evidence stored on every row: the removals rate (raw, standard error, used, national), the one-step
 in-sample error of the list equation, a 12-month backtest of the list (origin 12 months before the anchor,
 starts/stops projected by the same method), and the in-sample error of the 18-week % replay (cohort model driven by
@@ -61,11 +74,12 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.step1_current_state.rtt_pathways import WEEK_COLUMNS, provider_bands_sql, real_flows
+
 SCHEMA = "s5_impact"
 S1 = "s1_current_state"
 WEEKS_PER_MONTH = 52.0 / 12.0
 N_BANDS = 25  # 0..23 months, and 24+ months (104+ weeks)
-WEEK_COLUMNS: tuple[str, ...] = tuple(f"wk_gt_{i}_to_{i + 1}" for i in range(104)) + ("wk_104_plus",)
 FULL_BANDS_WITHIN_18 = 4  # bands 0-3 are all under 17.33 weeks
 PARTIAL_BAND_WITHIN_18 = (18.0 - FULL_BANDS_WITHIN_18 * WEEKS_PER_MONTH) / WEEKS_PER_MONTH  # 0.1538 of band 4
 BANDS_52_PLUS = 12  # band 12 starts at exactly 52 weeks
@@ -296,36 +310,51 @@ def yoy_growth(history: np.ndarray) -> float:
 
 
 # ---- data --------------------------------------------------------------------------------------------------
+def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    return bool(con.sql(f"select count(*) from information_schema.columns where table_schema = '{schema}' and "
+                        f"table_name = '{table}' and column_name = '{column}'").fetchall()[0][0])
+
+
 def read_flows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """ICB monthly clock starts (new), stops (completed) and list (incomplete) from latest.rtt_icb_flows."""
-    return con.sql("""
-        select icb_code, period_start, sum("new") as starts, sum(completed) as stops, sum(incomplete) as list_size
-        from latest.rtt_icb_flows
-        where icb_code is not null and period_start is not null
-        group by icb_code, period_start
-        having sum("new") is not null and sum(completed) is not null and sum(incomplete) is not null
-        order by icb_code, period_start""").pl()
+    """ICB monthly clock starts (new), stops (completed) and list (incomplete) from latest.rtt_icb_flows, restated
+    to today's ICBs: an ICB merged in April 2026 counts under the ICB that replaced it (organisations.replaced_by),
+    as NHS England restates history when boundaries change (a merged ICB is taken as the sum of its
+    predecessors)."""
+    today = ("coalesce(o.replaced_by, f.icb_code)" if _has_column(con, S1, "organisations", "replaced_by")
+             else "f.icb_code")
+    join = f"left join {S1}.organisations o on o.org_code = f.icb_code" if today != "f.icb_code" else ""
+    return con.sql(f"""
+        select {today} as icb_code, f.period_start, sum(f."new") as starts, sum(f.completed) as stops,
+               sum(f.incomplete) as list_size
+        from latest.rtt_icb_flows f {join}
+        where f.icb_code is not null and f.period_start is not null
+        group by all
+        having sum(f."new") is not null and sum(f.completed) is not null and sum(f.incomplete) is not null
+        order by 1, 2""").pl()
+
+
+def read_real_flows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Today's ICBs' published clock starts, stops and list (the RTT full CSV extract, provider based, summed to
+    the ICB through each provider's parent): icb_code, period_start, starts, stops, list_size."""
+    return real_flows(con, "icb").select(pl.col("org_code").alias("icb_code"), "period_start", "starts", "stops",
+                                         "list_size")
 
 
 def read_icb_bands(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Weekly wait bands of the trust totals ('C_999') summed to ICB via organisations.parent_icb_code_2022 (a
-    merged trust's successor's ICB when its own is missing): the ICB flows it is calibrated with are published
-    for the ICBs of 2022-2026, so the bands are summed to those too."""
-    has = con.sql("select count(*) from information_schema.tables where table_schema = 'latest' "
-                  "and table_name = 'rtt_incomplete'").fetchall()[0][0]
-    if not has:
+    """Weekly wait bands of the trust totals ('C_999', rtt_pathways.provider_bands_sql: the provider file, or
+    the full extract for months it lacks) summed to today's ICB via organisations.parent_icb_code (a merged
+    trust's successor's ICB when its own is missing), the ICBs the flows are restated to."""
+    bands = provider_bands_sql(con)
+    if bands is None:
         return pl.DataFrame()
     sums = ", ".join(f"sum(coalesce(r.{c}, 0)) as {c}" for c in WEEK_COLUMNS)
     return con.sql(f"""
-        select coalesce(o.parent_icb_code_2022, o.parent_icb_code, s.parent_icb_code_2022, s.parent_icb_code)
-                   as icb_code, r.period_start,
-               sum(r.total_incomplete) as total_incomplete, sum(r.total_within_18wks) as total_within_18wks, {sums}
-        from latest.rtt_incomplete r
+        select coalesce(o.parent_icb_code, s.parent_icb_code) as icb_code, r.period_start,
+               sum(r.total_incomplete) as total_incomplete, {sums}
+        from ({bands}) r
         left join {S1}.organisations o on o.org_code = r.provider_code
         left join {S1}.organisations s on s.org_code = o.successor_code
-        where r.treatment_function_code = 'C_999'
-          and coalesce(o.parent_icb_code_2022, o.parent_icb_code, s.parent_icb_code_2022, s.parent_icb_code)
-              is not null
+        where coalesce(o.parent_icb_code, s.parent_icb_code) is not null
         group by all order by 1, 2""").pl()
 
 
@@ -428,28 +457,104 @@ def _in_sample(cal: _Calibrated, r_used: np.ndarray, trend: bool) -> dict[str, n
     return {"one_step": one_step, "backtest": backtest, "naive": naive, "replay": replay}
 
 
+@dataclass(frozen=True)
+class _Anchor:
+    """Where the projection starts: the month, each ICB's list and flows in it, and the flows ahead."""
+    month: dt.date
+    source: str
+    list0: np.ndarray
+    starts0: np.ndarray
+    stops0: np.ndarray
+    removals0: np.ndarray
+    starts_ahead: np.ndarray
+    stops_ahead: np.ndarray
+    removals_rate: np.ndarray | None = None  # None: the history's calibrated rate applies
+
+
+def rebased_removals_rate(list0: np.ndarray, starts_ahead: np.ndarray, stops_ahead: np.ndarray,
+                          drift: np.ndarray) -> np.ndarray:
+    """The removals rate on a new basis (the real anchor's provider-based list and flows, against the history's
+    commissioner-based ones): the rate at which the list, fed by the next 12 months' starts and stops, moves by
+    the same share as it moved over the history's last 12 months (drift, e.g. -0.02). Removals are what the
+    flows leave unexplained, and that share differs by basis, so it is calibrated where it applies:
+    r = (sum(starts - stops) - (L12 - L0)) / (12 x (L0 + L12) / 2), L12 = L0 x (1 + drift)."""
+    target = list0 * (1.0 + drift)
+    net = (starts_ahead[:, :12] - stops_ahead[:, :12]).sum(axis=1)
+    return (net - (target - list0)) / (12.0 * (list0 + target) / 2.0)
+
+
+def _history_anchor(cal: _Calibrated, months: int, gs: float, gc: float) -> _Anchor:
+    removals0 = (cal.lists[:, -2] + cal.starts[:, -1] - cal.stops[:, -1] - cal.lists[:, -1]
+                 if len(cal.months) > 1 else np.full(len(cal.icbs), np.nan))
+    return _Anchor(cal.months[-1], "ICB flows file (commissioner based)", cal.lists[:, -1], cal.starts[:, -1],
+                   cal.stops[:, -1], removals0, seasonal_flows(cal.starts, months, gs),
+                   seasonal_flows(cal.stops, months, gc))
+
+
+def reseasoned(level: np.ndarray, last12: np.ndarray, last12_months: list[dt.date], anchor: dt.date, months: int,
+               growth: float) -> np.ndarray:
+    """Flows ahead of a real anchor month: the anchor's published level x each ICB's own calendar-month pattern of
+    its last 12 months of history (month m / the anchor's calendar month), x (1 + growth) ** (h / 12)."""
+    col = {m.month: j for j, m in enumerate(last12_months)}
+    base = last12[:, col[anchor.month]]
+    ahead = np.stack([last12[:, col[_add_months(anchor, h).month]] for h in range(1, months + 1)], axis=-1)
+    ratio = np.divide(ahead, base[:, None], out=np.full(ahead.shape, np.nan), where=base[:, None] > 0)
+    return level[:, None] * ratio * (1.0 + growth) ** (np.arange(1, months + 1) / 12.0)
+
+
+def _real_anchor(cal: _Calibrated, real: pl.DataFrame, months: int, gs: float, gc: float) -> _Anchor | None:
+    """Anchor on the latest month of published clock starts and stops (the RTT full CSV extract), when it is
+    after the history and the history has 12 months to give the seasonal pattern; ICBs without it get NaN."""
+    if real.height == 0 or len(cal.months) < 12:
+        return None
+    month = real["period_start"].max()
+    if month <= cal.months[-1]:
+        return None
+    got = {r["icb_code"]: r for r in real.filter(pl.col("period_start") == month).iter_rows(named=True)}
+    pick = lambda col: np.array([got[c][col] if c in got else np.nan for c in cal.icbs], dtype=float)  # noqa: E731
+    list0, starts0, stops0 = pick("list_size"), pick("starts"), pick("stops")
+    last = cal.months[-12:]
+    ahead = max(months, 12)
+    starts_ahead = reseasoned(starts0, cal.starts[:, -12:], last, month, ahead, gs)
+    stops_ahead = reseasoned(stops0, cal.stops[:, -12:], last, month, ahead, gc)
+    drift = (cal.lists[:, -1] / cal.lists[:, -13] - 1.0 if len(cal.months) >= 13
+             else np.zeros(len(cal.icbs)))
+    rate = rebased_removals_rate(list0, starts_ahead, stops_ahead, drift)
+    return _Anchor(month, f"RTT full CSV extract, {month:%B %Y} (every provider's pathways, summed to its parent "
+                          "ICB); removals rate rebased to that basis", list0, starts0, stops0,
+                   np.full(len(cal.icbs), np.nan), starts_ahead[:, :months], stops_ahead[:, :months], rate)
+
+
 def projection_frame(flows: pl.DataFrame, bands: pl.DataFrame, months: int = 24,
                      capacity_change: float | Sequence[float] = 0.0, trend: bool = True,
-                     ramp_months: int = 0) -> pl.DataFrame:
-    """One row per ICB (and England) x month x capacity scenario, from the anchor month (horizon 0, actual)."""
+                     ramp_months: int = 0, real: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per ICB (and England) x month x capacity scenario, from the anchor month (horizon 0, actual).
+
+    real (icb_code, period_start, starts, stops, list_size): published clock starts, stops and list. When its
+    latest month is after the history, the projection starts there, from the real list and flows; the history
+    still gives the removals rate, the seasonal pattern, the growth and the age hazard. ICBs without a real month
+    are left out (said in anchor_source)."""
     cal = _calibrate(flows, bands)
     changes = [0.0] + [float(c) for c in np.atleast_1d(capacity_change) if float(c) != 0.0]
     changes = list(dict.fromkeys(changes))
     rates = pl.DataFrame({"icb_code": cal.icbs}).join(cal.rates, on="icb_code", how="left")
     national = float(cal.rates["removals_rate_national"][0]) if cal.rates.height else 0.0
     r_used = rates["removals_rate"].fill_null(national).to_numpy()
-    anchor = cal.months[-1]
     gs = yoy_growth(cal.starts.sum(0)) if trend else 0.0
     gc = yoy_growth(cal.stops.sum(0)) if trend else 0.0
-    starts_ahead = seasonal_flows(cal.starts, months, gs)
-    stops_ahead = seasonal_flows(cal.stops, months, gc)
+    start = (_real_anchor(cal, real, months, gs, gc) if real is not None else None) or _history_anchor(
+        cal, months, gs, gc)
+    anchor, starts_ahead, stops_ahead = start.month, start.starts_ahead, start.stops_ahead
     # anchor bands: the latest band month at or before the anchor
     band_month = max((m for m in cal.bands_by_month if m <= anchor), default=None)
     b0 = cal.bands_by_month.get(band_month) if band_month is not None else None
     cohort = b0 is not None and cal.hazard is not None
     has_bands = np.isfinite(b0).all(1) & (np.nan_to_num(b0).sum(1) > 0) if cohort else np.zeros(len(cal.icbs), bool)
     checks = _in_sample(cal, r_used, trend)
-    l0 = cal.lists[:, -1]
+    l0 = start.list0
+    r_flows_file = r_used
+    if start.removals_rate is not None:
+        r_used = np.where(np.isfinite(start.removals_rate), start.removals_rate, r_used)
     batch_cc = np.array(changes)[:, None]  # (S, 1) x ICBs
     proj = project_waiting_list(l0[None, :], starts_ahead[None], stops_ahead[None], r_used[None, :], months,
                                 batch_cc, ramp_months=ramp_months,
@@ -469,10 +574,9 @@ def projection_frame(flows: pl.DataFrame, bands: pl.DataFrame, months: int = 24,
         return np.concatenate([np.broadcast_to(actual, (n_s, n_icb))[..., None], ahead], axis=-1)
     cols = {
         "list_size": with_anchor(l0, proj.list_size),
-        "clock_starts": with_anchor(cal.starts[:, -1], proj.clock_starts),
-        "clock_stops": with_anchor(cal.stops[:, -1], proj.clock_stops),
-        "removals": with_anchor(cal.lists[:, -2] + cal.starts[:, -1] - cal.stops[:, -1] - l0
-                                if len(cal.months) > 1 else np.full(n_icb, np.nan), proj.removals),
+        "clock_starts": with_anchor(start.starts0, proj.clock_starts),
+        "clock_stops": with_anchor(start.stops0, proj.clock_stops),
+        "removals": with_anchor(start.removals0, proj.removals),
         "pct_within_18wk": with_anchor(a18, p18),
         "pct_over_52wk": with_anchor(a52, p52),
         "exit_intensity": with_anchor(np.full(n_icb, np.nan), lam),
@@ -488,20 +592,25 @@ def projection_frame(flows: pl.DataFrame, bands: pl.DataFrame, months: int = 24,
         "is_actual": np.tile(h_idx == 0, n_icb * n_s),
         **{k: v.ravel() for k, v in cols.items()},
     }).with_columns(pl.col(*cols).fill_nan(None))
-    calib = rates.select("icb_code", "removals_rate", "removals_rate_raw", "removals_rate_se", "shrinkage_weight",
-                         "removals_rate_national", "removals_from", "removals_to", "removals_months",
-                         "removals_months_excluded").with_columns(
+    calib = rates.with_columns(pl.Series("removals_rate", r_used),
+                               pl.Series("removals_rate_flows_file", r_flows_file)).select(
+        "icb_code", "removals_rate", "removals_rate_flows_file", "removals_rate_raw", "removals_rate_se",
+        "shrinkage_weight", "removals_rate_national", "removals_from", "removals_to", "removals_months",
+        "removals_months_excluded").with_columns(
         pl.Series("in_sample_list_mape_pct", checks["one_step"]),
         pl.Series("backtest_list_ape_12m_pct", checks["backtest"]),
         pl.Series("backtest_naive_flat_ape_12m_pct", checks["naive"]),
         pl.Series("in_sample_pct18_mae_points", checks["replay"]))
     frame = frame.join(calib, on="icb_code", how="left")
+    frame = frame.filter(pl.col("icb_code").is_in([c for c, v in zip(cal.icbs, l0) if np.isfinite(v)]))
     eng = _england(frame)
     frame = pl.concat([frame, eng], how="diagonal_relaxed")
     method = ("same calendar month of the last 12 months" + (f", x national year-on-year growth (starts "
               f"{gs:+.1%}, stops {gc:+.1%} a year)" if trend else ", no trend"))
     return frame.with_columns(
         pl.lit(anchor).alias("anchor_month"),
+        pl.lit(start.source).alias("anchor_source"),
+        pl.lit(cal.months[-1]).alias("calibrated_to"),
         pl.lit(band_month).cast(pl.Date).alias("age_bands_month"),
         pl.lit(method).alias("flows_method"),
         pl.lit(ramp_months).alias("ramp_months"),
@@ -509,8 +618,10 @@ def projection_frame(flows: pl.DataFrame, bands: pl.DataFrame, months: int = 24,
                "clock_stops = baseline stops x (1 + capacity_change), capped at the list; 18-week % from 25 "
                "monthly age bands aged each month with exits at hazard lambda(t) x h(age), lambda solved so "
                "exits = stops + removals").alias("formula"),
-        pl.lit("latest.rtt_icb_flows (list, starts, stops); latest.rtt_incomplete via "
-               "s1_current_state.organisations.parent_icb_code (age bands)").alias("source"),
+        pl.lit("latest.rtt_icb_flows restated to today's ICBs (history: removals, seasonality, growth); "
+               "s1_current_state.metric_values rtt_clock_starts, rtt_clock_stops_*, rtt_waiting_list (the anchor "
+               "month, where published); weekly bands of latest.rtt_incomplete or latest.rtt_full_extract via "
+               "organisations.parent_icb_code (age bands)").alias("source"),
     ).sort("scenario", "org_level", "icb_code", "period_start")
 
 
@@ -545,5 +656,6 @@ def build_waiting_list_projection(con: duckdb.DuckDBPyConnection, months: int = 
     the baseline plus one scenario per non-zero capacity_change."""
     from ibp_pipeline.step5_impact.effects import write_table
 
-    frame = projection_frame(read_flows(con), read_icb_bands(con), months, capacity_change, trend, ramp_months)
+    frame = projection_frame(read_flows(con), read_icb_bands(con), months, capacity_change, trend, ramp_months,
+                             real=read_real_flows(con))
     return write_table(con, "waiting_list_projection", frame)

@@ -96,6 +96,25 @@ def test_rtt_april_2026_england_equals_the_extract(served):
     assert value(served, "ENGLAND", "rtt_clock_stops_non_admitted", "2026-04") == want["stops_n"]
 
 
+def test_needs_and_the_flow_model_start_from_the_published_clock_starts_and_stops(served):
+    """Step 4's waiting-list needs and step 5's flow model use the extract's real flows, not estimates."""
+    weeks = 52 / 12
+    for org in ("ENGLAND", "RXL"):
+        want = rtt_from_zip(None if org == "ENGLAND" else org)
+        needs = {m: (r, est) for m, r, est in served.execute(
+            "select measure, result, is_estimate from s4_gaps.needs where org_code = ? and need_type = "
+            "'waiting_list' and period_start = '2026-04-01'", [org]).fetchall()}
+        assert needs["weekly_demand"] == (pytest.approx(want["starts"] / weeks), False)
+        assert needs["weekly_completed_pathways"][0] == pytest.approx((want["stops_a"] + want["stops_n"]) / weeks)
+        assert needs["queue_size"] == (want["total"], False)
+    want = rtt_from_zip()
+    start = served.execute("""select list_size, clock_starts, clock_stops, anchor_month, anchor_source
+                              from s5_impact.waiting_list_projection
+                              where icb_code = 'ENGLAND' and scenario = 'baseline' and horizon = 0""").fetchone()
+    assert start[:4] == (want["total"], want["starts"], want["stops_a"] + want["stops_n"], date(2026, 4, 1))
+    assert "RTT full CSV extract" in start[4]
+
+
 def test_rtt_provider_totals_sum_over_commissioners(served):
     want = rtt_from_zip("RXL")
     assert want["total"] > 0
@@ -220,11 +239,12 @@ def test_new_organisations_from_official_files_are_provisional(served):
     ("ods_eccg", SOURCES / "ods_published" / "eccg.csv"),
 ])
 def test_files_are_recognised_by_content_under_any_name(tmp_path, source, original):
+    also = {"cancer_combined_workbook": ["cancer_combined_workbook_system"]}.get(source, [])  # its System sheet
     suffix = "".join(original.suffixes[-1:])
     for name in (original.name, f"download (2){suffix}", f"my renamed file{suffix}"):
         copy = tmp_path / name
         shutil.copyfile(original, copy)
-        assert [s.name for s in identify(copy)] == [source], name
+        assert [s.name for s in identify(copy)] == [source, *also], name
 
 
 def test_an_unrecognised_file_says_what_it_found_and_what_it_is_closest_to(tmp_path):

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from ibp_pipeline.step5_impact import waiting_list_flow as W
+from ibp_pipeline_tests.conftest import icbs_of_today
 
 
 
@@ -196,7 +197,7 @@ def test_projection_on_the_real_warehouse(real_warehouse, tmp_path):
     shutil.copy(real_warehouse, db)
     con = duckdb.connect(str(db))
     n = W.build_waiting_list_projection(con, months=24, capacity_change=0.05)
-    assert n == (42 + 1) * 25 * 2
+    assert n == (len(icbs_of_today()) + 1) * 25 * 2  # today's ICBs, anchored on the RTT extract's month
     got = con.sql("select * from s5_impact.waiting_list_projection where icb_code = 'ENGLAND' and horizon = 24").pl()
     base = got.filter(pl.col("scenario") == "baseline").row(0, named=True)
     more = got.filter(pl.col("scenario") == "capacity +5%").row(0, named=True)
@@ -206,3 +207,21 @@ def test_projection_on_the_real_warehouse(real_warehouse, tmp_path):
                   "and scenario = 'baseline'").pl()
     assert icb["pct_within_18wk"].is_between(30, 90).all() and icb["in_sample_list_mape_pct"].max() < 5
     assert icb["in_sample_pct18_mae_points"].median() < 3
+
+
+def test_flows_ahead_of_a_real_month_keep_its_level_and_the_history_pattern():
+    last12 = [dt.date(2024, m, 1) for m in range(3, 13)] + [dt.date(2025, 1, 1), dt.date(2025, 2, 1)]
+    hist = np.array([[float(m.month) * 10 for m in last12]])  # January 10 ... December 120
+    ahead = W.reseasoned(np.array([500.0]), hist, last12, dt.date(2026, 4, 1), 3, growth=0.0)
+    np.testing.assert_allclose(ahead[0], [500 * 50 / 40, 500 * 60 / 40, 500 * 70 / 40])
+    grown = W.reseasoned(np.array([500.0]), hist, last12, dt.date(2026, 4, 1), 12, growth=0.1)
+    assert grown[0, -1] == pytest.approx(500 * 1.1)  # April 2027: the anchor's level a year on, +10%
+
+
+def test_a_rebased_removals_rate_moves_the_list_by_the_history_drift():
+    list0, starts, stops = np.array([10_000.0, 20_000.0]), np.full((2, 12), 900.0), np.full((2, 12), 700.0)
+    drift = np.array([0.0, -0.05])
+    r = W.rebased_removals_rate(list0, starts, stops, drift)
+    assert r[0] == pytest.approx(200 / 10_000)  # a flat list: removals take exactly the net inflow
+    proj = W.project_waiting_list(list0, starts, stops, r, 12)
+    np.testing.assert_allclose(proj.list_size[:, -1] / list0 - 1, drift, atol=0.002)
