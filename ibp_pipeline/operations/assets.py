@@ -12,7 +12,7 @@ SERVED = {
     "s1_current_state": ("organisations", "metric_catalogue", "metric_values", "source_conflicts"),
     "s2_triple_aim": ("standards", "targets", "peer_groups", "benchmarks", "scores", "spc"),
     "s3_resources": ("resource_map", "activity_costs"),
-    "s4_gaps": ("metric_gaps", "needs"),
+    "s4_gaps": ("metric_gaps", "milestone_outcomes", "needs"),
     "s5_impact": ("forecasts", "forecast_accuracy", "effects", "initiatives", "waiting_list_projection", "risk"),
     "s6_scenarios": ("results",),
 }

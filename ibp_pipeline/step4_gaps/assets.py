@@ -18,6 +18,20 @@ def metric_gaps(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
+@dg.asset(key=["s4_gaps", "milestone_outcomes"], deps=[
+    dg.AssetKey(["s2_triple_aim", "targets"]), dg.AssetKey(["s1_current_state", "metric_values"]),
+    dg.AssetKey(["s1_current_state", "organisations"])], **STEP4)
+def milestone_outcomes(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Each organisation's milestones judged: did it meet March 2026, what is due in March 2027 (year-average
+    milestones judged on the year's mean)."""
+    from .milestones import build_milestone_outcomes
+
+    with warehouse.connect() as con:
+        n = build_milestone_outcomes(con)
+        by_status = dict(con.execute("select status, count(*) from s4_gaps.milestone_outcomes group by 1").fetchall())
+    return dg.MaterializeResult(metadata={"rows": n, **{f"n_{k.replace(' ', '_')}": v for k, v in by_status.items()}})
+
+
 @dg.asset(key=["s4_gaps", "needs"], deps=[
     dg.AssetKey(["s3_resources", "resource_map"]), dg.AssetKey(["s2_triple_aim", "targets"]),
     dg.AssetKey(["raw", "rtt_incomplete"]), dg.AssetKey(["raw", "rtt_icb_flows"]),
@@ -32,4 +46,4 @@ def needs(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n, **{f"n_{k}": v for k, v in by_type.items()}})
 
 
-step4_assets = [metric_gaps, needs]
+step4_assets = [metric_gaps, milestone_outcomes, needs]

@@ -31,8 +31,10 @@ Tables (schema s5_impact)
   target: value >= target for at_least, <= for at_most); is_deadline_month; draws, seed, scenario,
   scenario_version; method (the formula: forecast model, split normal, the metric's driver elasticities, the
   occupancy relation used).
-- risk_register: one row per organisation x standard, assessed at the standard's deadline when it falls inside the
-  forecast horizon, else at the last forecast month (assessed_basis says which); the ranks put the standards least
+- risk_register: one row per organisation x standard, assessed at the standard's next milestone inside the forecast
+  horizon (a multi-year standard of the Medium Term Planning Framework is judged at March 2027, the planning year's
+  milestone, not at its March 2029 end), else at its deadline when that falls inside the horizon, else at the last
+  forecast month (assessed_basis says which); the ranks put the standards least
   likely to be met first: rank_in_org (within the organisation), rank_in_icb (the ICB's own rows and its trusts'
   together, icb_code), rank_in_level (all organisations of that level in England). Ties in probability (often at
   0%) are broken by how far p50 falls short of the target in standard deviations of the simulated value,
@@ -216,7 +218,7 @@ TARGET_COLUMNS = {"org_code": pl.String, "org_level": pl.String, "metric_id": pl
                   "standard_name": pl.String, "kind": pl.String, "direction": pl.String, "target_value": pl.Float64,
                   "is_trajectory": pl.Boolean, "is_primary": pl.Boolean, "applied": pl.String,
                   "deadline": pl.Date, "baseline_period": pl.Date, "baseline_value": pl.Float64,
-                  "end_target_value": pl.Float64, "source_table": pl.String}
+                  "end_target_value": pl.Float64, "milestone_deadline": pl.Date, "source_table": pl.String}
 
 
 def read_targets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
@@ -256,6 +258,7 @@ def registry_targets(series: pl.DataFrame) -> pl.DataFrame:
                          "target_value": float(s.final_target), "is_trajectory": False, "is_primary": None,
                          "applied": "national", "deadline": s.final_deadline, "baseline_period": None,
                          "baseline_value": None, "end_target_value": float(s.final_target),
+                         "milestone_deadline": s.final_deadline,
                          "source_table": "standards registry (s2_triple_aim.targets absent): end target, flat"})
     return pl.DataFrame(rows, schema=TARGET_COLUMNS)
 
@@ -543,8 +546,9 @@ RISK_COMMENTS = {
     "method": "how the value was simulated: forecast distribution, driver elasticities, relation used",
 }
 REGISTER_COMMENTS = {
-    "assessed_period": "month the risk is assessed: the deadline if inside the forecast horizon, else the last "
-                       "forecast month",
+    "assessed_period": "month the risk is assessed: the next milestone inside the forecast horizon, else the "
+                       "deadline if inside it, else the last forecast month",
+    "milestone_deadline": "the milestone this month's target heads for (a multi-year standard has several)",
     "assessed_basis": "why that month",
     "prob_meet_target": "probability of meeting the target in the assessed month",
     "gap_p50": "p50 - target at the assessed month (negative = short for at_least; positive = over for at_most)",
@@ -574,8 +578,8 @@ def risk_frame(prep: Prepared, summary: Summary, slots: pl.DataFrame, draws: int
         method=pl.col("metric_id").replace_strict(methods, default=None))
     return frame.select(
         "org_code", "org_name", "org_level", "parent_icb_code", "metric_id", "standard_id", "standard_name", "kind",
-        "direction", "is_primary", "deadline", "period_start", "horizon", "forecast_origin", "forecast_model",
-        "target_value", "target_basis", "p10", "p50", "p90", "mean", "prob_meet_target", "is_deadline_month",
+        "direction", "is_primary", "deadline", "milestone_deadline", "period_start", "horizon", "forecast_origin",
+        "forecast_model", "target_value", "target_basis", "p10", "p50", "p90", "mean", "prob_meet_target", "is_deadline_month",
         "draws", "seed", "scenario", "scenario_version", "method",
     ).sort("org_code", "metric_id", "standard_id", "period_start")
 
@@ -591,13 +595,23 @@ def register_frame(risk: pl.DataFrame) -> pl.DataFrame:
     """The ranked risk register: one row per organisation x standard at its assessed month (see module doc)."""
     if risk.height == 0:
         return risk.head(0).select("org_code", "standard_id")
+    if "milestone_deadline" not in risk.columns:
+        risk = risk.with_columns(milestone_deadline=pl.col("deadline"))
     span = risk.group_by("org_code", "standard_id").agg(first=pl.col("period_start").min(),
                                                        last=pl.col("period_start").max())
-    r = risk.join(span, on=["org_code", "standard_id"])
+    milestone = pl.col("milestone_deadline")
+    r = risk.join(span, on=["org_code", "standard_id"]).with_columns(
+        next_milestone=milestone.filter((milestone >= pl.col("first")) & (milestone <= pl.col("last"))
+                                        & (milestone < pl.col("deadline"))).min().over("org_code", "standard_id"))
     in_window = pl.col("deadline").is_not_null() & (pl.col("deadline") >= pl.col("first")) & (
         pl.col("deadline") <= pl.col("last"))
-    r = r.with_columns(assessed_period=pl.when(in_window).then(pl.col("deadline")).otherwise(pl.col("last")),
-                       assessed_basis=pl.when(in_window).then(pl.lit("the standard's deadline"))
+    r = r.with_columns(assessed_period=pl.coalesce(pl.col("next_milestone"),
+                                                   pl.when(in_window).then(pl.col("deadline")), pl.col("last")),
+                       assessed_basis=pl.when(pl.col("next_milestone").is_not_null())
+                       .then(pl.format("the next milestone ({}); the standard runs to {}",
+                                       pl.col("next_milestone").dt.strftime("%B %Y"),
+                                       pl.col("deadline").dt.strftime("%B %Y")))
+                       .when(in_window).then(pl.lit("the standard's deadline"))
                        .when(pl.col("deadline").is_not_null() & (pl.col("deadline") < pl.col("first")))
                        .then(pl.lit("deadline before the forecast horizon: last forecast month (target held)"))
                        .when(pl.col("deadline").is_not_null())

@@ -365,6 +365,8 @@ def apply_policy_overrides(targets: pl.DataFrame, scenario: Scenario, standards:
             target_value=pl.when(mine).then(new).otherwise(pl.col("target_value")),
             end_target_value=pl.when(mine).then(end).otherwise(pl.col("end_target_value")),
             deadline=pl.when(mine & deadline.is_not_null()).then(deadline).otherwise(pl.col("deadline")),
+            **({"milestone_deadline": pl.when(mine & deadline.is_not_null()).then(deadline)
+                .otherwise(pl.col("milestone_deadline"))} if "milestone_deadline" in out.columns else {}),
             target_basis=pl.when(mine).then(pl.col("target_basis") + pl.lit(note)).otherwise(
                 pl.col("target_basis")))
     return out

@@ -406,6 +406,30 @@ def test_register_ties_broken_by_gap():
     assert reg.sort("rank_in_org")["standard_id"].to_list() == ["a", "b"]
 
 
+def test_register_judges_a_multi_year_standard_at_its_next_milestone():
+    """A Medium Term Planning Framework standard runs to March 2029 through March 2027: with forecasts to December
+    2027 the register judges March 2027, not the last forecast month; a one-deadline standard keeps its deadline."""
+    months = [dt.date(2026, m, 1) for m in range(1, 13)] + [dt.date(2027, m, 1) for m in range(1, 13)]
+    rows = []
+    for h, month in enumerate(months, start=1):
+        common = {"org_code": "R1", "org_name": "x", "org_level": "provider", "parent_icb_code": "Q1",
+                  "metric_id": "m", "kind": "planning_target", "direction": "at_least", "is_primary": True,
+                  "period_start": month, "horizon": h, "forecast_origin": dt.date(2025, 12, 1), "p10": 70.0,
+                  "p50": 75.0, "p90": 80.0, "draws": 1, "seed": 1, "scenario": "b", "scenario_version": "1",
+                  "target_value": 80.0, "prob_meet_target": h / 100}
+        rows.append({**common, "standard_id": "multi", "standard_name": "multi", "deadline": dt.date(2029, 3, 1),
+                     "milestone_deadline": dt.date(2027, 3, 1) if month <= dt.date(2027, 3, 1)
+                     else dt.date(2029, 3, 1)})
+        rows.append({**common, "standard_id": "single", "standard_name": "single", "deadline": dt.date(2026, 9, 1),
+                     "milestone_deadline": dt.date(2026, 9, 1)})
+    reg = {r["standard_id"]: r for r in register_frame(pl.DataFrame(rows)).iter_rows(named=True)}
+    assert reg["multi"]["assessed_period"] == dt.date(2027, 3, 1)
+    assert reg["multi"]["prob_meet_target"] == pytest.approx((months.index(dt.date(2027, 3, 1)) + 1) / 100)
+    assert "next milestone (March 2027)" in reg["multi"]["assessed_basis"]
+    assert reg["single"]["assessed_period"] == dt.date(2026, 9, 1)
+    assert reg["single"]["assessed_basis"] == "the standard's deadline"
+
+
 def bundled_copy(tmp_path: Path, real_warehouse: Path) -> duckdb.DuckDBPyConnection:
     """A copy of the bundled warehouse with stand-in forecasts (mean and sd of the last 12 months) when the step-5
     forecasts are absent, and step 2's targets when they are absent."""
