@@ -8,12 +8,12 @@ import html
 import importlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import polars as pl
 import streamlit as st
 
-from ibp_pipeline.step7_decisions import exports, theme
+from ibp_pipeline.step7_decisions import data_quality, exports, theme
 from ibp_pipeline.step7_decisions.access import User
 from ibp_pipeline.step7_decisions.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
 from ibp_pipeline.step7_decisions.serving import Serving, serving_for, serving_from_env
@@ -99,6 +99,23 @@ def header(title: str, sel: Selection, intro: str) -> None:
     st.title(title)
     st.caption(f"{sel.title} · {sel.span}")
     st.markdown(intro)
+
+
+def data_as_of(metric_ids: Iterable[str] | None = None, behind: bool = True) -> None:
+    """The page's "Latest month loaded" caption for the measures it shows (None: every measure), by publication
+    family, and, with behind, the Data quality page's sentence for each family whose next file is overdue."""
+    ids = None if metric_ids is None else tuple(sorted(set(metric_ids)))
+    if ids == ():
+        return
+    line, late = data_quality.data_as_of(call(data_quality.latest_months, ids), date.today())
+    if line:
+        st.caption(line, help="The latest period loaded for any organisation, by publication. A file is behind "
+                              "when NHS England's publication day for the next one has passed: see the Data "
+                              "quality page.")
+    if line and late and behind:  # one line on the page; the sentences, one a publication, on request
+        with st.expander(f"{len(late)} of these publications {'is' if len(late) == 1 else 'are'} behind: "
+                         "when the next file was due"):
+            st.markdown("\n".join(f"- {s}" for s in late))
 
 
 def table(frame: pl.DataFrame, name: str, sel: Selection, *, column_config: dict | None = None,

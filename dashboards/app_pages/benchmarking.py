@@ -33,6 +33,7 @@ names = dict(zip(ids, choices["name"].to_list()))
 metric = st.selectbox("Measure", ids, format_func=lambda m: names.get(m, m), key="bench_metric",
                       help="Measures with a national benchmark by the end of the period that this organisation has "
                            "a value for.")
+ui.data_as_of([metric])
 info = choices.row(ids.index(metric), named=True)
 unit, hib, name = info["unit"], info["higher_is_better"], info["name"]
 better = {True: "higher is better", False: "lower is better"}.get(hib, "no better direction: a volume")

@@ -17,6 +17,7 @@ ui.header("Data quality", sel, "Can the figures on these pages be trusted, and h
 
 
 today = date.today()
+ui.data_as_of(behind=False)  # the sources behind are listed below, with their due files
 
 # ---- publication -----------------------------------------------------------------------------------------------
 published = ui.call(dq.publication)

@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 import ui
-from ibp_pipeline.step7_decisions import charts
+from ibp_pipeline.step7_decisions import charts, performance
 from ibp_pipeline.step7_decisions import forecasts as fc
 
 
@@ -37,9 +37,14 @@ else:
     info = ui.measure_select(metrics, "fc_metric", "Measures with a forecast for this organisation; key "
                              "standards first.")
     metric, unit = info["metric_id"], info["unit"]
+    ui.data_as_of([metric])
 
     # ---- fan chart ----
     history = ui.call(fc.history, sel.org_code, metric, sel.period_from, sel.period_to)
+    if not history.is_empty():
+        history = history.join(ui.call(performance.series_coverage, sel.org_code, metric,
+                                       history["period_start"].min(), history["period_start"].max()),
+                               on="period_start", how="left")
     forecast = fc.with_publication_status(ui.call(fc.forecast, sel.org_code, metric), metric, date.today())
     start = history["period_start"].min() if not history.is_empty() else forecast["period_start"].min()
     targets = ui.call(fc.fan_targets, sel.org_code, metric, start)
@@ -61,6 +66,9 @@ else:
                  "Red lines: the target or trajectory"
                  + (", held at its last value after it ends, as in the risk calculation." if not targets.is_empty()
                     and targets["basis"].str.starts_with("held").any() else "."))
+    notes += [f"Dotted grey line: {note[:1].lower()}{note[1:]} (the source changed, so a step there may not be "
+              "a change in performance)."
+              for note in charts.coverage_notes(history)]
     bridged = int(forecast["months_interpolated"].max() or 0) if "months_interpolated" in forecast.columns else 0
     if bridged:
         notes.append(f"{bridged} month{'s' if bridged > 1 else ''} with no figure in the history "

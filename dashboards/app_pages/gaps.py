@@ -17,6 +17,7 @@ ui.header("Gaps and needs", sel, "How far each measure is from its target in the
 # ---- the gap table ---------------------------------------------------------------------------------------------
 st.subheader("Gaps to target")
 gap_rows = ui.call(gaps.gap_table, sel.org_code, sel.period_to)
+ui.data_as_of(gap_rows["metric_id"])
 if gap_rows.is_empty():
     st.info(f"No measure with a target for {sel.title} up to {ui.month_label(sel.period_to)}. Targets cover A&E, "
             "RTT, diagnostics, cancer and bed occupancy for trusts, ICBs, regions and England.")
@@ -58,6 +59,19 @@ else:
                     f"- **Benchmarks:** {first['benchmark_method']}")
         st.markdown("\n".join(f"- **{r['metric_name']}** target: {r['target_method']}"
                               for r in gap_rows.iter_rows(named=True)))
+
+# ---- the milestones -----------------------------------------------------------------------------------------
+milestone_rows = ui.call(gaps.milestones, sel.org_code)
+if not milestone_rows.is_empty():
+    st.subheader("Planning milestones")
+    st.markdown("Each planning round is judged at its milestones: March 2026 for the 2025/26 targets, and March "
+                "2027, 2028 and 2029 for the Medium Term Planning Framework. A year-average milestone (A&E 85% "
+                "across 2028/29 for England) is judged on the mean of the year's twelve months, not on March.")
+    ui.table(gaps.milestone_display(milestone_rows), "planning milestones", sel, key="milestones-table",
+             column_config={"Target": st.column_config.NumberColumn(format="%.1f"),
+                            "Value": st.column_config.NumberColumn(format="%.1f"),
+                            "Latest figure": st.column_config.NumberColumn(
+                                format="%.1f", help="The latest figure loaded on or before the milestone.")})
 
 # ---- the needs -------------------------------------------------------------------------------------------------
 st.subheader("What it would take")

@@ -8,6 +8,7 @@ from ibp_pipeline.step7_decisions import board_pack, overview, theme
 sel = ui.selection()
 ui.header("Overview", sel, "The Triple Aim scorecard, each key standard against its target, and what changed "
           "since the month before. Hover over a tile or an icon for what it means.")
+ui.data_as_of(ui.call(overview.key_standards, sel.org_code, sel.period_to)["metric_id"])
 
 scores = ui.call(overview.scorecard, sel.org_code, sel.period_to)
 st.subheader("Triple Aim scorecard")

@@ -22,8 +22,11 @@ if st.session_state.get("perf_metric") not in ids:
     st.session_state["perf_metric"] = performance.default_metric(ids)
 metric = st.selectbox("Measure", ids, format_func=lambda m: names.get(m, m), key="perf_metric",
                       help="Only measures with SPC points for this organisation in the period are listed.")
+ui.data_as_of([metric])
 
 spc = ui.call(performance.spc_series, sel.org_code, metric, sel.period_from, sel.period_to)
+spc = spc.join(ui.call(performance.series_coverage, sel.org_code, metric, sel.period_from, sel.period_to),
+               on="period_start", how="left")
 targets = ui.call(performance.primary_targets, sel.org_code, metric, sel.period_from, sel.period_to)
 facts = ui.call(performance.series_facts, sel.org_code, metric)
 fact = facts.row(0, named=True) if not facts.is_empty() else {}
@@ -42,6 +45,10 @@ with chart_col:
         lines = [f"{r['standard_name']}" + (" (a month-by-month trajectory)" if r["is_trajectory"] else "")
                  for r in standards.iter_rows(named=True)]
         st.caption("Red lines: the primary target that applies each month. " + "; ".join(lines) + ".")
+    changes = charts.coverage_notes(spc)
+    if changes:
+        st.caption("Dotted grey line: the providers this total covers change (the source changed), so a step there "
+                   "may not be a change in performance. " + ". ".join(changes) + ".")
 
 latest = spc.row(-1, named=True)
 var_label, var_help, var_colour = theme.variation_label(latest["point_type"])

@@ -17,6 +17,7 @@ if latest.is_empty():
     st.info(f"No resource figures for {sel.title} up to {ui.month_label(sel.period_to)}. Workforce, bed and "
             "estates figures cover NHS trusts, ICBs, regions and England.")
     st.stop()
+ui.data_as_of(latest["measure_id"])
 
 
 

@@ -51,6 +51,7 @@ chosen = st.multiselect("Scenarios to compare with the baseline", others, defaul
 info = ui.measure_select(metrics, "sc_metric", "Measures with scenario results for this organisation; key "
                          "standards first.")
 metric, unit = info["metric_id"], info["unit"]
+ui.data_as_of([metric])
 
 lines = [f"- **Baseline**: {descriptions.get('baseline') or 'no description'}"]
 for row in runs.filter(pl.col("scenario").is_in(chosen)).iter_rows(named=True):

@@ -11,7 +11,7 @@ from datetime import date
 import plotly.io as pio
 import polars as pl
 
-from . import charts, overview, theme
+from . import charts, data_quality, overview, theme
 from .formatting import fmt_cell
 from .organisations import plain_name
 from .serving import Serving
@@ -37,8 +37,9 @@ def _table(frame: pl.DataFrame, columns: dict[str, str], units: list[str | None]
 
 
 def build(db: Serving, org_code: str, period_from: date, period_to: date,
-          visible: frozenset[str] | None = None) -> str:
-    """The board pack HTML for one organisation; refuses an organisation the reader may not see."""
+          visible: frozenset[str] | None = None, today: date | None = None) -> str:
+    """The board pack HTML for one organisation; refuses an organisation the reader may not see. today dates the
+    "latest month loaded" line's verdicts (which files are behind), as on the dashboards."""
     if visible is not None and org_code not in visible:
         raise PermissionError(f"organisation {org_code} is not visible to this user")
     org = db.query("select org_code, org_name from s1_current_state.organisations where org_code = ?", [org_code])
@@ -49,6 +50,12 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
     sections = [f"<h1>{_e(name)} ({_e(org_code)})</h1>",
                 f"<p class='sub'>Integrated Business Plan board pack · {period_from:%b %Y} to {period_to:%b %Y} · "
                 f"data published {_e(fmt_cell(published['at'][0]))}</p>"]
+    if not standards.is_empty():
+        line, behind = data_quality.data_as_of(
+            data_quality.latest_months(db, tuple(standards["metric_id"].unique().sort().to_list())),
+            today or date.today())
+        if line:
+            sections.append(f"<p class='sub asof'>{'<br>'.join(_e(t) for t in [line, *behind])}</p>")
     sections.append("<h2>Triple Aim scorecard</h2>")
     if scores.is_empty():
         sections.append("<p>No Triple Aim score for this organisation in the period.</p>")
@@ -82,7 +89,11 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<h2>Charts: is it real change or noise?</h2><p>Making Data Count charts: grey points vary "
                         "as usual, blue points are special cause improvement, orange special cause concern; "
                         "the dashed lines are the process limits and the red dotted line the target.</p>")
-        spc = db.query("select * from s2_triple_aim.spc where org_code = $org and period_start between $a and $b",
+        spc = db.query("""
+            select s.*, v.coverage from s2_triple_aim.spc s
+            left join s1_current_state.metric_values v
+              on v.org_code = s.org_code and v.metric_id = s.metric_id and v.period_start = s.period_start
+            where s.org_code = $org and s.period_start between $a and $b""",
                        {"org": org_code, "a": period_from, "b": period_to})
         targets = db.query("select metric_id, period_start, target_value, standard_name from s2_triple_aim.targets "
                            "where org_code = $org and is_primary and period_start between $a and $b",
@@ -94,6 +105,10 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
             fig.update_layout(template="plotly_white+nhs" if "nhs" in pio.templates else "plotly_white")
             sections.append(pio.to_html(fig, include_plotlyjs="inline" if i == 0 else False, full_html=False,
                                         config={"displaylogo": False, "responsive": True}))
+            notes = charts.coverage_notes(spc.filter(pl.col("metric_id") == row["metric_id"]))
+            if notes:
+                sections.append(f"<p class='sub'>Dotted grey line: the providers this total covers change: "
+                                f"{_e('. '.join(notes))}.</p>")
         sections.append("<h2>Gaps to the standards</h2>")
         sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
                                units=standards["unit"].to_list()))

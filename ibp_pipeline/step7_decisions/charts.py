@@ -1,6 +1,9 @@
 """Plotly figures shared by the pages and the board pack; pure functions of frames, so they are tested directly."""
 from __future__ import annotations
 
+import textwrap
+from datetime import date
+
 import plotly.graph_objects as go
 import polars as pl
 
@@ -24,8 +27,84 @@ def gap_annotation(fig: go.Figure, frame: pl.DataFrame) -> None:
     missing = frame.filter(pl.col("value").is_null()).height if "value" in frame.columns else 0
     if missing:
         fig.add_annotation(text=f"Gaps: {missing} month{'s' if missing > 1 else ''} with no figure are left blank",
-                           showarrow=False, x=0, y=-0.18, xref="paper", yref="paper", xanchor="left",
-                           font=dict(size=11, color=theme.NHS_DARK_GREY))
+                           showarrow=False, x=1, y=1.0, xref="paper", yref="paper", xanchor="right",
+                           yanchor="bottom", font=dict(size=11, color=theme.NHS_DARK_GREY))  # above the plot,
+        # top right: the legend sits below the plot and the title top left
+
+
+def coverage_phrase(coverage: str, source: bool = False) -> str:
+    """A metric_values coverage value in short: without the source title it starts with (kept with source), the
+    restatement of past months on today's ICBs said in brackets ('RTT full CSV data file: every provider ...' ->
+    'every provider ...')."""
+    from ..step1_current_state.sources import BY_NAME
+
+    text, _, restated = coverage.partition(" Restated:")
+    for title in sorted((s.title for s in BY_NAME.values()), key=len, reverse=True):
+        if not source and text.startswith(f"{title}: "):
+            text = text[len(title) + 2:]
+            break
+    return text + (" (restated on today's ICBs)" if restated else "")
+
+
+def coverage_changes(frame: pl.DataFrame) -> list[tuple[date, str, str]]:
+    """(first month, coverage from then, coverage before) wherever the providers a plotted total covers change
+    (metric_values.coverage of the months with a value): a total that steps because its source changed is marked,
+    not read as a change in performance. Empty when the frame has no coverage (trusts' own figures)."""
+    if "coverage" not in frame.columns:
+        return []
+    rows = frame.filter(pl.col("coverage").is_not_null()).sort("period_start")
+    if "value" in rows.columns:
+        rows = rows.filter(pl.col("value").is_not_null())
+    months, covers = rows["period_start"].to_list(), rows["coverage"].to_list()
+    return [(m, c, b) for m, c, b in zip(months[1:], covers[1:], covers) if c != b]
+
+
+def coverage_note(month: date, after: str, before: str) -> str:
+    """'From April 2026: every provider NHS England publishes ...; before: the organisations in the file', in the
+    coverage values' own words (with their sources when the words alone are the same)."""
+    now, then = coverage_phrase(after), coverage_phrase(before)
+    if now == then:
+        now, then = coverage_phrase(after, source=True), coverage_phrase(before, source=True)
+    return f"From {month:%B %Y}: {now}; before: {then}"
+
+
+def coverage_notes(frame: pl.DataFrame) -> list[str]:
+    """The coverage_note of every change in the frame, for a page to say in text beside the chart (a chart's
+    labels are not read out by a screen reader)."""
+    return [coverage_note(*change) for change in coverage_changes(frame)]
+
+
+def _wrap(text: str, width: int = 48, lines: int | None = None) -> str:
+    """Plotly text broken into lines; cut to `lines` lines with an ellipsis (the hover then says it whole)."""
+    parts = textwrap.wrap(text, width, max_lines=lines, placeholder=" …") if lines else textwrap.wrap(text, width)
+    return "<br>".join(parts)
+
+
+def coverage_hover(frame: pl.DataFrame) -> list[str]:
+    """Per row, '<br>Covers: <source>: <providers>' for the hover text ('' where the row has no coverage)."""
+    if "coverage" not in frame.columns:
+        return [""] * frame.height
+    return ["" if c is None else "<br>" + _wrap(f"Covers: {coverage_phrase(c, source=True)}", 60)
+            for c in frame["coverage"].to_list()]
+
+
+def coverage_marks(fig: go.Figure, frame: pl.DataFrame) -> None:
+    """A dotted vertical line at the first month of each new coverage, with its note beside it (four lines at
+    most, whole on hover; stacked down the plot when there are several, so they never overlap)."""
+    changes = coverage_changes(frame)
+    if not changes:
+        return
+    months = frame["period_start"].drop_nulls()
+    first, last = months.min(), months.max()
+    for i, (month, after, before) in enumerate(changes):
+        note = coverage_note(month, after, before)
+        fig.add_shape(type="line", x0=month, x1=month, y0=0, y1=1, yref="paper", layer="below",
+                      line=dict(color=theme.NHS_DARK_GREY, dash="dot", width=1.5))
+        right_half = (month - first).days > 0.6 * max((last - first).days, 1)
+        fig.add_annotation(text=_wrap(note, 52, lines=4), hovertext=_wrap(note, 60), x=month, y=1 - 0.2 * i,
+                           xref="x", yref="paper", showarrow=False, xanchor="right" if right_half else "left",
+                           yanchor="top", align="left", font=dict(size=10, color=theme.NHS_DARK_GREY),
+                           bgcolor="rgba(255,255,255,0.85)")
 
 
 def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title: str = "",
@@ -34,7 +113,8 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
     improvement or concern, and the target (a flat standard or a month-by-month trajectory).
 
     spc: rows of s2_triple_aim.spc for one series (period_start, value, mean, lpl, upl, point_type,
-    special_cause_type); targets: period_start, target_value, standard_name (primary targets), optional."""
+    special_cause_type; coverage optional: where the providers a total covers change, the chart marks it);
+    targets: period_start, target_value, standard_name (primary targets), optional."""
     fig = go.Figure()
     if spc.is_empty():
         fig.add_annotation(text="No data for this measure in the period", showarrow=False, x=0.5, y=0.5,
@@ -65,10 +145,11 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
         fig.add_trace(go.Scatter(
             x=part["period_start"].to_list(), y=part["value"], name=label, mode="markers",
             marker=dict(color=theme.POINT_COLOURS[kind], size=8, line=dict(color=theme.NHS_WHITE, width=1)),
-            customdata=part["special_cause_type"].to_list(),
-            hovertemplate="%{x|%b %Y}: %{y:.1f}" + suffix + "<br>%{customdata}<extra></extra>"))
+            customdata=list(zip(part["special_cause_type"].to_list(), coverage_hover(part))),
+            hovertemplate="%{x|%b %Y}: %{y:.1f}" + suffix + "<br>%{customdata[0]}%{customdata[1]}<extra></extra>"))
     _add_targets(fig, targets, suffix)
     gap_annotation(fig, spc)
+    coverage_marks(fig, spc)
     _finish(fig, title, height, unit)
     return fig
 
@@ -110,7 +191,8 @@ def fan_figure(history: pl.DataFrame, forecast: pl.DataFrame, targets: pl.DataFr
                title: str = "", unit: str = "", height: int = 380) -> go.Figure:
     """A forecast fan: history, the mean forecast, 80% and 95% intervals, and the target or trajectory.
 
-    history: period_start, value; forecast: period_start, mean, lo80, hi80, lo95, hi95."""
+    history: period_start, value (coverage optional: its changes are marked); forecast: period_start, mean, lo80,
+    hi80, lo95, hi95."""
     fig = go.Figure()
     suffix = "%" if unit == "percent" else ""
     if not forecast.is_empty():
@@ -126,11 +208,14 @@ def fan_figure(history: pl.DataFrame, forecast: pl.DataFrame, targets: pl.DataFr
                                  hovertemplate="%{x|%b %Y} forecast %{y:.1f}" + suffix
                                  + " (80%: %{customdata[0]:.1f} to %{customdata[1]:.1f})<extra></extra>"))
     if not history.is_empty():
-        h = with_gaps(history.select("period_start", "value"), 3 if _quarterly(history) else 1)
+        h = with_gaps(history.select("period_start", "value", *(["coverage"] if "coverage" in history.columns
+                                                                 else [])), 3 if _quarterly(history) else 1)
         fig.add_trace(go.Scatter(x=h["period_start"].to_list(), y=h["value"], name="Actual", mode="lines+markers",
                                  line=dict(color=theme.NHS_BLUE, width=2), marker=dict(size=5),
-                                 hovertemplate="%{x|%b %Y} actual %{y:.1f}" + suffix + "<extra></extra>"))
+                                 customdata=coverage_hover(h),
+                                 hovertemplate="%{x|%b %Y} actual %{y:.1f}" + suffix + "%{customdata}<extra></extra>"))
         gap_annotation(fig, h)
+        coverage_marks(fig, h)
     _add_targets(fig, targets, suffix)
     _finish(fig, title, height, unit)
     return fig

@@ -32,6 +32,23 @@ CHECK_BLOCKING_HELP = ("A blocking check stops the file from loading when it fai
                        "unknown organisations...), so the published data never includes it. A non-blocking check "
                        "only warns: the data loads and the failure is reported here.")
 QUARANTINE_LIMIT = 5000
+# Publication families for the "latest month loaded" line on every page: a reader asks how recent the A&E figures
+# are, not a source or a measure id. Sources of one family share a publication; a source not listed here is named
+# by its registry title. The order is the order of the line.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "A&E": ("ae_monthly_official", "ae_trust_monthly", "ae_icb_monthly", "ae_attendances_2016_2019"),
+    "RTT waiting times": ("rtt_full_extract", "rtt_incomplete", "rtt_long_waits", "rtt_icb_flows",
+                          "rtt_icb_long_waits"),
+    "Cancer": ("cancer_combined_workbook", "cancer_combined_workbook_system", "cancer_cwt_crs_extract",
+               "cancer_waiting_times"),
+    "Diagnostics": ("dm01_web_file", "dm01_diagnostics"),
+    "Beds (KH03)": ("kh03_web_file", "beds_kh03", "beds_kh03_specialty"),
+    "Beds (sitrep)": ("beds_ga_critical_care",),
+    "Discharge delays": ("discharge_daily", "discharge_delay_reasons"),
+    "Virtual wards": ("virtual_wards",),
+    "Workforce": ("workforce_staff_group", "workforce_total"),
+}
+FAMILY_OF = {source: family for family, sources in FAMILIES.items() for source in sources}
 
 
 def source_grain(source: str) -> str:
@@ -127,6 +144,55 @@ def next_file_lines(fresh: pl.DataFrame) -> str:
     dated = fresh.filter(pl.col("due_date").is_not_null())
     return "\n".join(f"- **{r['title']}** (latest {r['latest_month']}): {r['next_file']}"
                      for r in dated.iter_rows(named=True))
+
+
+def latest_months(db: Serving, metric_ids: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """Per measure (all of them, or those given): its name, the latest period loaded for any organisation and the
+    source that supplied it (the first in precedence that has that period), from metric_values: what every
+    page's "latest month loaded" line is made of. A rate series '<a>_pct_of_<b>' counts as its two measures.
+    Columns: metric_id, name, latest, source."""
+    ids = None if metric_ids is None else sorted({part for m in metric_ids for part in m.split("_pct_of_")})
+    where = "" if ids is None else "where v.metric_id in (select unnest($ids::varchar[]))"
+    return db.query(f"""
+        select v.metric_id, coalesce(c.name, v.metric_id) as name, v.period_start as latest,
+               split_part(v.source, ', ', 1) as source
+        from s1_current_state.metric_values v left join s1_current_state.metric_catalogue c using (metric_id)
+        {where}
+        qualify row_number() over (partition by v.metric_id
+                                   order by v.period_start desc, v.precedence, v.source) = 1
+        order by v.metric_id""", {"ids": ids} if ids is not None else None)
+
+
+def family(source: str) -> str:
+    """The publication family a source belongs to ('A&E'), else its registry title, else its name."""
+    spec = BY_NAME.get(source)
+    return FAMILY_OF.get(source) or (spec.title if spec is not None else source)
+
+
+def data_as_of(latest: pl.DataFrame, today: date, most: int = 2) -> tuple[str, list[str]]:
+    """From latest_months(): the line 'Latest month loaded: A&E December 2025 · RTT waiting times April 2026', one
+    item per publication family, naming a measure that ends earlier than its family ('(RTT 52+ week waits:
+    February 2025)'); and, for each family that is behind its publication calendar, the Data quality page's
+    sentence ('A&E behind: the January 2026 A&E file was due on 12 February 2026 ...'). ('', []) for no rows."""
+    if latest.is_empty():
+        return "", []
+    rows = latest.filter(pl.col("latest").is_not_null()).with_columns(
+        pl.col("source").map_elements(family, return_dtype=pl.String).alias("family"))
+    order = {name: i for i, name in enumerate(FAMILIES)}
+    families = sorted(rows["family"].unique().to_list(), key=lambda f: (order.get(f, len(order)), f))
+    items, behind = [], []
+    for name in families:
+        part = rows.filter(pl.col("family") == name).sort("latest", "metric_id", descending=[True, False])
+        top = part.row(0, named=True)
+        earlier = part.filter(pl.col("latest") < top["latest"])
+        note = [f"{r['name']}: {latest_label(r['source'], r['latest'])}" for r in earlier.head(most).iter_rows(
+            named=True)] + ([f"{earlier.height - most} more end earlier"] if earlier.height > most else [])
+        items.append(f"{name} {latest_label(top['source'], top['latest'])}"
+                     + (f" ({'; '.join(note)})" if note else ""))
+        due = freshness.publication_status(top["source"], top["latest"], today)
+        if due.status == "Stale":
+            behind.append(f"{name} {due.sentence[:1].lower()}{due.sentence[1:]}")
+    return "Latest month loaded: " + " · ".join(items), behind
 
 
 def latest_checks(db: Serving) -> pl.DataFrame:

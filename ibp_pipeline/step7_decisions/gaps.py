@@ -111,6 +111,39 @@ def gap_display(gaps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+MILESTONE_RESULT = {"met": "Met", "missed": "Missed", "not yet due": "Not yet due",
+                    "not loaded": "Month over, figures not loaded yet",
+                    "year incomplete": "Year average: months missing"}
+
+
+def milestones(db: Serving, org_code: str) -> pl.DataFrame:
+    """The organisation's planning milestones judged (s4_gaps.milestone_outcomes): the 2025/26 round's March
+    2026 and the Medium Term Planning Framework's March 2027, 2028 and 2029; empty on an older served copy."""
+    if not db.has_table("s4_gaps", "milestone_outcomes"):
+        return pl.DataFrame()
+    return db.query("""
+        select standard_name, milestone_deadline, milestone_target_value, direction, averaged_over_financial_year,
+               judged_on, judged_value, status, latest_period, latest_value
+        from s4_gaps.milestone_outcomes where org_code = $org
+        order by milestone_deadline, standard_name""", {"org": org_code})
+
+
+def milestone_display(rows: pl.DataFrame) -> pl.DataFrame:
+    """The milestones a board reads: when, what, the target, how it is judged, the result in words, and the
+    latest figure loaded before it."""
+    return rows.select(
+        pl.col("milestone_deadline").dt.strftime("%B %Y").alias("Milestone"),
+        pl.col("standard_name").alias("Standard"),
+        pl.col("milestone_target_value").alias("Target"),
+        pl.col("judged_on").str.replace("^the ", "").map_elements(lambda t: t[:1].upper() + t[1:],
+                                                                  return_dtype=pl.String).alias("Judged on"),
+        pl.col("judged_value").alias("Value"),
+        pl.col("status").replace_strict(MILESTONE_RESULT, default=pl.col("status")).alias("Result"),
+        pl.col("latest_value").alias("Latest figure"),
+        pl.col("latest_period").dt.strftime("%B %Y").alias("Latest month loaded"),
+    )
+
+
 def gap_sentence(row: dict) -> str:
     """One plain line per measure: 'RTT ...: 57.1% in Mar 2025 against 92.0%, 34.9 points short; improving, at
     the current trend it reaches the target in about 289 months.' A trajectory met this month but short of its

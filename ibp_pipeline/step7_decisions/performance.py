@@ -61,6 +61,16 @@ def spc_series(db: Serving, org_code: str, metric_id: str, period_from: date, pe
         order by period_start""", {"org": org_code, "metric": metric_id, "from": period_from, "to": period_to})
 
 
+def series_coverage(db: Serving, org_code: str, metric_id: str, period_from: date,
+                    period_to: date) -> pl.DataFrame:
+    """period_start, coverage of one series (metric_values): which providers an England, region or ICB total
+    covers each month, so a chart marks where that changes (null for a trust's own figures)."""
+    return db.query("""
+        select period_start, coverage from s1_current_state.metric_values
+        where org_code = $org and metric_id = $metric and period_start between $from and $to
+        order by period_start""", {"org": org_code, "metric": metric_id, "from": period_from, "to": period_to})
+
+
 def primary_targets(db: Serving, org_code: str, metric_id: str, period_from: date,
                     period_to: date) -> pl.DataFrame:
     """The primary target of each month in the period: a flat standard or a month-by-month trajectory."""
