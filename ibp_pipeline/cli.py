@@ -175,11 +175,12 @@ def summary(paths: Paths, run_id: str | None) -> str:
             else (0, 0, 0)
     finally:
         con.close()
-    lines = ["", f"{'source':<28}{'files':>6}{'rows':>10}{'quarantined':>12}{'months':>7}  period"]
+    w = max(28, *(len(r[0]) + 1 for r in rows))  # the longest source id, so the columns stay aligned
+    lines = ["", f"{'source':<{w}}{'files':>6}{'rows':>10}{'quarantined':>12}{'months':>7}  period"]
     for source, files, refused, quarantined, n, first, last, months in rows:
         span = f"{first:%Y-%m} to {last:%Y-%m}" if first else "-"
         extra = f"  ({refused} file{'s' * (refused > 1)} refused)" if refused else ""
-        lines.append(f"{source:<28}{files:>6}{n:>10,}{quarantined:>12,}{months or '-':>7}  {span}{extra}")
+        lines.append(f"{source:<{w}}{files:>6}{n:>10,}{quarantined:>12,}{months or '-':>7}  {span}{extra}")
     lines += [
         "",
         f"rows quarantined: {q_run:,} this run, {q_total:,} in all (table dq.quarantine)",

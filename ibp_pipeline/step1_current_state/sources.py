@@ -94,7 +94,8 @@ SOURCES: tuple[SourceSpec, ...] = (
                  "emergency_admissions_over_4hours"),
         key=("org_code", "period_start"), org_column="org_code", period_column="date",
         ratio_pairs=(("attendances_over_4hours", "total_attendances"),),
-        publisher="NHS England A&E statistics, compiled by humaniverse healthyr"),
+        publisher="NHS England A&E statistics, compiled by humaniverse healthyr",
+        coverage="NHS trusts only: no independent-sector providers, or UTCs and walk-in centres run outside trusts"),
     SourceSpec(
         "ae_icb_monthly", "A&E attendances by ICB, monthly 2022-2024 (healthyr)",
         "ae_trust_monthly_2021_2024", ("ae_icb_monthly.csv",),
@@ -122,7 +123,9 @@ SOURCES: tuple[SourceSpec, ...] = (
         key=("period_start", "provider_code", "treatment_function_code"), org_column="provider_code",
         period_column="period_month",
         ratio_pairs=(("total_within_18wks", "total_incomplete"), ("total_52plus_wks", "total_incomplete")),
-        publisher="NHS England (Consultant-led RTT Waiting Times)"),
+        publisher="NHS England (Consultant-led RTT Waiting Times)",
+        coverage="NHS trusts only: the bundled file holds no independent-sector providers, so its England total "
+                 "is below NHS England's (7.04 against 7.42 million in 2024/25)"),
     SourceSpec(
         "rtt_long_waits", "RTT waits over 18 and 52 weeks by provider and treatment, 2019-2025 (healthyr)",
         "rtt_trust_long_waits_2019_2025", ("rtt_trust_waits_over_18_52.csv",),
