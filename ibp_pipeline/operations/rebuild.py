@@ -60,16 +60,17 @@ def resolve_run(con: duckdb.DuckDBPyConnection, run: str) -> tuple[str, datetime
 
 
 def inputs_of_run(con: duckdb.DuckDBPyConnection, run_id: str, end: datetime) -> list[ArchivedInput]:
-    """The archived files a run read or had already read, in load order; the same bytes for the same source once
-    (a file first refused for its size and loaded later is one input)."""
+    """The archived files a run read or had already read, in load order; the same bytes once (a file first
+    refused for its size and loaded later is one input, and so is a workbook that feeds two sources, such as the
+    cancer workbook's provider and system sheets: the loader routes it to each by content)."""
     rows = con.execute("select load_id, source, file_name, archive_path, sha256, status from meta.file_loads "
                        "where loaded_at <= ? order by load_id", [end]).fetchall()
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     inputs = []
     for load_id, source, name, archive, sha, status in rows:
-        if (source, sha) in seen:
+        if sha in seen:
             continue
-        seen.add((source, sha))
+        seen.add(sha)
         inputs.append(ArchivedInput(load_id, source, name, Path(archive), sha, status))
     return inputs
 

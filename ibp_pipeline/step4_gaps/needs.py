@@ -383,21 +383,23 @@ def _real_flow_rows(con: duckdb.DuckDBPyConnection, p: dict, bands: dict, common
         change=(pl.col("list_size") - pl.col("list_before")) / pl.col("weeks"))
     # An ICB's, region's or England's earlier list may cover fewer providers (NHS trusts only before 2026): its
     # list change is the sum of its providers' own changes, each provider against its own earlier list.
-    parents = con.sql(f"select org_code, parent_icb_code, region_code from {ORGS}").pl()
-    trusts = paired.filter(pl.col("org_level") == "provider", pl.col("change").is_not_null()).join(
-        parents, on="org_code", how="left")
-    by_level = pl.concat([
-        trusts.group_by(pl.col(col).alias("org_code")).agg(pl.col("change").sum().alias("agg_change"),
-                                                            pl.len().alias("providers_with_change"))
-        .with_columns(org_level=pl.lit(level))
-        for level, col in (("icb", "parent_icb_code"), ("region", "region_code"))] + [
-        trusts.select(org_code=pl.lit("ENGLAND"), org_level=pl.lit("england"),
-                      agg_change=pl.col("change").sum(), providers_with_change=pl.len())],
-        how="diagonal_relaxed").filter(pl.col("org_code").is_not_null())
-    paired = paired.join(by_level, on=["org_code", "org_level"], how="left").with_columns(
-        change=pl.when(pl.col("org_level") == "provider").then(pl.col("change")).otherwise(pl.col("agg_change")))
+    parents: dict[tuple[str, str], str | None] = {}
+    for code, icb, region in con.sql(f"select org_code, parent_icb_code, region_code from {ORGS}").fetchall():
+        parents[(code, "icb")], parents[(code, "region")] = icb, region
+    changes: dict[tuple[str, str], list[float]] = {}
+    for code, change in paired.filter(pl.col("org_level") == "provider", pl.col("change").is_not_null()).select(
+            "org_code", "change").iter_rows():
+        for level in ("icb", "region"):
+            if parents.get((code, level)):
+                changes.setdefault((parents[(code, level)], level), []).append(change)
+        changes.setdefault(("ENGLAND", "england"), []).append(change)
     rows, covered = [], set()
-    for r in paired.iter_rows(named=True):
+    for r in paired.sort("org_level", "org_code").iter_rows(named=True):
+        r["providers_with_change"] = None
+        if r["org_level"] != "provider":  # math.fsum: the same sum whatever order the providers come in
+            parts = changes.get((r["org_code"], r["org_level"]), [])
+            r["change"] = math.fsum(parts) if parts else None
+            r["providers_with_change"] = len(parts)
         if not r["starts"] or not r["list_size"]:
             continue
         org = _Org(r["org_code"], r["org_level"], r["period_start"])

@@ -146,12 +146,13 @@ def _rebuild_both_runs_from_the_archive(data: Path, tmp_path: Path, loads_first_
     loads = con.execute("select run_id, sha256 from meta.file_loads order by load_id").fetchall()
     con.close()
     assert first != second
-    for run, expected in ((first, loads_first_run), (second, loads_first_run + 2)):
+    for run, n_loads in ((first, loads_first_run), (second, loads_first_run + 2)):
         out = tmp_path / f"rebuild_{run[:8]}"
         run_id, _, staged = prepare_rebuild(warehouse, run[:8], out)
-        assert run_id == run and len(staged) == expected
-        assert [sha256_of(p) for p in sorted(staged, key=lambda p: p.stat().st_mtime_ns)] == \
-            [sha for _, sha in loads[:expected]]  # the same bytes, in the order they were first loaded
+        # the same bytes, in the order they were first loaded, once each (one workbook feeds two sources)
+        expected = list(dict.fromkeys(sha for _, sha in loads[:n_loads]))
+        assert run_id == run and len(staged) == len(expected) < n_loads
+        assert [sha256_of(p) for p in sorted(staged, key=lambda p: p.stat().st_mtime_ns)] == expected
     try:
         prepare_rebuild(warehouse, first[:8], out)
         raise AssertionError("a rebuild into a folder that is not empty was allowed")
