@@ -23,6 +23,8 @@ from xml.parsers import expat
 
 import polars as pl
 
+from .source_spec import norm_header
+
 ROW = "_row_number"
 MB = 1024 * 1024
 DEFAULT_MAX_MB = 200  # the largest bundled file is 25 MB uncompressed (rtt_trust_waits_over_18_52.csv.gz)
@@ -265,9 +267,41 @@ def _regular_width(text: str, width: int) -> bool:
     return True
 
 
-def parse_csv_fast(text: str, encoding: str) -> TextTable | None:
-    """A large regular CSV parsed by polars, every cell as text; None when the file is irregular (ragged rows,
-    blank lines, quoted line breaks): then parse_csv reads it and sets the odd rows aside."""
+TYPED_KINDS: dict[str, type[pl.DataType]] = {"count": pl.Int64, "number": pl.Float64, "fraction": pl.Float64}
+
+
+def typed_headers(spec, headers: list[str]) -> dict[str, type[pl.DataType]]:
+    """The published headers of the spec's number columns, with the type polars may parse them as directly:
+    counts as whole numbers (so a cell shows as published), other numbers as floats."""
+    kinds = {norm_header(c.header): TYPED_KINDS[c.kind] for c in getattr(spec, "columns", ()) if c.kind in TYPED_KINDS}
+    return {h: kinds[norm_header(h)] for h in headers if norm_header(h) in kinds}
+
+
+def _polars_csv(data: bytes, headers: list[str], typed: dict[str, type[pl.DataType]]) -> pl.DataFrame | None:
+    """Every cell as text, except the `typed` columns when every one of their cells is a plain finite number
+    (the RTT extract's 108 count columns: no string per cell, no cast afterwards); None when polars cannot read
+    the rows at all (a row with too many fields, say: the careful parser says which)."""
+    read = functools.partial(pl.read_csv, io.BytesIO(data), has_header=False, skip_rows=1, infer_schema=False,
+                             new_columns=headers)
+    if typed:
+        try:
+            frame = read(schema_overrides=typed)
+            floats = [h for h, t in typed.items() if t is pl.Float64]
+            if not floats or not frame.select(pl.any_horizontal(
+                    [~pl.col(h).is_finite() & pl.col(h).is_not_null() for h in floats]).any()).item():
+                return frame
+        except pl.exceptions.PolarsError:
+            pass  # a cell that is not a plain number ('-', '1,234', ' 12'): every cell as text, parsed later
+    try:
+        return read()
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def parse_csv_fast(text: str, encoding: str, spec=None) -> TextTable | None:
+    """A large regular CSV parsed by polars, every cell as text (with a spec, its number columns as numbers when
+    every cell of them is one); None when the file is irregular (ragged rows, blank lines, quoted line breaks):
+    then parse_csv reads it and sets the odd rows aside."""
     header = next(csv.reader([text[: text.find("\n") if "\n" in text else len(text)].rstrip("\r")]))
     headers = _unique_headers([h.strip() for h in header])
     if len(headers) < 2:
@@ -276,11 +310,7 @@ def parse_csv_fast(text: str, encoding: str) -> TextTable | None:
     # when the rows are regular, so the result is exactly what parse_csv would read.
     with ThreadPoolExecutor(max_workers=1) as pool:
         regular = pool.submit(_regular_width, text, len(headers))
-        try:
-            frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, skip_rows=1, infer_schema=False,
-                                new_columns=headers)
-        except pl.exceptions.PolarsError:
-            frame = None  # a row with too many fields, say: the careful parser says which
+        frame = _polars_csv(text.encode("utf-8"), headers, typed_headers(spec, headers))
         if not regular.result() or frame is None:
             return None
     frame = frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(ROW))
@@ -345,7 +375,7 @@ def read_table(path: Path, max_bytes: int | None = None, spec=None) -> TextTable
     if layout == "headerless":
         table = parse_headerless(text, encoding, spec.positions)
     else:
-        table = (len(text) > FAST_CSV_BYTES and parse_csv_fast(text, encoding)) or parse_csv(text, encoding)
+        table = (len(text) > FAST_CSV_BYTES and parse_csv_fast(text, encoding, spec)) or parse_csv(text, encoding)
     if entry:
         table.notes.append(f"read {show_name(entry, 80)} from the ZIP")
     return table

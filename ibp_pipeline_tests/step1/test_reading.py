@@ -84,3 +84,44 @@ def env_paths(tmp_path):
     from ibp_pipeline.config import get_paths
 
     return get_paths(tmp_path / "data").ensure()
+
+
+# ---- the fast path for large CSVs -------------------------------------------------------------------------------
+def _fast_and_careful(monkeypatch, path, spec):
+    """The same file validated through polars' fast path (number columns parsed as numbers when they are plain)
+    and through the careful csv.reader path."""
+    from ibp_pipeline.step1_current_state import reading
+
+    careful = validate(spec, read_table(path, spec=spec), known_orgs=None)
+    monkeypatch.setattr(reading, "FAST_CSV_BYTES", 0)  # every file is 'large'
+    table = read_table(path, spec=spec)
+    return table, validate(spec, table, known_orgs=None), careful
+
+
+def test_the_fast_path_reads_number_columns_as_numbers_and_agrees_with_the_careful_one(monkeypatch):
+    spec = BY_NAME["ae_monthly_official"]
+    path = next((PROJECT_ROOT / "data" / "sources" / spec.folder).glob("December-2025-*.csv"))
+    table, fast, careful = _fast_and_careful(monkeypatch, path, spec)
+    assert table.frame["A&E attendances Type 1"].dtype == pl.Int64  # no text cell per number
+    assert fast.good.equals(careful.good) and fast.problems.height == careful.problems.height == 0
+
+
+def test_a_cell_that_is_not_a_plain_number_sends_the_fast_path_back_to_text(monkeypatch, tmp_path):
+    spec = BY_NAME["ae_monthly_official"]
+    original = next((PROJECT_ROOT / "data" / "sources" / spec.folder).glob("December-2025-*.csv"))
+    lines = original.read_bytes().decode("utf-8-sig").splitlines()
+    head = lines[0].split(",")
+    col = head.index("A&E attendances Type 1")
+    for i, value in ((3, "twelve"), (4, "-5"), (5, "-")):  # not a number, a negative count, a suppressed cell
+        cells = lines[i].split(",")
+        cells[col] = value
+        lines[i] = ",".join(cells)
+    path = tmp_path / "December-2025-CSV-edited.csv"
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    table, fast, careful = _fast_and_careful(monkeypatch, path, spec)
+    assert table.frame["A&E attendances Type 1"].dtype == pl.String
+    assert fast.problems.equals(careful.problems)
+    messages = fast.problems["message"].to_list()
+    assert any("'twelve' is not a number" in m for m in messages)
+    assert any(m.startswith("row 5, column 'A&E attendances Type 1': -5 is negative") for m in messages), messages
+    assert fast.suppressed == careful.suppressed == {"-": 1}
