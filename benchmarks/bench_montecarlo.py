@@ -30,11 +30,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ibp_pipeline.step5_impact import montecarlo as mc  # noqa: E402
-from ibp_pipeline.step5_impact.risk import (build_risk, prepare, stand_in_forecasts, table_columns,  # noqa: E402
-                                            target_arrays, write_table)
-from ibp_pipeline.step6_scenarios.config import SCENARIO_DIR, load_baseline  # noqa: E402
-from ibp_pipeline.step6_scenarios.engine import setting_for  # noqa: E402
+from ibp_pipeline.lib.duckdb_tables import table_columns  # noqa: E402
+from ibp_pipeline.simulation import engine as mc  # noqa: E402
+from ibp_pipeline.simulation.forecasts import stand_in_forecasts  # noqa: E402
+from ibp_pipeline.simulation.inputs import prepare, target_arrays  # noqa: E402
+from ibp_pipeline.simulation.scenarios import SCENARIO_DIR, load_baseline  # noqa: E402
+from ibp_pipeline.simulation.settings import setting_for  # noqa: E402
+from ibp_pipeline.step5_impact.risk import build_risk, write_table  # noqa: E402
 
 
 def subset_inputs(inputs: mc.SeriesInputs, idx: np.ndarray) -> mc.SeriesInputs:
@@ -213,7 +215,7 @@ def main() -> None:
         print(f"build_risk (every organisation level, {draws:,} draws): {n:,} risk rows, {reg:,} register rows in "
               f"{time.perf_counter() - t:.1f} s")
     if args.scenarios != "none":
-        from ibp_pipeline.step6_scenarios.config import shipped_scenarios
+        from ibp_pipeline.simulation.scenarios import shipped_scenarios
         from ibp_pipeline.step6_scenarios.tables import run_scenario, run_scenarios
         if args.scenarios == "one":
             t = time.perf_counter()

@@ -279,7 +279,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_scenario_run(args: argparse.Namespace) -> int:
     """Validate a scenario document, run it beside the others (keyed by scenario and run id), republish."""
-    from .step6_scenarios.config import ScenarioConfigError, load_scenario
+    from .simulation.scenarios import ScenarioConfigError, load_scenario
 
     paths = get_paths().ensure()
     file = Path(args.file).resolve()

@@ -1,4 +1,5 @@
-"""Writing a polars frame into the warehouse: one way, used by every step."""
+"""Writing a polars frame into the warehouse: one way, used by every step; and reading and documenting a table's
+columns."""
 from __future__ import annotations
 
 import duckdb
@@ -22,3 +23,22 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     return bool(con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name]).fetchone()[0])
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    """Column names of schema.table, [] when it does not exist."""
+    rows = con.sql(f"select column_name from duckdb_columns() where schema_name = '{schema}' "
+                   f"and table_name = '{table}' order by column_index").fetchall()
+    return [r[0] for r in rows]
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, comments: dict[str, str],
+                    table_comment: str | None = None) -> None:
+    """Document schema.table in the database: COMMENT ON TABLE, and COMMENT ON COLUMN for each of its columns that
+    `comments` names (others are skipped)."""
+    have = set(table_columns(con, schema, table))
+    if table_comment:
+        con.execute(f"comment on table {schema}.{table} is '{table_comment.replace(chr(39), chr(39) * 2)}'")
+    for col, text in comments.items():
+        if col in have:
+            con.execute(f"comment on column {schema}.{table}.{col} is '{text.replace(chr(39), chr(39) * 2)}'")

@@ -1,7 +1,7 @@
 """The step-5/6 fan-out on Dagster's Celery executor (dagster-celery), for more cores or machines.
 
 `ibp run` runs everything in one process. The forecasts, the risk model and the scenarios are each a graph of
-steps (plan -> one step per chunk of organisations -> write; step5_impact/assets.py, step5_impact/fanout.py,
+steps (plan -> one step per chunk of organisations -> write; step5_impact/assets.py, simulation/fanout.py,
 step6_scenarios/assets.py), so the job here runs the very same steps, with each chunk a Celery task that any
 worker listening on the broker may take. Only the plan and write steps open the warehouse (one writer, DuckDB's
 rule), one after the other; the chunk steps are pure computation and get their inputs from the plan step through

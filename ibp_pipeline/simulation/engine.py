@@ -1,4 +1,4 @@
-"""Step 5-6 Monte Carlo engine: where each organisation will be against each standard, as a distribution.
+"""The Monte Carlo engine of steps 5 and 6: where each organisation will be against each standard, as a distribution.
 
 Why: a plan built on one number per cell hides how sure we are. Here every organisation x metric x month gets
 thousands of draws: the baseline forecast's own uncertainty, shifted by uncertain drivers (demand, workforce,
@@ -6,8 +6,9 @@ productivity, beds, policy, funding, demography), by the learned occupancy -> 4-
 switched-on initiatives. Everything is vectorised numpy over (cells x draws) blocks, float32, chunked by series so
 10,000 draws x thousands of series x 24 months fit in memory; no per-draw Python loop.
 
-This module is pure (numpy and dataclasses, no database): `risk.py` assembles the inputs from DuckDB, step 6 turns a
-scenario document into `Setting`s. The maths, in the order it is applied to one cell (series s, month t, draw n):
+This module is pure (numpy and dataclasses, no database): `inputs.py` assembles the inputs from DuckDB and
+`settings.py` turns a scenario document into `Setting`s (step 5's baseline, step 6's scenarios). The maths, in the
+order it is applied to one cell (series s, month t, draw n):
 
 1. Baseline forecast draw. The forecast's mean is taken as the median; its 80% bounds (95% bounds where the 80% are
    missing) give a two-piece ("split") normal: x = mean + z * (z < 0 ? (mean - lo80) : (hi80 - mean)) / 1.2816, so a

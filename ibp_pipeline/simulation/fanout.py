@@ -1,6 +1,7 @@
 """Dagster steps shared by the step-5/6 fan-outs (forecasts, risk, scenarios): plan -> one step per chunk of
 organisations -> write. The chunk steps are pure computation and never open the warehouse (DuckDB has one
 writer), so under the Celery executor any worker on any machine can take them (operations/celery_fanout.py).
+Also the run defaults the fan-outs share: chunks, and the Monte Carlo draws (default_draws).
 
 No `from __future__ import annotations` here: Dagster reads the context annotations of the ops at definition time.
 """
@@ -18,11 +19,17 @@ import dagster as dg
 # (config `chunks` of the plan step; operations/celery_fanout.py).
 FANOUT_CHUNKS = 4  # forecasts
 SIMULATION_CHUNKS = 1  # the risk model and the scenarios
+DEFAULT_DRAWS = 10_000
+
+
+def default_draws() -> int:
+    """IBP_DRAWS lets a laptop or a quick check trade precision for time; 10,000 draws otherwise."""
+    return int(os.environ.get("IBP_DRAWS", DEFAULT_DRAWS))
 
 
 @dg.op
 def simulate_chunk(context: dg.OpExecutionContext, chunk) -> tuple:
-    """One chunk of a Monte Carlo run (montecarlo.SimulationChunk): its rows and one Summary per setting."""
+    """One chunk of a Monte Carlo run (engine.SimulationChunk): its rows and one Summary per setting."""
     summaries = chunk.run()
     context.add_output_metadata({"series": len(chunk.rows), "settings": len(chunk.settings),
                                  "draws": chunk.draws, "pid": os.getpid(), "host": socket.gethostname()})

@@ -1,4 +1,5 @@
-"""Step 6 scenario documents: what an analyst writes, versions and runs (`ibp scenario run FILE`).
+"""Scenario documents: what an analyst writes, versions and runs (`ibp scenario run FILE`); step 5 simulates the
+baseline document (the risk of missing each standard), step 6 every scenario against it.
 
 Why a document: a scenario is a set of assumptions a board will ask about ("what did you assume for demand?"), so
 it is written down once, versioned with its name and version, validated before anything runs, and every result row
@@ -36,7 +37,10 @@ A scenario (YAML, every field checked, unknown fields refused):
 
 Drivers left out of a scenario take the baseline document's interval (a scenario is "the baseline, except ..."), so
 a demand surge keeps the baseline's workforce uncertainty; the baseline's own missing drivers are exactly 0.
-Initiatives and policy overrides are not inherited: a scenario lists all of its own.
+Initiatives and policy overrides are not inherited: a scenario lists all of its own. settings.py turns a document
+into the Monte Carlo engine's Setting.
+
+The shipped documents stay with step 6, in ibp_pipeline/step6_scenarios/scenarios/ (SCENARIO_DIR).
 """
 from __future__ import annotations
 
@@ -46,15 +50,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ibp_pipeline.lib.config_errors import error_line as _error_line, loc_text as _loc_text
-from ibp_pipeline.step5_impact.montecarlo import DRIVERS
 
-SCENARIO_DIR = Path(__file__).with_name("scenarios")
+SCENARIO_DIR = Path(__file__).parents[1] / "step6_scenarios" / "scenarios"  # the shipped documents, with step 6
 BASELINE_FILE = SCENARIO_DIR / "baseline.yaml"
 SHIPPED = ("baseline", "demand_surge", "workforce_shortfall", "funding_cut", "policy_change", "technology_shift")
 LEVERS = ("beds", "nursing_fte", "virtual_ward_places", "theatre_productivity", "demand_management", "discharge")
@@ -238,31 +240,6 @@ class Scenario(BaseModel):
         raise KeyError(name)
 
 
-# ---- driver arrays --------------------------------------------------------------------------------------------
-def effective_drivers(scenario: Scenario, baseline: Scenario | None) -> dict[str, DriverSpec | None]:
-    """Each driver's spec in this scenario: its own, else the baseline's, else None (exactly 0)."""
-    out = {}
-    for d in DRIVERS:
-        spec = scenario.driver(d)
-        if spec is None and baseline is not None:
-            spec = baseline.driver(d)
-        out[d] = spec
-    return out
-
-
-def driver_arrays(specs: dict[str, DriverSpec | None], calendar: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high), each (len(DRIVERS), len(calendar)), the 10th and 90th percentiles per calendar month in %."""
-    low = np.zeros((len(DRIVERS), len(calendar)))
-    high = np.zeros((len(DRIVERS), len(calendar)))
-    for i, d in enumerate(DRIVERS):
-        spec = specs.get(d)
-        if spec is None:
-            continue
-        for j, month in enumerate(calendar):
-            low[i, j], high[i, j] = spec.interval_for(month)
-    return low, high
-
-
 # ---- loading and one-line errors ------------------------------------------------------------------------------
 _HINTS = {"dict_type": "a mapping", "model_type": "a mapping of fields"}
 
@@ -287,7 +264,7 @@ def error_line(file: str, err: dict[str, Any], raw: Any) -> str:
     """One pydantic error as 'file: where: what'."""
     return _error_line(file, err, raw, label=_label, hints=_HINTS, no_value_types=("scenario",),
                        pattern_message="must be lower-case letters, digits and _",
-                       fields_hint="the fields are listed in ibp_pipeline/step6_scenarios/config.py")
+                       fields_hint="the fields are listed in ibp_pipeline/simulation/scenarios.py")
 
 
 def raise_errors(file: str, lines: list[str], path: Path | str | None = None) -> None:
@@ -351,6 +328,11 @@ def load_scenario(path: str | Path) -> Scenario:
 def load_baseline(path: str | Path | None = None) -> Scenario:
     """The baseline scenario (default: the shipped scenarios/baseline.yaml)."""
     return load_scenario(path or BASELINE_FILE)
+
+
+def file_name(scenario: Scenario) -> str:
+    """How errors name the scenario: its file's name, or its name when it came from a run config."""
+    return Path(scenario.file).name if scenario.file else scenario.name
 
 
 def shipped_scenarios() -> list[Path]:

@@ -19,7 +19,8 @@ def metric_gaps(warehouse: Warehouse) -> dg.MaterializeResult:
 
 
 @dg.asset(key=["s4_gaps", "milestone_outcomes"], deps=[
-    dg.AssetKey(["s2_triple_aim", "targets"]), dg.AssetKey(["s1_current_state", "metric_values"]),
+    dg.AssetKey(["s2_triple_aim", "standards"]), dg.AssetKey(["s2_triple_aim", "targets"]),
+    dg.AssetKey(["s1_current_state", "metric_values"]),
     dg.AssetKey(["s1_current_state", "organisations"])], **STEP4)
 def milestone_outcomes(warehouse: Warehouse) -> dg.MaterializeResult:
     """Each organisation's milestones judged: did it meet March 2026, what is due in March 2027 (year-average

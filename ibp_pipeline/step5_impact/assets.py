@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from ..resources import Warehouse
-from .fanout import FANOUT_CHUNKS, SIMULATION_CHUNKS, drop_scratch, simulate_chunk
+from ..simulation.fanout import FANOUT_CHUNKS, SIMULATION_CHUNKS, default_draws, drop_scratch, simulate_chunk
 
 S1 = lambda t: dg.AssetKey(["s1_current_state", t])  # noqa: E731
 S2 = lambda t: dg.AssetKey(["s2_triple_aim", t])  # noqa: E731
@@ -143,8 +143,7 @@ def waiting_list_projection(warehouse: Warehouse) -> dg.MaterializeResult:
 @dg.op(out={"chunks": dg.DynamicOut(), "plan": dg.Out()}, ins={"upstream": dg.In(dg.Nothing)})
 def plan_risk(context: dg.OpExecutionContext, config: RiskConfig, warehouse: Warehouse):
     """Read forecasts, targets and the learned relation once and cut the Monte Carlo run into chunks of
-    organisations (risk.plan_risk); the chunks run as their own steps (fanout.simulate_chunk)."""
-    from ..step6_scenarios.assets import default_draws
+    organisations (risk.plan_risk); the chunks run as their own steps (simulation.fanout.simulate_chunk)."""
     from .risk import plan_risk as make_plan
 
     draws = config.draws or default_draws()
@@ -161,7 +160,7 @@ def plan_risk(context: dg.OpExecutionContext, config: RiskConfig, warehouse: War
 @dg.op(out=dg.Out(dg.Nothing))
 def write_risk(context: dg.OpExecutionContext, plan, results: list, warehouse: Warehouse) -> None:
     """s5_impact.risk and risk_register from every chunk's summary (the same tables whatever ran where)."""
-    from .montecarlo import merge_summaries
+    from ..simulation.engine import merge_summaries
     from .risk import write_risk as write
 
     [summary] = merge_summaries(plan.prep.inputs.shape, results)

@@ -2,7 +2,6 @@
 any the ICB keeps in data/config/scenarios/; an analyst runs one document from the Dagster UI by giving its
 path as run config (`file`), or with `ibp scenario run FILE`. Results are keyed by scenario and run id, so one
 scenario's run never overwrites another's."""
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,14 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..resources import Warehouse
-from ..step5_impact.fanout import SIMULATION_CHUNKS, drop_scratch, simulate_chunk
-
-DEFAULT_DRAWS = 10_000
-
-
-def default_draws() -> int:
-    """IBP_DRAWS lets a laptop or a quick check trade precision for time; 10,000 draws otherwise."""
-    return int(os.environ.get("IBP_DRAWS", DEFAULT_DRAWS))
+from ..simulation.fanout import SIMULATION_CHUNKS, default_draws, drop_scratch, simulate_chunk
 
 
 class ScenarioRunConfig(dg.Config):
@@ -29,7 +21,7 @@ class ScenarioRunConfig(dg.Config):
 
 
 def scenario_files(data_dir: Path) -> list[Path]:
-    from .config import shipped_scenarios
+    from ..simulation.scenarios import shipped_scenarios
 
     own = sorted((data_dir / "config" / "scenarios").glob("*.yaml")) if (data_dir / "config").is_dir() else []
     return [*shipped_scenarios(), *own]
@@ -60,7 +52,7 @@ def plan_scenarios(context: dg.OpExecutionContext, config: ScenarioRunConfig, wa
 @dg.op(out=dg.Out(dg.Nothing))
 def write_scenarios(context: dg.OpExecutionContext, plan: dict, results: list, warehouse: Warehouse) -> None:
     """Each scenario's rows, keyed by scenario and run id, from every chunk's summaries."""
-    from ..step5_impact.montecarlo import merge_summaries
+    from ..simulation.engine import merge_summaries
     from .tables import write_scenario_runs
 
     p = plan["plan"]

@@ -40,9 +40,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.step5_impact.montecarlo import DEFAULT_SEED, Summary, run_chunked
-from ibp_pipeline.step5_impact.risk import Prepared, comment_columns, method_text, table_columns
-from ibp_pipeline.step6_scenarios.config import Scenario, load_baseline, load_scenario
+from ibp_pipeline.lib.duckdb_tables import comment_columns, table_columns
+from ibp_pipeline.simulation.engine import DEFAULT_SEED, Summary, run_chunked
+from ibp_pipeline.simulation.inputs import Prepared, method_text
+from ibp_pipeline.simulation.scenarios import Scenario, load_baseline, load_scenario
 from ibp_pipeline.step6_scenarios.engine import ScenarioPlan, ScenarioRun, plan_scenarios
 
 SCHEMA = "s6_scenarios"

@@ -241,7 +241,7 @@ def test_ui_serves_dagster_with_the_daemon_running_schedule_and_sensor(tmp_path)
 
 def test_scenario_run_cli_adds_a_scenario_beside_the_others(copied_run, tmp_path):
     """An analyst's own scenario document runs alone, lands beside the shipped ones, and is republished."""
-    from ibp_pipeline.step6_scenarios.config import SCENARIO_DIR
+    from ibp_pipeline.simulation.scenarios import SCENARIO_DIR
 
     doc = (SCENARIO_DIR / "demand_surge.yaml").read_text()
     mine = tmp_path / "winter_pressure.yaml"

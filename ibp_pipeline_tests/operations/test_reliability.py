@@ -29,7 +29,7 @@ from ibp_pipeline.config import get_paths
 from ibp_pipeline.operations.publish import PublishRefused, publish
 from ibp_pipeline.operations.schedules import landing_sensor
 from ibp_pipeline.resources import RefreshLockTimeout, Warehouse, lock_file, refresh_lock
-from ibp_pipeline.step6_scenarios.config import SCENARIO_DIR
+from ibp_pipeline.simulation.scenarios import SCENARIO_DIR
 
 IBP = [sys.executable, "-m", "ibp_pipeline.cli"]
 

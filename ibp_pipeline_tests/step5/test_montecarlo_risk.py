@@ -12,9 +12,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ibp_pipeline.step5_impact import montecarlo as mc
-from ibp_pipeline.step5_impact.risk import (build_risk, plan_risk, prepare, read_relation, register_frame,
-                                            stand_in_forecasts, write_table)
+from ibp_pipeline.simulation import engine as mc
+from ibp_pipeline.simulation.forecasts import stand_in_forecasts
+from ibp_pipeline.simulation.inputs import prepare, read_relation
+from ibp_pipeline.step5_impact.risk import build_risk, plan_risk, register_frame, write_table
 
 
 

@@ -9,10 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ibp_pipeline.step5_impact.montecarlo import DRIVERS
-from ibp_pipeline.step6_scenarios.config import (ScenarioConfigError, driver_arrays, effective_drivers,
-                                                 load_scenario, parse_scenario, shipped_scenarios)
-from ibp_pipeline.step6_scenarios.engine import effect_kind
+from ibp_pipeline.simulation.engine import DRIVERS
+from ibp_pipeline.simulation.scenarios import ScenarioConfigError, load_scenario, parse_scenario, shipped_scenarios
+from ibp_pipeline.simulation.settings import driver_arrays, effect_kind, effective_drivers
 from ibp_pipeline.step6_scenarios.tables import run_scenario, run_scenario_file
 from ibp_pipeline_tests.step5.test_montecarlo_risk import bundled_copy, make_warehouse
 
@@ -373,7 +372,7 @@ def test_scenarios_in_chunks_equal_one_pass(db):
     """Every setting of a scenario run (drivers, initiatives with their per-organisation weights, checkpoint masks,
     policy targets) cut into pieces by organisation gives the one-pass numbers bit for bit."""
     from ibp_pipeline_tests.step5.test_montecarlo_risk import assert_same_summaries
-    from ibp_pipeline.step5_impact import montecarlo as mc
+    from ibp_pipeline.simulation import engine as mc
     from ibp_pipeline.step6_scenarios.tables import plan_scenario_run, run_scenarios
     con, base, tmp = db
     surge = write(tmp, "surge.yaml", SURGE)
