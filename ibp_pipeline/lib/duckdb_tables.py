@@ -18,11 +18,15 @@ def replace_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, frame
     return frame.height
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    """Whether schema.name exists in the connected database."""
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str | None = None) -> bool:
+    """Whether a table or view exists in the connected database (not in one attached beside it):
+    table_exists(con, 'latest', 'rtt_incomplete') or table_exists(con, 'latest.rtt_incomplete'). The one check
+    every step uses."""
+    if name is None:
+        schema, name = schema.split(".", 1)
     return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name]).fetchone()[0])
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
+        "and table_catalog = current_database()", [schema, name]).fetchone()[0])
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:

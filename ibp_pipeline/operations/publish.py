@@ -20,6 +20,8 @@ from pathlib import Path
 
 import duckdb
 
+from ibp_pipeline.lib.duckdb_tables import table_exists
+
 SERVED_SCHEMAS = ("s1_current_state", "s2_triple_aim", "s3_resources", "s4_gaps", "s5_impact", "s6_scenarios")
 SERVED_TABLES = {"dq": ("check_results", "quarantine"), "meta": ("file_loads",)}
 
@@ -35,16 +37,9 @@ def tables_to_serve(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return [(s, t) for s, t in rows if s in SERVED_SCHEMAS or t in SERVED_TABLES.get(s, ())]
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                            "and table_name = ? and table_catalog = current_database()", [schema, table]).fetchone()[0])
-
-
 def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     """Blocking checks of this run that failed: any one of them means wrong numbers."""
-    exists = con.execute("select count(*) from information_schema.tables where table_schema='dq' "
-                         "and table_name='check_results'").fetchone()[0]
-    if not exists:
+    if not table_exists(con, "dq", "check_results"):
         return []
     return [f"{s}: {c}: {d}" for s, c, d in con.execute(
         "select source, check_name, details from dq.check_results where run_id = ? and blocking and not passed",
@@ -53,7 +48,7 @@ def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
 
 def unfinished_refresh(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
     """The id of another run that began rewriting the warehouse and never published, if any."""
-    if not _has_table(con, "meta", "refresh_in_progress"):
+    if not table_exists(con, "meta", "refresh_in_progress"):
         return None
     row = con.execute("select run_id from meta.refresh_in_progress where run_id <> ?", [run_id]).fetchone()
     return row[0] if row else None
@@ -136,6 +131,6 @@ def publish(con: duckdb.DuckDBPyConnection, serving: Path, run_id: str) -> dict[
         tmp_wal.unlink(missing_ok=True)
         raise
     _fsync(serving.parent)  # the rename itself survives a power cut
-    if _has_table(con, "meta", "refresh_in_progress"):  # this run's rebuild is served: the warehouse is whole
+    if table_exists(con, "meta", "refresh_in_progress"):  # this run's rebuild is served: the warehouse is whole
         con.execute("delete from meta.refresh_in_progress where run_id = ?", [run_id])
     return counts

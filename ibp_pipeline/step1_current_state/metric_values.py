@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ibp_pipeline.lib.duckdb_tables import table_exists
 from ibp_pipeline.step1_current_state import catalogue
 from ibp_pipeline.step1_current_state.catalogue import BY_ID, WORKFORCE_STAFF_GROUPS
 from ibp_pipeline.step1_current_state.organisations import ICBS_CHANGED
@@ -387,7 +388,7 @@ _OUT_COLUMNS = ("org_code, org_level, period_start, period_grain, metric_id, val
 
 def _survivors_sql() -> str:
     """Values from the files: per (org, period, metric) the candidate of the lowest precedence number."""
-    return f"""
+    return """
         select org_code, org_level, period_start, period_grain, metric_id, value, numerator, denominator, source,
                source_file, load_id, source_rank as precedence
         from _candidates where source_rank is not null
@@ -423,9 +424,7 @@ def _coverage_frame(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _require_organisations(con: duckdb.DuckDBPyConnection) -> None:
-    found = con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = 'organisations'",
-                        [SCHEMA]).fetchone()[0]
-    if not found:
+    if not table_exists(con, SCHEMA, "organisations"):
         raise RuntimeError(f"{ORGS} is missing: run organisations.build_organisations(con) first")
 
 

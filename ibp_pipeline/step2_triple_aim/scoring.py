@@ -309,7 +309,7 @@ def _values_sql(unit_cost: float | None) -> str:
                case when denominator is not null
                     then 'numerator ' || round(numerator, 2) || ' / denominator ' || round(denominator, 2) end as inputs
         from mv where metric_id in ({plain_list}) and period_grain = 'month'""",
-             f"""
+             """
         select org_code, org_level, period_start, metric_id, value,
                'numerator ' || round(numerator, 2) || ' / denominator ' || round(denominator, 2) as inputs
         from mv where metric_id = 'vw_capacity_per_100k' and org_level = 'icb'""",

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.lib.duckdb_tables import replace_table, table_exists
 
-from ibp_pipeline.step3_resources.resource_map import ORGS, SCHEMA, VALUES, relation_exists
+from ibp_pipeline.step3_resources.resource_map import ORGS, SCHEMA, VALUES
 
 TABLE = f"{SCHEMA}.activity_costs"
 NCC = "latest.national_cost_collection"
@@ -172,13 +172,13 @@ def build_activity_costs(con: duckdb.DuckDBPyConnection, since: str = DEFAULT_SI
     latest.national_cost_collection, s1_current_state.metric_values and organisations; diagnostics need
     latest.dm01_diagnostics. `since`: first month priced."""
     for t in (NCC, VALUES, ORGS):
-        if not relation_exists(con, t):
+        if not table_exists(con, t):
             raise RuntimeError(f"{t} is missing: load the raw data and build step 1 first")
     ncc = con.sql(f"select department_code, currency_code, currency_desc, activity, cost from {NCC}").pl()
     frames = []
     for cost_map, metric_id in ((AE, "ae_attendances"), (NEL, "ae_emergency_admissions")):
         frames.append(price_activity(_metric_activity(con, metric_id, since), cost_map, unit_cost(ncc, cost_map)))
-    if relation_exists(con, "latest.dm01_diagnostics"):
+    if table_exists(con, "latest.dm01_diagnostics"):
         dx = _dm01_activity(con, since)
         priced = []
         for cost_map in DIAGNOSTICS:

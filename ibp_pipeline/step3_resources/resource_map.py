@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.lib.duckdb_tables import replace_table, table_exists
 
 SCHEMA = "s3_resources"
 TABLE = f"{SCHEMA}.resource_map"
@@ -140,16 +140,6 @@ _ROW_SCHEMA: dict[str, pl.DataType] = {
     "denominator_measure": pl.String, "formula": pl.String, "source": pl.String, "note": pl.String}
 
 
-def relation_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    """True when schema.name is a table or a view in this database."""
-    schema, name = qualified.split(".")
-    q = f"""select count(*) from (
-              select schema_name, table_name as n from duckdb_tables()
-              union all select schema_name, view_name from duckdb_views()) t
-            where schema_name = '{schema}' and n = '{name}'"""
-    return con.sql(q).fetchone()[0] > 0
-
-
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     """Run sql and conform it to the row schema (missing columns as NULL)."""
     df = con.sql(sql).pl()
@@ -210,7 +200,7 @@ def _roll_up_sql(provider_table: str) -> str:
 
 
 def _critical_care_rows(con: duckdb.DuckDBPyConnection, since: str) -> pl.DataFrame:
-    if not relation_exists(con, "latest.beds_ga_critical_care"):
+    if not table_exists(con, "latest.beds_ga_critical_care"):
         return pl.DataFrame(schema=_ROW_SCHEMA)
     unions = " union all ".join(
         f"select org_code, period_start, {_sql_str(mid)} as measure_id, {col} as numerator, "
@@ -246,7 +236,7 @@ def _critical_care_rows(con: duckdb.DuckDBPyConnection, since: str) -> pl.DataFr
 
 
 def _estates_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    if not relation_exists(con, "latest.estates_eric_site"):
+    if not table_exists(con, "latest.estates_eric_site"):
         return pl.DataFrame(schema=_ROW_SCHEMA)
     aggs = ", ".join(f"{expr} as {mid}" for mid, _, _, expr in ESTATES)
     con.sql(f"""create or replace temp table _s3_eric as
@@ -323,11 +313,11 @@ def _ratio_rows(con: duckdb.DuckDBPyConnection, since: str) -> pl.DataFrame:
 def _population_rows(con: duckdb.DuckDBPyConnection, since: str) -> pl.DataFrame:
     """Beds per 100,000 population for ICBs (catchment-apportioned), regions and England."""
     needed = ("latest.trust_icb_catchment", "latest.population_icb_2020")
-    if not all(relation_exists(con, t) for t in needed):
+    if not all(table_exists(con, t) for t in needed):
         return pl.DataFrame(schema=_ROW_SCHEMA)
     cc = ("select org_code, period_start, 'adult_critical_care_beds_available' as kind, "
           "adult_critical_care_beds_available as beds from latest.beds_ga_critical_care "
-          f"where period_start >= date '{since}'") if relation_exists(con, "latest.beds_ga_critical_care") else \
+          f"where period_start >= date '{since}'") if table_exists(con, "latest.beds_ga_critical_care") else \
         "select null::varchar as org_code, null::date as period_start, null::varchar as kind, null::double as beds " \
         "where false"
     con.sql(f"""create or replace temp table _s3_pop_beds as
@@ -417,7 +407,7 @@ def add_benchmarks(rows: pl.DataFrame, peers: pl.DataFrame | None) -> pl.DataFra
 
 
 def _peers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
-    if not relation_exists(con, PEER_GROUPS):
+    if not table_exists(con, PEER_GROUPS):
         return None
     return con.sql(f"select org_code, peer_group_id::varchar as peer_group_id, "
                    f"peer_group_label::varchar as peer_group_label from {PEER_GROUPS}").pl()
@@ -428,7 +418,7 @@ def build_resource_map(con: duckdb.DuckDBPyConnection, since: str = DEFAULT_SINC
     catchment and population tables; return its row count. Needs s1_current_state.metric_values and
     organisations; peer medians need s2_triple_aim.peer_groups (NULL without it). `since`: first month kept."""
     for t in (VALUES, ORGS, CATALOGUE):
-        if not relation_exists(con, t):
+        if not table_exists(con, t):
             raise RuntimeError(f"{t} is missing: build step 1 (s1_current_state) first")
     parts = [_metric_rows(con, since), _critical_care_rows(con, since), _estates_rows(con),
              _ratio_rows(con, since), _population_rows(con, since)]

@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.lib.duckdb_tables import replace_table, table_columns, table_exists
 
 from ibp_pipeline.step2_triple_aim.standards import SCHEMA as S2
 from ibp_pipeline.step2_triple_aim.standards import read_measure_values
@@ -244,27 +244,15 @@ def metric_gaps_frame(values: pl.DataFrame, targets: pl.DataFrame, *, metric_nam
 
 
 # ---- database -----------------------------------------------------------------------------------------------
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    q = (f"select count(*) from information_schema.tables where table_schema = '{schema}' "
-         f"and table_name = '{table}'")
-    return con.sql(q).fetchall()[0][0] > 0
-
-
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
-    q = (f"select column_name from information_schema.columns where table_schema = '{schema}' "
-         f"and table_name = '{table}'")
-    return {r[0] for r in con.sql(q).fetchall()}
-
-
 def _read_benchmarks(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """s2_triple_aim.benchmarks and peer_groups when both are there with the agreed columns, else None."""
     bench = peers = None
-    if _table_exists(con, S2, "benchmarks"):
-        cols = _columns(con, S2, "benchmarks")
+    if table_exists(con, S2, "benchmarks"):
+        cols = set(table_columns(con, S2, "benchmarks"))
         if set(BENCHMARK_COLUMNS) <= cols:
             wanted = BENCHMARK_COLUMNS + (["org_level"] if "org_level" in cols else [])
             bench = con.sql(f"select {', '.join(wanted)} from {S2}.benchmarks").pl()
-    if _table_exists(con, S2, "peer_groups") and {"org_code", "peer_group_id"} <= _columns(con, S2, "peer_groups"):
+    if table_exists(con, S2, "peer_groups") and {"org_code", "peer_group_id"} <= set(table_columns(con, S2, "peer_groups")):
         peers = con.sql(f"select distinct org_code, peer_group_id from {S2}.peer_groups").pl()
     return bench, peers
 
@@ -272,7 +260,7 @@ def _read_benchmarks(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame | Non
 def build_metric_gaps(con: duckdb.DuckDBPyConnection) -> int:
     """Write s4_gaps.metric_gaps from s2_triple_aim.standards and targets and step-1 values; return its rows."""
     for table in ("standards", "targets"):
-        if not _table_exists(con, S2, table):
+        if not table_exists(con, S2, table):
             raise RuntimeError(f"{S2}.{table} is missing: build the standards and targets first")
     standards = con.sql(f"select distinct measure_id, metric_id, ratio_of, measure_name from {S2}.standards").pl()
     measures = {m: (metric, ratio) for m, metric, ratio, _ in standards.iter_rows()}
@@ -280,7 +268,7 @@ def build_metric_gaps(con: duckdb.DuckDBPyConnection) -> int:
     values = read_measure_values(con, measures)
     targets = con.sql(f"select * from {S2}.targets").pl()
     org_names: dict[str, str] = {}
-    if _table_exists(con, S1, "organisations"):
+    if table_exists(con, S1, "organisations"):
         org_names = dict(con.sql(f"select org_code, any_value(org_name) from {S1}.organisations "
                                  "group by org_code").fetchall())
     benchmarks, peer_groups = _read_benchmarks(con)

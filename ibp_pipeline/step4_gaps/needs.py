@@ -71,8 +71,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ibp_pipeline.lib.duckdb_tables import replace_table
-from ibp_pipeline.step3_resources.resource_map import ORGS, TABLE as RESOURCE_MAP, VALUES, relation_exists
+from ibp_pipeline.lib.duckdb_tables import replace_table, table_exists
+from ibp_pipeline.step3_resources.resource_map import ORGS, TABLE as RESOURCE_MAP, VALUES
 from ibp_pipeline.step1_current_state.rtt_pathways import LIST, provider_bands_sql, real_flows
 from ibp_pipeline.step4_gaps import queueing as q
 
@@ -242,7 +242,7 @@ def _waiting_list_rows(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
 
     # ICB (and region, England) flows of the ICB flows file, where no published month is newer.
     icb_demand: dict[str, float] = {}
-    if relation_exists(con, "latest.rtt_icb_flows") and not any(level != "provider" for _, level in covered):
+    if table_exists(con, "latest.rtt_icb_flows") and not any(level != "provider" for _, level in covered):
         flow_last = con.sql("select max(period_start) from latest.rtt_icb_flows").fetchone()[0]
         con.sql(f"""create or replace temp table _s4_flows as
                     select upper(trim(icb_code)) as icb_code, period_start, "new" as new_pathways,
@@ -514,7 +514,7 @@ def _bed_rows(con: duckdb.DuckDBPyConnection, occupancies: tuple[float, ...]) ->
 
 def _ae_targets(con: duckdb.DuckDBPyConnection, period: object) -> dict[str, tuple[float, str, object]]:
     """org_code -> (target %, where from, target period) from s2_triple_aim.targets, if present."""
-    if not relation_exists(con, TARGETS):
+    if not table_exists(con, TARGETS):
         return {}
     cols = {c[0] for c in con.sql(f"describe {TARGETS}").fetchall()}
     flag = next((c for c in ("is_primary", "primary") if c in cols), None)  # step 2 writes is_primary
@@ -556,7 +556,7 @@ def _ae_rows(con: duckdb.DuckDBPyConnection, default_pct: float) -> list[dict]:
 
 
 def _diagnostic_rows(con: duckdb.DuckDBPyConnection, target_pct: float, weeks: float) -> list[dict]:
-    if not relation_exists(con, "latest.dm01_diagnostics"):
+    if not table_exists(con, "latest.dm01_diagnostics"):
         return []
     con.sql("""create or replace temp table _s4_dm01 as
                select upper(trim(provider_code)) as org_code, period_start, sum(total_waiting) as total_waiting,
@@ -652,7 +652,7 @@ def build_needs(con: duckdb.DuckDBPyConnection, target_wait_weeks: float = 18, f
     """Create s4_gaps.needs (see the module docstring); return its row count. Needs step 1 and
     s3_resources.resource_map (for the workforce ratios); uses s2_triple_aim.targets when present."""
     for t in (VALUES, ORGS, RESOURCE_MAP):
-        if not relation_exists(con, t):
+        if not table_exists(con, t):
             raise RuntimeError(f"{t} is missing: build step 1 and s3_resources.resource_map first")
     if 92.0 not in occupancy_targets:
         occupancy_targets = (92.0, *occupancy_targets)

@@ -36,6 +36,7 @@ from pydantic_core import PydanticCustomError
 
 from ibp_pipeline.config import PROJECT_ROOT
 from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
+from ibp_pipeline.lib.duckdb_tables import table_exists
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
 
 SCHEMA = "s5_impact"
@@ -310,9 +311,7 @@ def learned_4hr_effect(initiative: Initiative, reference: ReferenceTrust, effect
 
 # ---- table --------------------------------------------------------------------------------------------------
 def _read_effects(con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
-    exists = con.sql(f"select count(*) from information_schema.tables where table_schema = '{SCHEMA}' "
-                     "and table_name = 'effects'").fetchall()[0][0]
-    return con.sql(f"select * from {SCHEMA}.effects").pl() if exists else None
+    return con.sql(f"select * from {SCHEMA}.effects").pl() if table_exists(con, SCHEMA, "effects") else None
 
 
 def initiatives_frame(catalogue: Catalogue, effects: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -74,6 +74,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ibp_pipeline.lib.duckdb_tables import table_columns
 from ibp_pipeline.step1_current_state.rtt_pathways import WEEK_COLUMNS, provider_bands_sql, real_flows
 
 SCHEMA = "s5_impact"
@@ -310,17 +311,12 @@ def yoy_growth(history: np.ndarray) -> float:
 
 
 # ---- data --------------------------------------------------------------------------------------------------
-def _has_column(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
-    return bool(con.sql(f"select count(*) from information_schema.columns where table_schema = '{schema}' and "
-                        f"table_name = '{table}' and column_name = '{column}'").fetchall()[0][0])
-
-
 def read_flows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """ICB monthly clock starts (new), stops (completed) and list (incomplete) from latest.rtt_icb_flows, restated
     to today's ICBs: an ICB merged in April 2026 counts under the ICB that replaced it (organisations.replaced_by),
     as NHS England restates history when boundaries change (a merged ICB is taken as the sum of its
     predecessors)."""
-    today = ("coalesce(o.replaced_by, f.icb_code)" if _has_column(con, S1, "organisations", "replaced_by")
+    today = ("coalesce(o.replaced_by, f.icb_code)" if "replaced_by" in table_columns(con, S1, "organisations")
              else "f.icb_code")
     join = f"left join {S1}.organisations o on o.org_code = f.icb_code" if today != "f.icb_code" else ""
     return con.sql(f"""
