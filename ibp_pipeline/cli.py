@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from . import settings
 from .config import PROJECT_ROOT, Paths, get_paths
+from .lib.duckdb_tables import table_exists
 from .step1_current_state.sources import SOURCES
 
 DAGSTER_YAML = """\
@@ -44,15 +46,15 @@ def _prepare_dagster_home(paths: Paths) -> None:
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home.resolve())
     cfg = paths.dagster_home / "dagster.yaml"
     team = TEAM_DAGSTER_YAML.read_text()
-    if os.environ.get("IBP_DAGSTER_PG_HOST"):
+    if settings.get("IBP_DAGSTER_PG_HOST"):
         os.environ.setdefault("IBP_DAGSTER_PG_PORT", "5432")
         missing = [n for n in ("IBP_DAGSTER_PG_DB", "IBP_DAGSTER_PG_USER", "IBP_DAGSTER_PG_PASSWORD")
-                   if n not in os.environ]
+                   if not settings.get(n)]
         if missing:
             raise RuntimeError(f"IBP_DAGSTER_PG_HOST is set, so Dagster storage is PostgreSQL: also set "
                                f"{', '.join(missing)}")
     if not cfg.exists() or cfg.read_text() in (DAGSTER_YAML, team):
-        cfg.write_text(team if os.environ.get("IBP_DAGSTER_PG_HOST") else DAGSTER_YAML)
+        cfg.write_text(team if settings.get("IBP_DAGSTER_PG_HOST") else DAGSTER_YAML)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
@@ -164,15 +166,15 @@ def summary(paths: Paths, run_id: str | None) -> str:
             period = "min(period_start), max(period_start), count(distinct period_start)" if spec.period_column \
                 else "null, null, 0"
             current = con.execute(f"select count(*), {period} from latest.{spec.name}").fetchone() \
-                if _has(con, "latest", spec.name) else (0, None, None, 0)
+                if table_exists(con, "latest", spec.name) else (0, None, None, 0)
             rows.append((spec.name, files, refused, quarantined, *current))
         q_total = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine").fetchone()[0]
         q_run = con.execute("select count(distinct (load_id, row_number)) from dq.quarantine where run_id = ?",
                             [run_id]).fetchone()[0]
         checks = con.execute(
             "select count(*), count(*) filter (where not passed), count(*) filter (where not passed and blocking) "
-            "from dq.check_results where run_id = ?", [run_id]).fetchone() if _has(con, "dq", "check_results") \
-            else (0, 0, 0)
+            "from dq.check_results where run_id = ?", [run_id]).fetchone() \
+            if table_exists(con, "dq", "check_results") else (0, 0, 0)
     finally:
         con.close()
     w = max(28, *(len(r[0]) + 1 for r in rows))  # the longest source id, so the columns stay aligned
@@ -190,11 +192,6 @@ def summary(paths: Paths, run_id: str | None) -> str:
         f"data-quality report: {paths.reports / 'data_docs' / 'index.html'}",
     ]
     return "\n".join(lines)
-
-
-def _has(con, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema=? and table_name=?",
-                            [schema, table]).fetchone()[0])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -380,7 +377,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if problem:
         print(f"ibp user add: {problem}", file=sys.stderr)
         return 1
-    password = os.environ.get("IBP_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+    password = settings.get("IBP_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
     if len(password) < 12:
         print("ibp user add: use a password of at least 12 characters", file=sys.stderr)
         return 1

@@ -2,9 +2,10 @@
 so tests, the nightly schedule and an analyst's machine can point the same code at different folders."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .settings import get_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,9 +33,9 @@ def get_paths(data_dir: str | Path | None = None) -> Paths:
 
     An explicit data_dir wins over IBP_DATA_DIR; bundled sources and reference files stay the project's own
     unless IBP_SOURCES_DIR / IBP_REFERENCE_DIR say otherwise."""
-    data = Path(data_dir or os.environ.get("IBP_DATA_DIR", PROJECT_ROOT / "data"))
+    data = Path(data_dir) if data_dir else get_path("IBP_DATA_DIR", PROJECT_ROOT / "data")
     bundled = PROJECT_ROOT / "data"
-    env = lambda name, default: Path(os.environ.get(name, default))  # noqa: E731
+    env = get_path
     return Paths(
         data=data,
         sources=env("IBP_SOURCES_DIR", bundled / "sources"),

@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import dagster as dg
 import duckdb
 
+from . import settings
 from .config import Paths, get_paths
 
 LOCK_TIMEOUT_SECONDS = 6 * 3600.0  # a refresh takes minutes; six hours means something is stuck
@@ -50,7 +51,7 @@ def lock_timeout(seconds: float | None = None) -> float:
     """The explicit value, else IBP_LOCK_TIMEOUT (seconds), else six hours."""
     if seconds is not None:
         return float(seconds)
-    return float(os.environ.get("IBP_LOCK_TIMEOUT") or LOCK_TIMEOUT_SECONDS)
+    return float(settings.get("IBP_LOCK_TIMEOUT") or LOCK_TIMEOUT_SECONDS)
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The final step of every refresh: publish the served database."""
 
-import os
 
 import dagster as dg
 
+from .. import settings
 from ..resources import Warehouse
 from .postgres_publish import URL_ENV, publish_to_postgres
 from .publish import publish
@@ -28,8 +28,9 @@ def serving_database(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
         counts = publish(con, paths.serving, context.run_id)
     context.log.info(f"published {len(counts)} tables to {paths.serving}")
     metadata = {"path": dg.MetadataValue.path(str(paths.serving)), "tables": len(counts), **counts}
-    if os.environ.get(URL_ENV):  # and to PostgreSQL for a team's dashboards; host and database only, never secrets
-        pg = publish_to_postgres(paths.serving, os.environ[URL_ENV], context.log.info)
+    url = settings.get(URL_ENV)
+    if url:  # and to PostgreSQL for a team's dashboards; host and database only, never secrets
+        pg = publish_to_postgres(paths.serving, url, context.log.info)
         metadata |= {"postgres_target": f"{pg.target['host']}:{pg.target['port']}/{pg.target['database']}",
                      "postgres_tables": pg.tables, "postgres_rows": pg.rows, "postgres_seconds": pg.seconds}
     return dg.MaterializeResult(metadata=metadata)

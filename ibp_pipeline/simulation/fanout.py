@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from ibp_pipeline import settings
+
 # Chunks by default. In `ibp run` (one process) chunks run one after another, so they only cost: forecasts in 4
 # chunks cost about 2-3 s more CPU than one batch (the chunks pass through Dagster's storage); a Monte Carlo chunk
 # repeats the driver draws of every setting (measured on the bundled data at 10,000 draws: scenarios 85 s of CPU
@@ -24,7 +26,7 @@ DEFAULT_DRAWS = 10_000
 
 def default_draws() -> int:
     """IBP_DRAWS lets a laptop or a quick check trade precision for time; 10,000 draws otherwise."""
-    return int(os.environ.get("IBP_DRAWS", DEFAULT_DRAWS))
+    return int(settings.get("IBP_DRAWS") or DEFAULT_DRAWS)
 
 
 @dg.op

@@ -11,7 +11,6 @@ import functools
 import gzip
 import io
 import math
-import os
 import re
 import zipfile
 import zlib
@@ -23,6 +22,7 @@ from xml.parsers import expat
 
 import polars as pl
 
+from .. import settings
 from .source_spec import norm_header
 
 ROW = "_row_number"
@@ -59,7 +59,7 @@ class FileRefused(Exception):
 
 def max_input_bytes() -> int:
     """The largest input accepted (after decompression): IBP_MAX_FILE_MB megabytes, default 200."""
-    raw = os.environ.get("IBP_MAX_FILE_MB", "").strip()
+    raw = settings.get("IBP_MAX_FILE_MB", "")
     if not raw:
         return DEFAULT_MAX_BYTES
     try:

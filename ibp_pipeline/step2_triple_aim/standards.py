@@ -48,7 +48,6 @@ written as `metric_id: rtt_52wk_waiters` with `ratio_of: rtt_waiting_list`; the 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,10 +58,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
     model_validator
 from pydantic_core import PydanticCustomError
 
+from ibp_pipeline import settings
 from ibp_pipeline.config import PROJECT_ROOT
-from ibp_pipeline.step1_current_state.catalogue import BY_ID
 from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
 from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.step1_current_state.catalogue import BY_ID
 
 SCHEMA = "s2_triple_aim"
 S1 = "s1_current_state"
@@ -484,7 +484,7 @@ def load_registry(path: str | Path = REGISTRY_PATH) -> Registry:
 
 def local_ambitions_path() -> tuple[Path, bool]:
     """The local ambitions file and whether it was asked for explicitly (IBP_LOCAL_AMBITIONS)."""
-    env = os.environ.get(LOCAL_AMBITIONS_ENV)
+    env = settings.get(LOCAL_AMBITIONS_ENV)
     return (Path(env), True) if env else (DEFAULT_LOCAL_AMBITIONS, False)
 
 
@@ -596,7 +596,7 @@ def financial_year_start(year: str) -> dt.date:
 def planning_year_in_force(today: dt.date | None = None) -> str:
     """The planning year whose targets are in force: IBP_PLANNING_YEAR when set (to look at another year), else
     the financial year containing today. A badly written setting stops with one line naming it."""
-    setting = os.environ.get(PLANNING_YEAR_ENV, "").strip()
+    setting = settings.get(PLANNING_YEAR_ENV, "")
     if not setting:
         return financial_year(today or dt.date.today())
     try:

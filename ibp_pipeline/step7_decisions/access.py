@@ -17,6 +17,8 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ibp_pipeline import settings
+
 from ..lib.config_errors import error_line, id_label
 
 Role = Literal["admin", "icb", "trust"]
@@ -59,7 +61,7 @@ class UsersFileError(ValueError):
 def users_file_path() -> Path:
     from ..config import get_paths
 
-    return Path(os.environ.get("IBP_USERS_FILE", get_paths().data / "config" / "users.yaml"))
+    return settings.get_path("IBP_USERS_FILE", get_paths().data / "config" / "users.yaml")
 
 
 def load_users(path: Path) -> dict[str, User]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import polars as pl
+
+from ibp_pipeline import settings
 
 URL_ENV = "IBP_SERVING_POSTGRES_URL"
 SOURCE_ENV = "IBP_DASHBOARD_SOURCE"
@@ -112,7 +113,7 @@ class PostgresServing:
     def from_env() -> "PostgresServing":
         from .serving import ServingUnavailable
 
-        url = os.environ.get(URL_ENV, "")
+        url = settings.get(URL_ENV, "")
         if not url:
             raise ServingUnavailable(f"{SOURCE_ENV}=postgres needs {URL_ENV} (a libpq URL of the database "
                                      "`ibp publish-postgres` fills)")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import duckdb
 import polars as pl
 
+from ibp_pipeline import settings
+
 if TYPE_CHECKING:
     from .postgres_serving import PostgresServing
 
@@ -66,7 +68,7 @@ def serving_from_env() -> "Serving | PostgresServing":
     from ..config import get_paths
     from .postgres_serving import SOURCE_ENV, PostgresServing
 
-    source = os.environ.get(SOURCE_ENV, "duckdb").strip().lower() or "duckdb"
+    source = settings.get(SOURCE_ENV, "duckdb").lower()
     if source == "postgres":
         return PostgresServing.from_env()
     if source != "duckdb":
