@@ -35,3 +35,11 @@ def test_the_asset_graph_matches_its_snapshot():
         old, new = set(was.splitlines()), set(now.splitlines())
         raise AssertionError("the asset graph changed (IBP_UPDATE_SNAPSHOT=1 rewrites the snapshot if intended):\n"
                              + "\n".join([f"- {x}" for x in sorted(old - new)] + [f"+ {x}" for x in sorted(new - old)]))
+
+
+def test_every_group_is_named_as_its_key_prefix():
+    """raw/..., s1_current_state/..., dq/... : a group is the warehouse schema its assets write."""
+    graph = defs.resolve_asset_graph()
+    wrong = [f"{k.to_user_string()} in group {graph.get(k).group_name}" for k in graph.get_all_asset_keys()
+             if graph.get(k).group_name != k.path[0]]
+    assert wrong == []

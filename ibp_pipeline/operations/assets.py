@@ -19,7 +19,7 @@ SERVED = {
 STEP_OUTPUTS = [dg.AssetKey([schema, t]) for schema, tables in SERVED.items() for t in tables]
 
 
-@dg.asset(key=["serving", "published"], group_name="step7_data_quality", kinds={"duckdb"},
+@dg.asset(key=["serving", "published"], group_name="serving", kinds={"duckdb"},
           deps=[*STEP_OUTPUTS, dg.AssetKey(["dq", "data_docs"])])
 def serving_database(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """data/serving.duckdb: the complete, checked copy that dashboards read, replaced atomically."""

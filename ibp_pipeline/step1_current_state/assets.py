@@ -25,8 +25,9 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=["raw", spec.name],
-        group_name="step1_reference" if spec.reference else "step1_sources",
+        group_name="raw",  # groups are named as their key prefixes (the warehouse schema)
         kinds={"duckdb"},
+        tags={"ibp/role": "reference" if spec.reference else "publication"},
         deps=[] if spec.reference else REFERENCE_KEYS + (
             NAMING_KEYS if spec.org_column and not spec.org_name_column else []),
         description=f"{spec.title}. Publisher: {spec.publisher}. Files: {', '.join(spec.patterns)}",
@@ -58,7 +59,7 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 source_assets = [source_asset(s) for s in SOURCES]
 
 
-@dg.asset(key=["s1_current_state", "organisations"], group_name="step1_current_state", kinds={"duckdb"},
+@dg.asset(key=["s1_current_state", "organisations"], group_name="s1_current_state", kinds={"duckdb"},
           deps=SOURCE_KEYS)
 def organisations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every trust, other provider, ICB, region and England, with parents and merger successors."""
@@ -71,7 +72,7 @@ def organisations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     return dg.MaterializeResult(metadata={"rows": n, **{f"n_{k}": v for k, v in by_type.items()}})
 
 
-@dg.asset(key=["s1_current_state", "metric_catalogue"], group_name="step1_current_state", kinds={"duckdb"})
+@dg.asset(key=["s1_current_state", "metric_catalogue"], group_name="s1_current_state", kinds={"duckdb"})
 def metric_catalogue(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per metric: definition, unit, Triple Aim domain, direction, grain, source."""
     from .catalogue import build_metric_catalogue
@@ -81,7 +82,7 @@ def metric_catalogue(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
-@dg.asset(key=["s1_current_state", "metric_values"], group_name="step1_current_state", kinds={"duckdb"},
+@dg.asset(key=["s1_current_state", "metric_values"], group_name="s1_current_state", kinds={"duckdb"},
           deps=[dg.AssetKey(["s1_current_state", "organisations"]), dg.AssetKey(["s1_current_state", "metric_catalogue"])]
           + [dg.AssetKey(["raw", s]) for s in METRIC_SOURCES])
 def metric_values(warehouse: Warehouse) -> dg.MaterializeResult:
@@ -97,7 +98,7 @@ def metric_values(warehouse: Warehouse) -> dg.MaterializeResult:
                                           **{f"rows_{k}": v for k, v in levels.items()}})
 
 
-@dg.asset(key=["s1_current_state", "source_conflicts"], group_name="step1_current_state", kinds={"duckdb"},
+@dg.asset(key=["s1_current_state", "source_conflicts"], group_name="s1_current_state", kinds={"duckdb"},
           deps=[dg.AssetKey(["s1_current_state", "metric_values"])])
 def source_conflicts(warehouse: Warehouse) -> dg.MaterializeResult:
     """Where two publications disagree beyond rounding for one organisation, month and metric."""

@@ -194,7 +194,7 @@ def gx_check(spec: SourceSpec) -> dg.AssetChecksDefinition:
 gx_checks = [gx_check(s) for s in SOURCES]
 
 
-@dg.asset(key=["dq", "data_docs"], group_name="step7_data_quality", kinds={"html"},
+@dg.asset(key=["dq", "data_docs"], group_name="dq", kinds={"html"},
           deps=[dg.AssetKey(["raw", s.name]) for s in SOURCES])
 def data_docs(warehouse: Warehouse) -> dg.MaterializeResult:
     """The Great Expectations Data Docs report (HTML) for the latest validation of every source."""

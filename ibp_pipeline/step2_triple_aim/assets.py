@@ -7,7 +7,7 @@ from ..resources import Warehouse
 S1 = lambda t: dg.AssetKey(["s1_current_state", t])  # noqa: E731
 S2 = lambda t: dg.AssetKey(["s2_triple_aim", t])  # noqa: E731
 RAW = lambda t: dg.AssetKey(["raw", t])  # noqa: E731
-STEP2 = dict(group_name="step2_triple_aim", kinds={"duckdb"})
+STEP2 = dict(group_name="s2_triple_aim", kinds={"duckdb"})
 
 
 def assurance_targets(con):

@@ -3,7 +3,7 @@ import dagster as dg
 
 from ..resources import Warehouse
 
-STEP3 = dict(group_name="step3_resources", kinds={"duckdb"})
+STEP3 = dict(group_name="s3_resources", kinds={"duckdb"})
 
 
 @dg.asset(key=["s3_resources", "resource_map"], deps=[

@@ -3,7 +3,7 @@ import dagster as dg
 
 from ..resources import Warehouse
 
-STEP4 = dict(group_name="step4_gaps", kinds={"duckdb"})
+STEP4 = dict(group_name="s4_gaps", kinds={"duckdb"})
 
 
 @dg.asset(key=["s4_gaps", "metric_gaps"], deps=[

@@ -13,7 +13,7 @@ from ..simulation.fanout import FANOUT_CHUNKS, SIMULATION_CHUNKS, default_draws,
 S1 = lambda t: dg.AssetKey(["s1_current_state", t])  # noqa: E731
 S2 = lambda t: dg.AssetKey(["s2_triple_aim", t])  # noqa: E731
 S5 = lambda t: dg.AssetKey(["s5_impact", t])  # noqa: E731
-STEP5 = dict(group_name="step5_impact", kinds={"duckdb"})
+STEP5 = dict(group_name="s5_impact", kinds={"duckdb"})
 
 
 class ReuseConfig(dg.Config):
@@ -80,7 +80,7 @@ def write_forecasts(context: dg.OpExecutionContext, plan, frames: list[pl.DataFr
                                  **{f"series_{k}": v for k, v in models}})
 
 
-@dg.graph_asset(key=["s5_impact", "forecasts"], group_name="step5_impact", kinds={"duckdb"},
+@dg.graph_asset(key=["s5_impact", "forecasts"], group_name="s5_impact", kinds={"duckdb"},
                 ins={"metric_values": dg.AssetIn(S1("metric_values"), dagster_type=dg.Nothing),
                      "organisations": dg.AssetIn(S1("organisations"), dagster_type=dg.Nothing)})
 def forecasts(metric_values, organisations):
@@ -172,7 +172,7 @@ def write_risk(context: dg.OpExecutionContext, plan, results: list, warehouse: W
                                  "seed": plan.seed, "chunks": len(results)})
 
 
-@dg.graph_asset(key=["s5_impact", "risk"], group_name="step5_impact", kinds={"duckdb"},
+@dg.graph_asset(key=["s5_impact", "risk"], group_name="s5_impact", kinds={"duckdb"},
                 ins={"forecasts": dg.AssetIn(S5("forecasts"), dagster_type=dg.Nothing),
                      "initiatives": dg.AssetIn(S5("initiatives"), dagster_type=dg.Nothing),
                      "effects": dg.AssetIn(S5("effects"), dagster_type=dg.Nothing),

@@ -66,7 +66,7 @@ def write_scenarios(context: dg.OpExecutionContext, plan: dict, results: list, w
                                  "files": ", ".join(plan["files"]), "chunks": len(results)})
 
 
-@dg.graph_asset(key=["s6_scenarios", "results"], group_name="step6_scenarios", kinds={"duckdb"},
+@dg.graph_asset(key=["s6_scenarios", "results"], group_name="s6_scenarios", kinds={"duckdb"},
                 ins={name: dg.AssetIn(key, dagster_type=dg.Nothing) for name, key in (
                     ("forecasts", dg.AssetKey(["s5_impact", "forecasts"])),
                     ("initiatives", dg.AssetKey(["s5_impact", "initiatives"])),
