@@ -72,12 +72,12 @@ def _last_run_id(con) -> str:
 
 
 def stage_query(serving: Path, repeat: int) -> dict:
-    """The Benchmarking page's queries (step7_decisions.benchmarking) for England and for one trust: first call
+    """The Benchmarking page's queries (ibp_pipeline.dashboards.benchmarking) for England and for one trust: first call
     in a fresh process, then `repeat` more (median). Returns seconds per function."""
     import statistics
 
-    from ibp_pipeline.step7_decisions import benchmarking as bm
-    from ibp_pipeline.step7_decisions.serving import Serving
+    from ibp_pipeline.dashboards import benchmarking as bm
+    from ibp_pipeline.dashboards.serving import Serving
 
     db = Serving(serving)
     period_to: date = db.query("select max(period_start) as m from s2_triple_aim.benchmarks")["m"][0]

@@ -4,18 +4,12 @@ Runs on every page view: the NHS look, the login (when users are configured), th
 period selector in the sidebar (kept across pages and in the address bar), then the chosen page."""
 from __future__ import annotations
 
-import sys
 from datetime import date
-from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import ui` from pages, however Streamlit is started
-
-import ui  # noqa: E402
-
-from ibp_pipeline.step7_decisions import access, organisations, theme  # noqa: E402
-from ibp_pipeline.step7_decisions.serving import ServingUnavailable  # noqa: E402
+from ibp_pipeline.dashboards import access, organisations, theme, ui
+from ibp_pipeline.dashboards.serving import ServingUnavailable
 
 st.set_page_config(page_title="IBP dashboards", layout="wide",  # no page_icon: a material icon is fetched from Google
                    initial_sidebar_state="expanded")

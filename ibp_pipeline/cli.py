@@ -343,7 +343,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if not paths.serving.exists():
         print(f"ibp dashboard: {paths.serving} does not exist yet; run `ibp run` first", file=sys.stderr)
         return 1
-    from .step7_decisions.access import UsersFileError, load_users, users_file_path
+    from .dashboards.access import UsersFileError, load_users, users_file_path
 
     try:
         users = load_users(users_file_path())
@@ -368,7 +368,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     """Add or replace a dashboard user; the password is read without echo (or from IBP_NEW_PASSWORD)."""
     import getpass
 
-    from .step7_decisions.access import add_user, org_problem, users_file_path
+    from .dashboards.access import add_user, org_problem, users_file_path
 
     if args.role != "admin" and not args.org:
         print("ibp user add: a trust or icb user needs --org (the ODS code, e.g. RXL or QE1)", file=sys.stderr)

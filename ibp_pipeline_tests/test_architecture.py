@@ -6,7 +6,7 @@ counts, at module level or inside a function, relative imports resolved against 
 
 (a) no import cycles among ibp_pipeline modules, except through the few deferred imports named in
     ALLOWED_CYCLE_EDGES (each an exact importer -> imported pair, inside a function, so never an import-time cycle);
-(b) no module of step N imports a module of step M > N (step1_current_state = 1 ... step7_decisions = 7); the
+(b) no module of step N imports a module of step M > N (step1_current_state = 1 ... step6_scenarios = 6, and the dashboards layer = 7); the
     shared simulation package (ibp_pipeline/simulation: the Monte Carlo engine, its prepared inputs, scenario
     documents and driver settings, the fan-out) sits between steps 4 and 5: it may import steps 1-4, steps 5-7 may
     import it;
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: dict[str, float] = {
     "step1_current_state": 1, "step2_triple_aim": 2, "step3_resources": 3, "step4_gaps": 4,
     "simulation": 4.5,
-    "step5_impact": 5, "step6_scenarios": 6, "step7_decisions": 7,
+    "step5_impact": 5, "step6_scenarios": 6, "dashboards": 7,
 }
 
 # Known exceptions to (b), each an exact (importer, imported) module pair with the reason. Keep it empty unless a
@@ -44,7 +44,7 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
         "read_table dispatches a 'sheet' layout to workbooks.read_sheet, and workbooks builds on reading's helpers",
     ("ibp_pipeline.operations.celery_fanout", "ibp_pipeline.definitions"):
         "fanout_job, the job as Celery workers rebuild it, loads the definitions that include the job",
-    ("ibp_pipeline.step7_decisions.postgres_serving", "ibp_pipeline.step7_decisions.serving"):
+    ("ibp_pipeline.dashboards.postgres_serving", "ibp_pipeline.dashboards.serving"):
         "the PostgreSQL backend raises serving.ServingUnavailable; serving picks that backend at run time",
 }
 

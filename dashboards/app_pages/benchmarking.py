@@ -2,9 +2,9 @@
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import benchmarking as bm
-from ibp_pipeline.step7_decisions import theme
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import benchmarking as bm
+from ibp_pipeline.dashboards import theme
 
 sel = ui.selection()
 ui.header("Benchmarking", sel, "How the organisation compares with similar organisations and with everyone "

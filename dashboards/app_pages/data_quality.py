@@ -5,8 +5,8 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import data_quality as dq
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import data_quality as dq
 
 sel = ui.selection()
 ui.header("Data quality", sel, "Can the figures on these pages be trusted, and how old are they? Every source file "

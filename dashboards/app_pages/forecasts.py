@@ -5,9 +5,9 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import charts, performance
-from ibp_pipeline.step7_decisions import forecasts as fc
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import charts, performance
+from ibp_pipeline.dashboards import forecasts as fc
 
 
 

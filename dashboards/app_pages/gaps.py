@@ -3,8 +3,8 @@ would take (capacity, beds, tests, staff, money) to close it."""
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import gaps
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import gaps
 
 sel = ui.selection()
 ui.header("Gaps and needs", sel, "How far each measure is from its target in the latest month of the period, "

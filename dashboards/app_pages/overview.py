@@ -2,8 +2,8 @@
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import board_pack, overview, theme
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import board_pack, overview, theme
 
 sel = ui.selection()
 ui.header("Overview", sel, "The Triple Aim scorecard, each key standard against its target, and what changed "

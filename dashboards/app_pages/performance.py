@@ -1,8 +1,8 @@
 """Performance: any measure over the chosen months as a Making Data Count SPC chart, with what it means."""
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import charts, performance, theme
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import charts, performance, theme
 
 sel = ui.selection()
 ui.header("Performance", sel, "Pick a measure to see it month by month as a statistical process control (SPC) "

@@ -3,8 +3,8 @@ organisation's staffing and bed ratios compare with its peers and the national m
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import resources, theme
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import resources, theme
 
 sel = ui.selection()
 ui.header("Resources", sel, "What the organisation works with: its staff, beds, discharge delays, virtual wards and "

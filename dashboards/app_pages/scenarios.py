@@ -3,8 +3,8 @@ the cost of the initiatives against the chance of meeting the target."""
 import polars as pl
 import streamlit as st
 
-import ui
-from ibp_pipeline.step7_decisions import scenarios as sc
+from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards import scenarios as sc
 
 
 

@@ -244,7 +244,7 @@ def test_publish_replaces_whole_cleans_what_a_killed_publish_left_and_refuses_a_
 READER = textwrap.dedent("""
     import json, sys, time, collections
     from pathlib import Path
-    from ibp_pipeline.step7_decisions.serving import Serving
+    from ibp_pipeline.dashboards.serving import Serving
 
     serving, stop, out, sql = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
     db = Serving(serving)  # as the dashboards read: one short-lived read-only connection per query

@@ -386,14 +386,14 @@ def test_a_merged_icb_has_continuous_restated_series(served):
 
 
 def test_the_icbs_of_today_are_selectable_and_benchmarked(bundled_run):
-    from ibp_pipeline.step7_decisions.organisations import selector_options
-    from ibp_pipeline.step7_decisions.serving import Serving
+    from ibp_pipeline.dashboards.organisations import selector_options
+    from ibp_pipeline.dashboards.serving import Serving
 
     options = selector_options(Serving(bundled_run.paths.serving))
     icbs = set(options.filter(options["org_level"] == "icb")["org_code"].to_list())
     assert "D7T5G" in icbs and "QE1" in icbs and "QH8" not in icbs
     assert len(icbs) == len(set(_etr_2026().values()) - {""})
-    from ibp_pipeline.step7_decisions.benchmarking import values_at
+    from ibp_pipeline.dashboards.benchmarking import values_at
 
     compared = values_at(Serving(bundled_run.paths.serving), "ae_4hr_pct", "icb", date(2025, 12, 1))
     assert "D7T5G" in compared["org_code"].to_list() and "QH8" not in compared["org_code"].to_list()

@@ -58,7 +58,7 @@ def test_the_frame_has_one_row_per_milestone_with_the_organisations_own_target()
 
 
 def test_the_gaps_page_reads_milestones_in_words():
-    from ibp_pipeline.step7_decisions.gaps import milestone_display
+    from ibp_pipeline.dashboards.gaps import milestone_display
 
     rows = pl.DataFrame({"standard_name": ["A&E"], "milestone_deadline": [D(2029, 3, 1)],
                          "milestone_target_value": [85.0], "direction": ["at_least"],

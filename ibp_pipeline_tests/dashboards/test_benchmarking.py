@@ -14,8 +14,8 @@ import yaml
 from scipy.stats import binom
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.step7_decisions import access, benchmarking as bm, exports, theme
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import access, benchmarking as bm, exports, theme
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text
 from ibp_pipeline_tests.conftest import icbs_of_today

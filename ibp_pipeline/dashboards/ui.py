@@ -13,10 +13,10 @@ from typing import Any, Callable, Iterable, Sequence
 import polars as pl
 import streamlit as st
 
-from ibp_pipeline.step7_decisions import data_quality, exports, theme
-from ibp_pipeline.step7_decisions.access import User
-from ibp_pipeline.step7_decisions.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
-from ibp_pipeline.step7_decisions.serving import Serving, serving_for, serving_from_env
+from ibp_pipeline.dashboards import data_quality, exports, theme
+from ibp_pipeline.dashboards.access import User
+from ibp_pipeline.dashboards.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
+from ibp_pipeline.dashboards.serving import Serving, serving_for, serving_from_env
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _cached_call(module: str, name: str, locator: str, version: str, args: tuple
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """fn(serving, *args, **kwargs), cached like query(): for the data functions of ibp_pipeline.step7_decisions,
+    """fn(serving, *args, **kwargs), cached like query(): for the data functions of ibp_pipeline.dashboards,
     which take the served database first. Arguments must be hashable (codes, dates, tuples, frozensets)."""
     serving = db()
     return _cached_call(fn.__module__, fn.__name__, serving.locator, serving.version(), args,

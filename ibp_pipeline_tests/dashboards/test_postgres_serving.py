@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ibp_pipeline.operations.postgres_publish import publish_to_postgres
-from ibp_pipeline.step7_decisions.postgres_serving import PostgresServing, to_postgres
-from ibp_pipeline.step7_decisions.serving import Serving, ServingUnavailable, serving_from_env
+from ibp_pipeline.dashboards.postgres_serving import PostgresServing, to_postgres
+from ibp_pipeline.dashboards.serving import Serving, ServingUnavailable, serving_from_env
 from ibp_pipeline_tests.operations.pg_server import PgServer, pg_server  # noqa: F401  (the session fixture)
 
 from .conftest import APP, page_text

@@ -8,8 +8,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from ibp_pipeline.step7_decisions import scenarios as sc
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import scenarios as sc
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text
 from .test_forecasts_page import _check_downloads, _displayed, _figure, tiny_db

@@ -1,4 +1,4 @@
-"""The Data quality page (dashboards/app_pages/data_quality.py) and its functions (step7_decisions/data_quality.py)."""
+"""The Data quality page (dashboards/app_pages/data_quality.py) and its functions (ibp_pipeline/dashboards/data_quality.py)."""
 from __future__ import annotations
 
 import io
@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.step7_decisions import data_quality as dq
-from ibp_pipeline.step7_decisions import exports
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import data_quality as dq
+from ibp_pipeline.dashboards import exports
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import make_serving, page_text, rows_frame
 

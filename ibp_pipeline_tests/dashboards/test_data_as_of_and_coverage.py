@@ -13,8 +13,8 @@ import pytest
 
 from ibp_pipeline.step1_current_state import freshness
 from ibp_pipeline.step1_current_state.sources import BY_NAME
-from ibp_pipeline.step7_decisions import board_pack, charts, data_quality, overview
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import board_pack, charts, data_quality, overview
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import make_serving, page_text
 

@@ -1,4 +1,4 @@
-"""The Resources page (dashboards/app_pages/resources.py) and its functions (step7_decisions/resources.py)."""
+"""The Resources page (dashboards/app_pages/resources.py) and its functions (ibp_pipeline/dashboards/resources.py)."""
 from __future__ import annotations
 
 import io
@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.step7_decisions import exports, resources
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import exports, resources
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import make_serving, page_text, rows_frame
 

@@ -9,9 +9,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from ibp_pipeline.step7_decisions import access, exports
-from ibp_pipeline.step7_decisions import forecasts as fc
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import access, exports
+from ibp_pipeline.dashboards import forecasts as fc
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text
 

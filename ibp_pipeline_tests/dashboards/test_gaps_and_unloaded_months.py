@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from ibp_pipeline.step7_decisions.charts import fan_figure, spc_figure, with_gaps
+from ibp_pipeline.dashboards.charts import fan_figure, spc_figure, with_gaps
 
 
 def _series(months: list[date], values: list[float]) -> pl.DataFrame:
@@ -46,7 +46,7 @@ def test_forecast_months_already_published_say_not_loaded():
     """A&E is published on the second Thursday of the following month (December 2025's on 8 January 2026,
     January 2026's on 12 February 2026, counted on a calendar): on 7 December 2026 a forecast from December 2025
     is 'not loaded' for January to October 2026 and a forecast from November 2026 on."""
-    from ibp_pipeline.step7_decisions.forecasts import forecast_table, with_publication_status
+    from ibp_pipeline.dashboards.forecasts import forecast_table, with_publication_status
 
     months = [date(2026, m, 1) for m in range(1, 13)]
     rows = pl.DataFrame({"period_start": months})

@@ -1,4 +1,4 @@
-"""The Gaps and needs page (dashboards/app_pages/gaps.py) and its functions (step7_decisions/gaps.py)."""
+"""The Gaps and needs page (dashboards/app_pages/gaps.py) and its functions (ibp_pipeline/dashboards/gaps.py)."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.step7_decisions import exports, gaps
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import exports, gaps
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import make_serving, page_text, rows_frame
 

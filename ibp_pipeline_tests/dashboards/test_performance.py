@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.step7_decisions import exports, performance
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import exports, performance
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ibp_pipeline.config import PROJECT_ROOT
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards.serving import Serving
 
 APP = PROJECT_ROOT / "dashboards" / "app.py"
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import polars as pl
 
-from ibp_pipeline.step7_decisions import exports, overview
-from ibp_pipeline.step7_decisions.serving import Serving
+from ibp_pipeline.dashboards import exports, overview
+from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text
 

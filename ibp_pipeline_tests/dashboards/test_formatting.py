@@ -1,7 +1,7 @@
 """The one number formatter behind every page, sentence and board pack."""
 from datetime import date, datetime
 
-from ibp_pipeline.step7_decisions.formatting import fmt_cell, fmt_value
+from ibp_pipeline.dashboards.formatting import fmt_cell, fmt_value
 
 
 def test_values_read_the_same_everywhere():
