@@ -7,8 +7,10 @@ STEP4 = dict(group_name="s4_gaps", kinds={"duckdb"})
 
 
 @dg.asset(key=["s4_gaps", "metric_gaps"], deps=[
-    dg.AssetKey(["s2_triple_aim", "targets"]), dg.AssetKey(["s2_triple_aim", "benchmarks"]),
-    dg.AssetKey(["s2_triple_aim", "peer_groups"])], **STEP4)
+    dg.AssetKey(["s2_triple_aim", "standards"]), dg.AssetKey(["s2_triple_aim", "targets"]),
+    dg.AssetKey(["s2_triple_aim", "benchmarks"]), dg.AssetKey(["s2_triple_aim", "peer_groups"]),
+    dg.AssetKey(["s1_current_state", "metric_values"]), dg.AssetKey(["s1_current_state", "organisations"])],
+    **STEP4)
 def metric_gaps(warehouse: Warehouse) -> dg.MaterializeResult:
     """The gap to each standard and trajectory, months to reach it at the current trend, and the peer gap."""
     from .metric_gaps import build_metric_gaps
@@ -35,8 +37,9 @@ def milestone_outcomes(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(key=["s4_gaps", "needs"], deps=[
     dg.AssetKey(["s3_resources", "resource_map"]), dg.AssetKey(["s2_triple_aim", "targets"]),
-    dg.AssetKey(["raw", "rtt_incomplete"]), dg.AssetKey(["raw", "rtt_icb_flows"]),
-    dg.AssetKey(["raw", "dm01_diagnostics"])], **STEP4)
+    dg.AssetKey(["s1_current_state", "metric_values"]), dg.AssetKey(["s1_current_state", "organisations"]),
+    dg.AssetKey(["raw", "rtt_incomplete"]), dg.AssetKey(["raw", "rtt_full_extract"]),
+    dg.AssetKey(["raw", "rtt_icb_flows"]), dg.AssetKey(["raw", "dm01_diagnostics"])], **STEP4)
 def needs(warehouse: Warehouse) -> dg.MaterializeResult:
     """What closing each gap would take: waiting-list capacity, beds, A&E, tests, FTE and cost, with formulas."""
     from .needs import build_needs

@@ -130,7 +130,8 @@ def initiatives(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(key=["s5_impact", "waiting_list_projection"], deps=[S1("metric_values"), S1("organisations"),
                                                                dg.AssetKey(["raw", "rtt_icb_flows"]),
-                                                               dg.AssetKey(["raw", "rtt_incomplete"])], **STEP5)
+                                                               dg.AssetKey(["raw", "rtt_incomplete"]),
+                                                               dg.AssetKey(["raw", "rtt_full_extract"])], **STEP5)
 def waiting_list_projection(warehouse: Warehouse) -> dg.MaterializeResult:
     """Stock and flow: list next month = list + clock starts - clock stops - removals, with and without +5% stops."""
     from .waiting_list_flow import build_waiting_list_projection
