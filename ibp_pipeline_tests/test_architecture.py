@@ -44,8 +44,6 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
         "read_table dispatches a 'sheet' layout to workbooks.read_sheet, and workbooks builds on reading's helpers",
     ("ibp_pipeline.operations.celery_fanout", "ibp_pipeline.definitions"):
         "fanout_job, the job as Celery workers rebuild it, loads the definitions that include the job",
-    ("ibp_pipeline.dashboards.postgres_serving", "ibp_pipeline.dashboards.serving"):
-        "the PostgreSQL backend raises serving.ServingUnavailable; serving picks that backend at run time",
 }
 
 

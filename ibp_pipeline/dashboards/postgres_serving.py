@@ -30,6 +30,8 @@ import polars as pl
 
 from ibp_pipeline import settings
 
+from .serving_errors import ServingUnavailable
+
 URL_ENV = "IBP_SERVING_POSTGRES_URL"
 SOURCE_ENV = "IBP_DASHBOARD_SOURCE"
 LOCATOR = "postgres"  # the reader's identity in the dashboards' cache keys (never the URL: it holds a password)
@@ -111,7 +113,6 @@ class PostgresServing:
 
     @staticmethod
     def from_env() -> "PostgresServing":
-        from .serving import ServingUnavailable
 
         url = settings.get(URL_ENV, "")
         if not url:
@@ -123,7 +124,6 @@ class PostgresServing:
         import psycopg
 
         from ..operations.postgres_publish import scrub
-        from .serving import ServingUnavailable
 
         try:
             return psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S,
@@ -163,8 +163,7 @@ class PostgresServing:
         try:
             row = self.query("select max(id) as id, max(published_at) as at from ibp_publish.publishes")
         except Exception as exc:  # noqa: BLE001 - no publish yet: one readable line
-            from .serving import ServingUnavailable
-
+    
             if isinstance(exc, ServingUnavailable):
                 raise
             raise ServingUnavailable("no served tables in PostgreSQL yet: run `ibp publish-postgres` (or `ibp run` "

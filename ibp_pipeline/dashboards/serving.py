@@ -17,12 +17,10 @@ import polars as pl
 
 from ibp_pipeline import settings
 
+from .serving_errors import ServingUnavailable
+
 if TYPE_CHECKING:
     from .postgres_serving import PostgresServing
-
-
-class ServingUnavailable(RuntimeError):
-    """The served database does not exist yet, or cannot be read."""
 
 
 @dataclass(frozen=True)
