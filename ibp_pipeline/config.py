@@ -8,6 +8,9 @@ from pathlib import Path
 from .settings import get_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The configuration documents shipped with the code (standards.yaml, initiatives.yaml, scenarios/), in one place;
+# an analyst's own (local ambitions, scenarios) go in data/config of the data folder.
+DOCUMENTS = Path(__file__).resolve().parent / "documents"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ ui.header("Scenarios", sel,
           "futures per scenario and month.")
 if runs.is_empty():
     st.info("No scenario has been run yet: the nightly refresh runs the scenarios in "
-            "ibp_pipeline/step6_scenarios/scenarios/ and data/config/scenarios/.")
+            "ibp_pipeline/documents/scenarios/ and data/config/scenarios/.")
     st.stop()
 cover = ui.call(sc.coverage)
 colours = sc.scenario_colours(runs["scenario"].to_list())
@@ -213,5 +213,5 @@ else:
                    "effect grows in proportion to spend; the bar is the middle and the line the 80% interval "
                    "(p10 to p90). Effects marked 'at the reference trust' are for a 700-bed trust at 93% occupancy "
                    "and scale with a trust's beds. Costs are planning assumptions from the catalogue "
-                   "(ibp_pipeline/step5_impact/initiatives.yaml), to be replaced by local business cases.")
+                   "(ibp_pipeline/documents/initiatives.yaml), to be replaced by local business cases.")
         ui.table(sc.initiatives_table(per_m), f"initiatives {metric}", sel, key="sc-initiatives")

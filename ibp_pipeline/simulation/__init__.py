@@ -9,7 +9,7 @@ risk of missing each standard), step 6 on every scenario against the baseline (s
 - inputs.py     everything assembled into the engine's arrays (prepare -> Prepared), the learned occupancy ->
                 4-hour relation, the target arrays a setting is scored against, and how each metric is simulated
 - scenarios.py  scenario documents: validated YAML (the baseline and the shipped scenarios are in
-                step6_scenarios/scenarios/), one-line errors
+                documents/scenarios/), one-line errors
 - settings.py   a document -> the engine's Setting: driver intervals per month, initiatives resolved against the
                 step-5 catalogue (and their cost)
 - fanout.py     the Dagster steps and run defaults the step-5/6 fan-outs share (simulate_chunk, default_draws)

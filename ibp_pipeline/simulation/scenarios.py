@@ -40,7 +40,7 @@ a demand surge keeps the baseline's workforce uncertainty; the baseline's own mi
 Initiatives and policy overrides are not inherited: a scenario lists all of its own. settings.py turns a document
 into the Monte Carlo engine's Setting.
 
-The shipped documents stay with step 6, in ibp_pipeline/step6_scenarios/scenarios/ (SCENARIO_DIR).
+The shipped documents are in ibp_pipeline/documents/scenarios/ (SCENARIO_DIR), beside the other shipped documents.
 """
 from __future__ import annotations
 
@@ -54,9 +54,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ibp_pipeline.config import DOCUMENTS
 from ibp_pipeline.lib.config_errors import error_line as _error_line, loc_text as _loc_text
 
-SCENARIO_DIR = Path(__file__).parents[1] / "step6_scenarios" / "scenarios"  # the shipped documents, with step 6
+SCENARIO_DIR = DOCUMENTS / "scenarios"  # the shipped documents
 BASELINE_FILE = SCENARIO_DIR / "baseline.yaml"
 SHIPPED = ("baseline", "demand_surge", "workforce_shortfall", "funding_cut", "policy_change", "technology_shift")
 LEVERS = ("beds", "nursing_fte", "virtual_ward_places", "theatre_productivity", "demand_management", "discharge")

@@ -1,10 +1,10 @@
 """Step 2 "where do we want to be": the standards registry, local ambitions, and the monthly targets they imply.
 
 Why a registry file: a target a board is held to must be written down once, with its source and dates, and be
-checked before any number is built on it. `standards.yaml` (beside this module, versioned with the code) holds
-the national constitutional standards and planning targets; an ICB or trust adds its own ambitions in
-`data/config/local_ambitions.yaml` (or the file named by IBP_LOCAL_AMBITIONS), which may replace a national
-standard for the organisations it names. Both files are validated by strict pydantic models; a bad entry stops
+checked before any number is built on it. `standards.yaml` (in ibp_pipeline/documents/, versioned with the code)
+holds the national constitutional standards and planning targets; an ICB or trust adds its own ambitions in
+config/local_ambitions.yaml of the data folder (or the file named by IBP_LOCAL_AMBITIONS), which may replace a
+national standard for the organisations it names. Both files are validated by strict pydantic models; a bad entry stops
 the build with ONE line naming the file, the standard and the field.
 
 Tables (schema s2_triple_aim)
@@ -59,17 +59,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_core import PydanticCustomError
 
 from ibp_pipeline import settings
-from ibp_pipeline.config import PROJECT_ROOT
+from ibp_pipeline.config import DOCUMENTS, PROJECT_ROOT, get_paths
 from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
 from ibp_pipeline.lib.duckdb_tables import replace_table
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
 
 SCHEMA = "s2_triple_aim"
 S1 = "s1_current_state"
-REGISTRY_PATH = Path(__file__).with_name("standards.yaml")
+REGISTRY_PATH = DOCUMENTS / "standards.yaml"
 LOCAL_AMBITIONS_ENV = "IBP_LOCAL_AMBITIONS"
 PLANNING_YEAR_ENV = "IBP_PLANNING_YEAR"  # e.g. "2027/28": look at another planning year than today's
-DEFAULT_LOCAL_AMBITIONS = PROJECT_ROOT / "data" / "config" / "local_ambitions.yaml"
 BASELINE_LOOKBACK_MONTHS = 2  # a missing baseline month falls back to the latest value up to 2 months before it
 ACTIVE_WITHIN_MONTHS = 3  # an organisation still reporting (data within 3 months of the series' end) gets its
 # targets extended to the deadline; one that stopped reporting (closed, merged) keeps them only to its last month
@@ -485,7 +484,7 @@ def load_registry(path: str | Path = REGISTRY_PATH) -> Registry:
 def local_ambitions_path() -> tuple[Path, bool]:
     """The local ambitions file and whether it was asked for explicitly (IBP_LOCAL_AMBITIONS)."""
     env = settings.get(LOCAL_AMBITIONS_ENV)
-    return (Path(env), True) if env else (DEFAULT_LOCAL_AMBITIONS, False)
+    return (Path(env), True) if env else (get_paths().data / "config" / "local_ambitions.yaml", False)
 
 
 def load_local_ambitions(path: str | Path | None, registry: Registry) -> LocalAmbitions | None:

@@ -1,7 +1,7 @@
 """Step 5: the initiatives catalogue: levers, their cost, ramp-up and effect as an 80% interval.
 
 Why a config file: what an extra ward or a virtual ward is expected to achieve is a judgement that planners own,
-write down once with its evidence and version with the code. `initiatives.yaml` (beside this module) is validated
+write down once with its evidence and version with the code. `initiatives.yaml` (in ibp_pipeline/documents/) is validated
 by strict pydantic models; a bad entry stops the build with ONE line naming the file, the initiative and the
 field (InitiativesConfigError).
 
@@ -34,13 +34,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ibp_pipeline.config import PROJECT_ROOT
+from ibp_pipeline.config import DOCUMENTS, PROJECT_ROOT
 from ibp_pipeline.lib.config_errors import error_line, id_label, loc_text
 from ibp_pipeline.lib.duckdb_tables import table_exists
 from ibp_pipeline.step1_current_state.catalogue import BY_ID
 
 SCHEMA = "s5_impact"
-CATALOGUE_PATH = Path(__file__).with_name("initiatives.yaml")
+CATALOGUE_PATH = DOCUMENTS / "initiatives.yaml"
 LEVERS: tuple[str, ...] = ("beds", "nursing_fte", "virtual_ward_places", "theatre_productivity",
                            "demand_management", "discharge")
 FLOW_METRICS: dict[str, str] = {

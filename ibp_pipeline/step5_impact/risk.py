@@ -2,7 +2,7 @@
 
 Why: the ICB analyst's question is not "what is the forecast" but "how sure are we of reaching the target, and
 where is the risk greatest". `build_risk` runs the Monte Carlo engine (ibp_pipeline/simulation/engine.py) on the
-baseline scenario (ibp_pipeline/step6_scenarios/scenarios/baseline.yaml: uncertainty about demand, workforce and
+baseline scenario (ibp_pipeline/documents/scenarios/baseline.yaml: uncertainty about demand, workforce and
 productivity around the forecast trends), scores every draw against every applicable target and writes two tables.
 
 Inputs: the simulation package's prepared inputs (ibp_pipeline/simulation/inputs.py: s5_impact.forecasts,

@@ -10,7 +10,9 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import time
+import types
 from pathlib import Path
 
 import dagster as dg
@@ -169,7 +171,10 @@ def _small_served(path: Path, run_id: str, n: int, offset: float) -> tuple[int, 
     return n, total, n // 2 + 7
 
 
-def test_readers_see_the_whole_old_or_the_whole_new_publish_and_never_fail(pg_server, tmp_path):
+def test_readers_see_the_whole_old_or_the_whole_new_publish_and_never_fail(pg_server, tmp_path, monkeypatch):
+    # A spawned child re-runs the parent's __main__ file; after a Streamlit AppTest in the same
+    # worker that is dashboards/app.py, which cannot run bare. Give the children a neutral one.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     url = _fresh_db(pg_server, "concurrent")
     expected = {}
     files = {}
@@ -192,6 +197,7 @@ def test_readers_see_the_whole_old_or_the_whole_new_publish_and_never_fail(pg_se
         stop.set()
         for r in readers:
             r.join(30)
+    assert [r.exitcode for r in readers] == [0, 0], "a reader process failed to start or crashed"
     results = [x for o in outs for x in json.loads(o.read_text())]
     errors = [x["error"] for x in results if "error" in x]
     assert errors == [], errors[:3]

@@ -76,7 +76,7 @@ def _error(tmp_path: Path, data: dict, name: str = "standards.yaml") -> str:
 def test_seeded_registry_holds_the_issue_list():
     registry = load_registry()
     by_id = registry.by_id()
-    assert registry.config_file == "ibp_pipeline/step2_triple_aim/standards.yaml"
+    assert registry.config_file == "ibp_pipeline/documents/standards.yaml"
     assert registry.version == "2026.1"
     mtpf = {"ae_4hr_mtpf", "rtt_18wk_mtpf", "cancer_fds_mtpf", "cancer_31d_mtpf", "cancer_62d_mtpf", "dm01_6wk_mtpf"}
     expect = {  # standard_id: (metric, kind, target, direction, deadline)
@@ -239,8 +239,12 @@ def test_local_ambition_errors(tmp_path):
 def test_local_ambitions_file_location(tmp_path, monkeypatch):
     reg = _registry(tmp_path, _standard())
     monkeypatch.delenv(st.LOCAL_AMBITIONS_ENV, raising=False)
-    monkeypatch.setattr(st, "DEFAULT_LOCAL_AMBITIONS", tmp_path / "absent.yaml")
+    monkeypatch.setenv("IBP_DATA_DIR", str(tmp_path / "data"))  # the default follows the data folder
+    assert st.local_ambitions_path() == (tmp_path / "data" / "config" / "local_ambitions.yaml", False)
     assert load_local_ambitions(None, reg) is None  # the default file is optional
+    (tmp_path / "data" / "config").mkdir(parents=True)
+    _write(tmp_path / "data" / "config" / "local_ambitions.yaml", {"version": "d1", "standards": [_local()]})
+    assert load_local_ambitions(None, reg).version == "d1"
     monkeypatch.setenv(st.LOCAL_AMBITIONS_ENV, str(tmp_path / "named_but_absent.yaml"))
     with pytest.raises(StandardsConfigError, match="file not found"):
         load_local_ambitions(None, reg)  # a file asked for by name must exist
