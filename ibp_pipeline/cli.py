@@ -1,6 +1,7 @@
 """`ibp`: the analyst's command line.
 
-    ibp run            load new publications, validate, rebuild every step, publish data/serving.duckdb
+    ibp run            load new publications, validate, rebuild every step not up to date, publish data/serving.duckdb
+                       (--all: rebuild every step)
     ibp ingest FILE... copy NHS publication files into data/landing/ and load them, naming what happened
     ibp scenario run FILE   run one scenario document beside the others and republish
     ibp ui             the Dagster web UI with the daemon, so the nightly schedule and landing sensor run
@@ -133,7 +134,7 @@ def run_pipeline(paths: Paths, debug: bool = False, selection: list[list[str]] |
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
                                     **({"asset_selection": keys} if keys else {}))
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    if "dq/data_docs" not in built:  # a failed run still gets its data-quality report
+    if not result.success and "dq/data_docs" not in built:  # a failed run still gets its data-quality report
         from .step1_current_state.quality.gx_suites import build_data_docs
 
         try:
@@ -183,15 +184,46 @@ def summary(paths: Paths, run_id: str | None) -> str:
         span = f"{first:%Y-%m} to {last:%Y-%m}" if first else "-"
         extra = f"  ({refused} file{'s' * (refused > 1)} refused)" if refused else ""
         lines.append(f"{source:<{w}}{files:>6}{n:>10,}{quarantined:>12,}{months or '-':>7}  {span}{extra}")
+    built, total = getattr(refresh, "steps", (None, None))
     lines += [
         "",
+        *([f"steps: {built} rebuilt, {total - built} up to date and skipped"] if built is not None else []),
         f"rows quarantined: {q_run:,} this run, {q_total:,} in all (table dq.quarantine)",
-        f"checks: {checks[0]} run, {checks[1]} failed ({checks[2]} blocking)",
+        f"checks: {checks[0]} run, {checks[1]} failed ({checks[2]} blocking)" if run_id else
+        "checks: none run (nothing was rebuilt)",
         f"working database: {paths.warehouse}",
         f"served database:  {paths.serving}" + ("" if paths.serving.exists() else " (not published yet)"),
         f"data-quality report: {paths.reports / 'data_docs' / 'index.html'}",
     ]
     return "\n".join(lines)
+
+
+def refresh(paths: Paths, debug: bool = False, everything: bool = False) -> bool | None:
+    """Build what is not up to date (operations/up_to_date.py), or everything; record the fingerprints of a
+    successful run. None when everything was up to date and nothing ran. Call it holding the refresh lock."""
+    from .definitions import defs
+    from .operations import up_to_date
+
+    started = time.time()
+    now = up_to_date.fingerprints(defs, paths)
+    todo = now.order if everything else up_to_date.stale(now, up_to_date.recorded(paths.warehouse))
+    if not todo and not paths.serving.exists():  # a served copy someone deleted is published again
+        todo = [up_to_date.SERVING]
+    run_pipeline.last_run_id = None  # type: ignore[attr-defined]
+    refresh.steps = (len(todo), len(now.order))  # type: ignore[attr-defined]
+    if not todo:
+        print(f"{time.time() - started:6.1f}s  nothing new: all {len(now.order)} steps are up to date (the same "
+              f"files, code, documents and settings as their last run), so none was rebuilt; `ibp run --all` "
+              f"rebuilds everything")
+        return None
+    partial = len(todo) < len(now.order)
+    if partial:
+        print(f"{time.time() - started:6.1f}s  {len(now.order) - len(todo)} of {len(now.order)} steps up to date "
+              f"and skipped; rebuilding {len(todo)}: {up_to_date.describe(todo)}")
+    ok = run_pipeline(paths, debug, selection=[list(k.path) for k in todo] if partial else None)
+    if ok:
+        up_to_date.record(paths.warehouse, now, todo, run_pipeline.last_run_id)  # type: ignore[attr-defined]
+    return ok
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -200,9 +232,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .resources import refresh_lock
 
     with refresh_lock(paths):  # the run and its summary, before a queued run may write
-        ok = run_pipeline(paths, args.debug)
+        ok = refresh(paths, args.debug, everything=args.all)
         print(summary(paths, getattr(run_pipeline, "last_run_id", None)))
-    if not ok:
+    if ok is False:
         failures = getattr(run_pipeline, "failures", [])
         print(f"ibp run failed: {failures[0] if failures else 'see the Dagster log (--debug)'}", file=sys.stderr)
         return 1
@@ -248,7 +280,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from .resources import refresh_lock
 
     with refresh_lock(paths):  # the run and the read-back after it, before a queued run may write
-        ok = run_pipeline(paths, args.debug)
+        ok = refresh(paths, args.debug) is not False
         import duckdb
 
         con = duckdb.connect(str(paths.warehouse), read_only=True)
@@ -434,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ibp", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the whole pipeline", parents=[common]).set_defaults(func=cmd_run)
+    p_refresh = sub.add_parser("run", help="run the pipeline: build every step that is not up to date",
+                               parents=[common])
+    p_refresh.add_argument("--all", action="store_true",
+                           help="rebuild every step, even those whose files, code and documents did not change")
+    p_refresh.set_defaults(func=cmd_run)
     p_ingest = sub.add_parser("ingest", help="copy publication files into data/landing/ and load them",
                               parents=[common])
     p_ingest.add_argument("paths", nargs="+")

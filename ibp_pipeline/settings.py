@@ -46,7 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Dagster's instance folder (runs, schedules); `ibp` sets it to the data folder's own."),
     Setting("IBP_USERS_FILE", "Folders and files", "config/users.yaml in the data folder",
             "Dashboard users and their bcrypt password hashes (`ibp user add`)."),
-    Setting("IBP_LOCAL_AMBITIONS", "Planning", "data/config/local_ambitions.yaml in the project",
+    Setting("IBP_LOCAL_AMBITIONS", "Planning", "config/local_ambitions.yaml in the data folder",
             "The ICB's or trust's own ambitions, replacing national standards for the organisations they name."),
     # ---- planning ----------------------------------------------------------------------------------------------
     Setting("IBP_PLANNING_YEAR", "Planning", "the financial year of today's date",
@@ -58,6 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
             "The largest input file accepted, in megabytes once decompressed (refuses zip bombs and runaway files)."),
     Setting("IBP_LOCK_TIMEOUT", "Limits", "21600 (six hours)",
             "Seconds a run waits for another run's lock on the warehouse before giving up."),
+    Setting("IBP_THREADS", "Limits", "the machine's cores, at most 4",
+            "Threads of the numerical steps (forecast fitting, Monte Carlo); results do not depend on it."),
     # ---- dashboards and PostgreSQL --------------------------------------------------------------------------
     Setting("IBP_DASHBOARD_SOURCE", "Dashboards and PostgreSQL", "duckdb",
             "Where the dashboards read: duckdb (the serving file) or postgres (IBP_SERVING_POSTGRES_URL)."),
@@ -96,6 +98,13 @@ def get_path(name: str, default: Path) -> Path:
     """A folder or file setting as a Path, else `default`."""
     value = get(name)
     return Path(value) if value else default
+
+
+def compute_threads() -> int:
+    """Threads for the numerical steps: IBP_THREADS, else the machine's cores up to 4 (beyond that the steps are
+    bound by memory bandwidth, and a shared server keeps cores for others)."""
+    value = get("IBP_THREADS")
+    return max(1, int(value)) if value else max(1, min(4, os.cpu_count() or 1))
 
 
 def markdown() -> str:

@@ -15,13 +15,11 @@ counts, at module level or inside a function, relative imports resolved against 
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-PACKAGE = "ibp_pipeline"
-ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+from ibp_pipeline.lib.import_graph import PACKAGE, ROOT, import_graph, imports_of
 
 # The layer of each top-level subpackage; modules outside these (lib, config, resources, operations, definitions,
 # cli, synthetic) are not ranked and only take part in the cycle check.
@@ -45,76 +43,6 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
     ("ibp_pipeline.operations.celery_fanout", "ibp_pipeline.definitions"):
         "fanout_job, the job as Celery workers rebuild it, loads the definitions that include the job",
 }
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
-def discover() -> dict[str, Path]:
-    """Every module of the package: dotted name -> file."""
-    return {module_name(p): p for p in sorted(ROOT.rglob("*.py")) if "__pycache__" not in p.parts}
-
-
-def _resolve(name: str, modules: dict[str, Path]) -> str | None:
-    """The longest prefix of a dotted name that is a module of the package (None outside it)."""
-    parts = name.split(".")
-    while parts:
-        candidate = ".".join(parts)
-        if candidate in modules:
-            return candidate
-        parts.pop()
-    return None
-
-
-def _import_nodes(tree: ast.AST) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Every import statement with whether it runs at module level (True) or inside a function (False)."""
-    out: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.Import, ast.ImportFrom)):
-                out.append((child, not in_function))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-    visit(tree, False)
-    return out
-
-
-def imports_of(module: str, path: Path, modules: dict[str, Path]) -> dict[str, bool]:
-    """The package modules `module` imports (anywhere in its file), each with whether any of those imports runs at
-    module level."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: dict[str, bool] = {}
-    for node, at_module_level in _import_nodes(tree):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        else:
-            if node.level:
-                base = package.split(".")
-                if node.level > 1:
-                    base = base[:len(base) - (node.level - 1)]
-                origin = ".".join(base + ([node.module] if node.module else []))
-            else:
-                origin = node.module or ""
-            # `from pkg import sub` imports the submodule pkg.sub; `from mod import name` imports mod
-            targets = [f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in modules else origin
-                       for alias in node.names]
-        for target in targets:
-            resolved = _resolve(target, modules) if target.split(".")[0] == PACKAGE else None
-            if resolved is not None and resolved != module:
-                found[resolved] = found.get(resolved, False) or at_module_level
-    return found
-
-
-def import_graph() -> dict[str, dict[str, bool]]:
-    """module -> {imported module: imported at module level}, for every module of the package."""
-    modules = discover()
-    return {m: imports_of(m, p, modules) for m, p in modules.items()}
 
 
 def layer(module: str) -> float | None:

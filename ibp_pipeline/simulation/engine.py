@@ -4,7 +4,8 @@ Why: a plan built on one number per cell hides how sure we are. Here every organ
 thousands of draws: the baseline forecast's own uncertainty, shifted by uncertain drivers (demand, workforce,
 productivity, beds, policy, funding, demography), by the learned occupancy -> 4-hour relation and by the effects of
 switched-on initiatives. Everything is vectorised numpy over (cells x draws) blocks, float32, chunked by series so
-10,000 draws x thousands of series x 24 months fit in memory; no per-draw Python loop.
+10,000 draws x thousands of series x 24 months fit in memory; no per-draw Python loop. Blocks run side by side on
+the machine's cores in threads (settings.compute_threads; numpy releases the GIL), with the same numbers.
 
 This module is pure (numpy and dataclasses, no database): `inputs.py` assembles the inputs from DuckDB and
 `settings.py` turns a scenario document into `Setting`s (step 5's baseline, step 6's scenarios). The maths, in the
@@ -51,6 +52,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -511,16 +514,19 @@ def _prepare(inputs: SeriesInputs, s: Setting, u_drivers: np.ndarray, u_beta: np
 
 def run_settings(inputs: SeriesInputs, settings: Sequence[Setting], draws: int = 10_000,
                  seed: int = DEFAULT_SEED, antithetic: bool = True,
-                 max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES) -> list[Summary]:
+                 max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES, threads: int = 1) -> list[Summary]:
     """Run every setting on the same draws (common random numbers) and summarise each cell of its mask.
 
-    Series are processed in chunks; each chunk's noise is drawn once and shared by all settings, driver and effect
-    draws are shared across chunks, so a setting's result does not depend on the chunk size or on which other
-    settings or series are in the run. Work buffers are allocated once and reused (fresh memory costs a page fault
-    per 4 KB, as much as the arithmetic)."""
+    Series are processed in blocks; each block's noise is drawn once and shared by all settings, driver and effect
+    draws are shared across blocks, so a setting's result does not depend on the block size or on which other
+    settings or series are in the run. Work buffers are allocated once per thread and reused (fresh memory costs a
+    page fault per 4 KB, as much as the arithmetic).
+
+    threads > 1 runs blocks side by side in threads of this process: the work is numpy's partition and ufuncs, which
+    release the GIL, so two cores do nearly twice the work; blocks write disjoint rows of the summaries, and the
+    numbers are the same as one thread's, bit for bit. The memory budget (max_block_bytes) is shared between the
+    threads, so more threads do not need more memory."""
     S, H = inputs.shape
-    valid = inputs.valid
-    C = inputs.n_calendar
     u_drivers = driver_normals(seed, draws, antithetic)
     u_beta = named_normals(seed, "relation", "occupancy_to_4hr", draws, antithetic)
     prepared = [_prepare(inputs, s, u_drivers, u_beta, seed, draws, antithetic) for s in settings]
@@ -528,61 +534,88 @@ def run_settings(inputs: SeriesInputs, settings: Sequence[Setting], draws: int =
     for s in settings:
         m = 0 if s.targets is None else s.targets.shape[2]
         out.append(Summary(*(np.full((S, H), np.nan) for _ in range(4)), prob=np.full((S, H, m), np.nan)))
-    pivot_s = np.where(inputs.kind == SHORTFALL, inputs.upper, 0.0)
-    chunk = max(1, int(max_block_bytes // (4 * draws * max(H, 1))))
-    cells_max = min(S, chunk) * H
-    z_buf = np.empty((min(S, chunk), H, draws), dtype=np.float32)
-    v_buf = np.empty((cells_max, draws), dtype=np.float32)
-    m_buf = np.empty((cells_max, draws), dtype=np.float32)
-    zs_buf = np.empty((cells_max, draws), dtype=np.float32)
-    sc_buf = np.empty((cells_max, draws), dtype=np.float32)
-    hit_buf = np.empty((cells_max, draws), dtype=bool)
-    for start in range(0, S, chunk):
-        idx = np.arange(start, min(S, start + chunk))
-        z3 = series_noise([inputs.keys[i] for i in idx], H, draws, seed, antithetic=antithetic,
-                          out=z_buf[: len(idx)])
-        z = z3.reshape(len(idx) * H, draws)
-        ss = np.repeat(idx, H)
-        hh = np.tile(np.arange(H), len(idx))
-        for s, prep, res in zip(settings, prepared, out):
-            keep = valid[ss, hh] if s.mask is None else valid[ss, hh] & s.mask[ss, hh]
-            rows = np.flatnonzero(keep)
-            n = len(rows)
-            if not n:
-                continue
-            si, hi = ss[rows], hh[rows]
-            cal = inputs.cal[si, hi]
-            # mode="clip": numpy buffers take(out=...) in the default mode="raise" (several times slower)
-            zb = z if n == len(ss) else np.take(z, rows, axis=0, out=zs_buf[:n], mode="clip")
-            mult = np.take(prep.mult, inputs.response_row[si] * C + cal, axis=0, out=m_buf[:n], mode="clip")
-            link_rows = np.flatnonzero(np.isfinite(inputs.link_base[si, hi]))
-            link_base = link_mult = None
-            if len(link_rows) and inputs.occupancy_row >= 0:
-                link_base = inputs.link_base[si[link_rows], hi[link_rows]]
-                link_mult = prep.mult[inputs.occupancy_row * C + cal[link_rows]]
-            else:
-                link_rows = None
-            effects = []
-            for kind, w, eff in zip(prep.kinds, prep.weights, prep.effects):
-                wc = w[si, cal]
-                nz = np.flatnonzero(wc)
-                if len(nz):
-                    effects.append((kind, nz, wc[nz], eff))
-            v = simulate_block(zb, inputs.median[si, hi], inputs.scale_lo[si, hi], inputs.scale_hi[si, hi],
-                               inputs.lower[si], inputs.upper[si], pivot_s[si], mult, link_rows, link_base,
-                               link_mult, prep.beta, effects, out=v_buf[:n], scratch=sc_buf[:n])
-            tg = al = None
-            if s.targets is not None and s.targets.shape[2]:
-                tg, al = s.targets[si, hi], s.at_least[si, hi]  # type: ignore[index]
-            q, mean, prob = summarise_block(v, tg, al, s.quantiles, s.want_mean, hit_buf)
-            for qv, arr in zip(s.quantiles, q):
-                target = {0.1: res.p10, 0.5: res.p50, 0.9: res.p90}.get(qv)
-                if target is not None:
-                    target[si, hi] = arr
-            res.mean[si, hi] = mean
-            if prob.shape[1]:
-                res.prob[si, hi] = prob
+    threads = max(1, min(int(threads), S))
+    chunk = max(1, int(max_block_bytes // threads // (4 * draws * max(H, 1))))
+    blocks = [np.arange(start, min(S, start + chunk)) for start in range(0, S, chunk)]
+    if threads == 1 or len(blocks) == 1:
+        buffers = _Buffers(min(S, chunk), H, draws)
+        for idx in blocks:
+            _run_block(inputs, settings, prepared, out, idx, draws, seed, antithetic, buffers)
+        return out
+    local = threading.local()
+
+    def work(idx: np.ndarray) -> None:
+        if not hasattr(local, "buffers"):
+            local.buffers = _Buffers(min(S, chunk), H, draws)
+        _run_block(inputs, settings, prepared, out, idx, draws, seed, antithetic, local.buffers)
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(blocks)), thread_name_prefix="montecarlo") as pool:
+        list(pool.map(work, blocks))  # list(): re-raises the first error of any block
     return out
+
+
+class _Buffers:
+    """One thread's work buffers for blocks of at most `series` series."""
+
+    def __init__(self, series: int, H: int, draws: int) -> None:
+        cells = series * H
+        self.z = np.empty((series, H, draws), dtype=np.float32)
+        self.v = np.empty((cells, draws), dtype=np.float32)
+        self.m = np.empty((cells, draws), dtype=np.float32)
+        self.zs = np.empty((cells, draws), dtype=np.float32)
+        self.sc = np.empty((cells, draws), dtype=np.float32)
+        self.hit = np.empty((cells, draws), dtype=bool)
+
+
+def _run_block(inputs: SeriesInputs, settings: Sequence[Setting], prepared: list[_Prepared], out: list[Summary],
+               idx: np.ndarray, draws: int, seed: int, antithetic: bool, buf: _Buffers) -> None:
+    """Every setting on the series idx: draw their noise once, simulate and summarise into `out`'s rows idx."""
+    H = inputs.shape[1]
+    C = inputs.n_calendar
+    valid = inputs.valid
+    pivot_s = np.where(inputs.kind == SHORTFALL, inputs.upper, 0.0)
+    z3 = series_noise([inputs.keys[i] for i in idx], H, draws, seed, antithetic=antithetic, out=buf.z[: len(idx)])
+    z = z3.reshape(len(idx) * H, draws)
+    ss = np.repeat(idx, H)
+    hh = np.tile(np.arange(H), len(idx))
+    for s, prep, res in zip(settings, prepared, out):
+        keep = valid[ss, hh] if s.mask is None else valid[ss, hh] & s.mask[ss, hh]
+        rows = np.flatnonzero(keep)
+        n = len(rows)
+        if not n:
+            continue
+        si, hi = ss[rows], hh[rows]
+        cal = inputs.cal[si, hi]
+        # mode="clip": numpy buffers take(out=...) in the default mode="raise" (several times slower)
+        zb = z if n == len(ss) else np.take(z, rows, axis=0, out=buf.zs[:n], mode="clip")
+        mult = np.take(prep.mult, inputs.response_row[si] * C + cal, axis=0, out=buf.m[:n], mode="clip")
+        link_rows = np.flatnonzero(np.isfinite(inputs.link_base[si, hi]))
+        link_base = link_mult = None
+        if len(link_rows) and inputs.occupancy_row >= 0:
+            link_base = inputs.link_base[si[link_rows], hi[link_rows]]
+            link_mult = prep.mult[inputs.occupancy_row * C + cal[link_rows]]
+        else:
+            link_rows = None
+        effects = []
+        for kind, w, eff in zip(prep.kinds, prep.weights, prep.effects):
+            wc = w[si, cal]
+            nz = np.flatnonzero(wc)
+            if len(nz):
+                effects.append((kind, nz, wc[nz], eff))
+        v = simulate_block(zb, inputs.median[si, hi], inputs.scale_lo[si, hi], inputs.scale_hi[si, hi],
+                           inputs.lower[si], inputs.upper[si], pivot_s[si], mult, link_rows, link_base,
+                           link_mult, prep.beta, effects, out=buf.v[:n], scratch=buf.sc[:n])
+        tg = al = None
+        if s.targets is not None and s.targets.shape[2]:
+            tg, al = s.targets[si, hi], s.at_least[si, hi]  # type: ignore[index]
+        q, mean, prob = summarise_block(v, tg, al, s.quantiles, s.want_mean, buf.hit)
+        for qv, arr in zip(s.quantiles, q):
+            target = {0.1: res.p10, 0.5: res.p50, 0.9: res.p90}.get(qv)
+            if target is not None:
+                target[si, hi] = arr
+        res.mean[si, hi] = mean
+        if prob.shape[1]:
+            res.prob[si, hi] = prob
 
 
 # ---- the fan-out: one run cut into independent chunks of series -----------------------------------------------
@@ -614,8 +647,8 @@ class SimulationChunk:
     draws: int
     seed: int
 
-    def run(self) -> list[Summary]:
-        return run_settings(self.inputs, self.settings, draws=self.draws, seed=self.seed)
+    def run(self, threads: int = 1) -> list[Summary]:
+        return run_settings(self.inputs, self.settings, draws=self.draws, seed=self.seed, threads=threads)
 
 
 def split_simulation(inputs: SeriesInputs, settings: Sequence[Setting], draws: int, seed: int,
@@ -648,7 +681,7 @@ def merge_summaries(shape: tuple[int, int], parts: Sequence[tuple[np.ndarray, li
 
 
 def run_chunked(inputs: SeriesInputs, settings: Sequence[Setting], draws: int = 10_000, seed: int = DEFAULT_SEED,
-                chunks: int = 1) -> list[Summary]:
+                chunks: int = 1, threads: int = 1) -> list[Summary]:
     """run_settings through split_simulation and merge_summaries in one process: what the fan-out computes."""
     parts = split_simulation(inputs, settings, draws, seed, chunks)
-    return merge_summaries(inputs.shape, [(p.rows, p.run()) for p in parts])
+    return merge_summaries(inputs.shape, [(p.rows, p.run(threads)) for p in parts])

@@ -18,7 +18,8 @@ from ibp_pipeline import settings
 # chunks cost about 2-3 s more CPU than one batch (the chunks pass through Dagster's storage); a Monte Carlo chunk
 # repeats the driver draws of every setting (measured on the bundled data at 10,000 draws: scenarios 85 s of CPU
 # in one pass, 103 s in 4 chunks), so those run as one chunk unless a Celery run on more workers asks for more
-# (config `chunks` of the plan step; operations/celery_fanout.py).
+# (config `chunks` of the plan step; operations/celery_fanout.py). Within a chunk, blocks of series run on the
+# machine's cores in threads (engine.run_settings, settings.compute_threads).
 FANOUT_CHUNKS = 4  # forecasts
 SIMULATION_CHUNKS = 1  # the risk model and the scenarios
 DEFAULT_DRAWS = 10_000
@@ -31,10 +32,11 @@ def default_draws() -> int:
 
 @dg.op
 def simulate_chunk(context: dg.OpExecutionContext, chunk) -> tuple:
-    """One chunk of a Monte Carlo run (engine.SimulationChunk): its rows and one Summary per setting."""
-    summaries = chunk.run()
+    """One chunk of a Monte Carlo run (engine.SimulationChunk): its rows and one Summary per setting, on this
+    machine's threads (settings.compute_threads)."""
+    summaries = chunk.run(threads=settings.compute_threads())
     context.add_output_metadata({"series": len(chunk.rows), "settings": len(chunk.settings),
-                                 "draws": chunk.draws, "pid": os.getpid(), "host": socket.gethostname()})
+                                 "draws": chunk.draws, "threads": settings.compute_threads(), "pid": os.getpid(), "host": socket.gethostname()})
     return chunk.rows, summaries
 
 

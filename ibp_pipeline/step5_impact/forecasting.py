@@ -40,12 +40,13 @@ normals, seeded simulation where the denominator could reach zero).
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from ibp_pipeline import settings
 
 SEASON = 12
 Z80 = 1.2815515655446004
@@ -335,7 +336,7 @@ def fit_ets(y: np.ndarray, lengths: np.ndarray, form: EtsForm, refine_rounds: in
     has_warm = np.zeros(s_count, dtype=bool)
     if warm is not None:
         has_warm = np.isfinite(warm[0]).all(1) & np.isfinite(warm[1]).all(1)
-    workers = workers or min(2, os.cpu_count() or 1)
+    workers = workers or settings.compute_threads()
     for use_warm in (False, True):
         rows = np.flatnonzero(has_warm == use_warm)
         if not len(rows):

@@ -47,6 +47,7 @@ from ibp_pipeline.simulation.engine import (DEFAULT_SEED, Z80, Setting, Simulati
 from ibp_pipeline.simulation.inputs import Prepared, method_text, prepare, target_arrays
 from ibp_pipeline.simulation.scenarios import load_baseline
 from ibp_pipeline.simulation.settings import setting_for
+from ibp_pipeline.settings import compute_threads
 
 SCHEMA = "s5_impact"
 RISK_BANDS = ((0.10, "very unlikely"), (0.40, "unlikely"), (0.60, "uncertain"), (0.90, "likely"),
@@ -239,5 +240,5 @@ def build_risk(con: duckdb.DuckDBPyConnection, draws: int = 10_000, seed: int = 
     s5_impact.risk and s5_impact.risk_register in one process; returns the risk row count. The Dagster asset runs
     the same plan, chunks and write as separate steps (step5_impact/assets.py)."""
     plan = plan_risk(con, draws, seed, scenario_file)
-    [summary] = run_chunked(plan.prep.inputs, [plan.setting], draws, seed, chunks)
+    [summary] = run_chunked(plan.prep.inputs, [plan.setting], draws, seed, chunks, threads=compute_threads())
     return write_risk(con, *plan.tables(summary))

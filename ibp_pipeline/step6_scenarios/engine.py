@@ -41,6 +41,7 @@ from ibp_pipeline.simulation.inputs import Prepared, month_ordinal, prepare, tar
 from ibp_pipeline.simulation.scenarios import Scenario, ScenarioConfigError, file_name, load_baseline
 from ibp_pipeline.simulation.settings import (InitiativeSpec, initiative_cost, initiative_settings,
                                               resolve_initiatives, setting_for)
+from ibp_pipeline.settings import compute_threads
 
 # Metrics simulated beside the standards' measures, so a scenario shows what drives the standards: activity and the
 # RTT waiting list. (The diagnostics list has ~440 series, mostly small independent providers; add it with
@@ -201,7 +202,7 @@ def simulate_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario]
     are identical to running it alone; the checkpoint months are the union of the scenarios' (their deadlines).
     In one process; the Dagster asset runs plan, chunks and finish as separate steps (step6_scenarios/assets.py)."""
     plan = plan_scenarios(con, scenarios, baseline, draws, seed, prep, metrics)
-    return plan.finish(run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks))
+    return plan.finish(run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks, threads=compute_threads()))
 
 
 @dataclass

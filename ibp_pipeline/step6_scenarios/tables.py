@@ -44,6 +44,7 @@ from ibp_pipeline.lib.duckdb_tables import comment_columns, table_columns
 from ibp_pipeline.simulation.engine import DEFAULT_SEED, Summary, run_chunked
 from ibp_pipeline.simulation.inputs import Prepared, method_text
 from ibp_pipeline.simulation.scenarios import Scenario, load_baseline, load_scenario
+from ibp_pipeline.settings import compute_threads
 from ibp_pipeline.step6_scenarios.engine import ScenarioPlan, ScenarioRun, plan_scenarios
 
 SCHEMA = "s6_scenarios"
@@ -316,7 +317,7 @@ def run_scenarios(con: duckdb.DuckDBPyConnection, scenarios: list[Scenario | str
     numbers as if run alone), each written under its own (scenario, run_id). Names must be distinct."""
     started = time.time()
     plan = plan_scenario_run(con, scenarios, draws, seed, baseline, prep)
-    summaries = run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks)
+    summaries = run_chunked(plan.prep.inputs, plan.settings, draws, seed, chunks, threads=compute_threads())
     return write_scenario_runs(con, plan, summaries, run_id, started)
 
 

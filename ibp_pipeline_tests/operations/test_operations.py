@@ -115,6 +115,33 @@ def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_p
     assert any(r[3] == "total_not_verifiable" for r in q)
     con.close()
     _rebuild_both_runs_from_the_archive(copied_run, tmp_path, loads_before)
+    _then_only_what_changed_is_rebuilt(copied_run)
+
+
+def _then_only_what_changed_is_rebuilt(data: Path) -> None:
+    """After that run, `ibp run` with nothing new rebuilds nothing and leaves the served file as it was; an
+    analyst's new scenario document rebuilds the scenarios and publishing only (operations/up_to_date.py)."""
+    serving = data / "serving.duckdb"
+    digest = hashlib.sha256(serving.read_bytes()).hexdigest()
+    out = _ibp(data, "run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "nothing new: all" in out.stdout and "steps: 0 rebuilt" in out.stdout
+    assert hashlib.sha256(serving.read_bytes()).hexdigest() == digest
+
+    (data / "config" / "scenarios").mkdir(parents=True, exist_ok=True)
+    text = (PROJECT_ROOT / "ibp_pipeline/documents/scenarios/demand_surge.yaml").read_text()
+    (data / "config" / "scenarios" / "harsh_winter.yaml").write_text(
+        text.replace("name: demand_surge", "name: harsh_winter"))
+    out = _ibp(data, "run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rebuilding = next(line for line in out.stdout.splitlines() if "up to date and skipped; rebuilding" in line)
+    assert rebuilding.endswith("rebuilding 2: s6_scenarios/results, serving/published"), rebuilding
+    steps = [line.split("▸ ")[1] for line in out.stdout.splitlines() if "▸ " in line]
+    assert {s.split(".")[0].split("[")[0] for s in steps} == {"s6_scenarios/results", "serving/published"}, steps
+    con = duckdb.connect(str(serving), read_only=True)
+    scenarios = {r[0] for r in con.execute("select distinct scenario from s6_scenarios.results").fetchall()}
+    con.close()
+    assert {"harsh_winter", "demand_surge", "baseline"} <= scenarios
 
 
 def _latest_tables(warehouse: Path) -> dict[str, list[tuple]]:

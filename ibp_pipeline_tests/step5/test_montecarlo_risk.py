@@ -195,6 +195,19 @@ def test_results_do_not_depend_on_chunking_or_company():
     assert np.array_equal(alone.p50, small_chunks.p50) and np.array_equal(alone.prob, small_chunks.prob)
 
 
+def test_threads_give_the_same_numbers_as_one():
+    """Blocks of series run side by side in threads (engine.run_settings threads=): every summary is the one
+    thread's, bit for bit, with blocks small enough that each thread takes several."""
+    inputs = multi_inputs()
+    settings = [setting(6, demand=(5, 9)), drivers_setting(6, 30)]
+    small = 4 * 1000 * 6 * 4  # one series a block
+    one = mc.run_settings(inputs, settings, draws=1000, seed=9, max_block_bytes=small)
+    for threads in (2, 3):
+        many = mc.run_settings(inputs, settings, draws=1000, seed=9, max_block_bytes=small * threads,
+                               threads=threads)
+        assert_same_summaries(one, many)
+
+
 def test_antithetic_pairs_mirror():
     z = mc.normals(np.random.default_rng(1), (3, 10))
     assert np.array_equal(z[:, 5:], -z[:, :5])

@@ -382,6 +382,8 @@ def test_scenarios_in_chunks_equal_one_pass(db):
     parts = plan.chunks(3)
     assert len(parts) >= 2
     assert_same_summaries(whole, mc.merge_summaries(plan.prep.inputs.shape, [(p.rows, p.run()) for p in parts]))
+    assert_same_summaries(whole, mc.run_settings(plan.prep.inputs, plan.settings, draws=DRAWS, seed=3, threads=2,
+                                                 max_block_bytes=2 * 4 * DRAWS * plan.prep.inputs.shape[1]))
     run_scenarios(con, [surge], "one", draws=DRAWS, seed=3, baseline=base)
     run_scenarios(con, [surge], "three", draws=DRAWS, seed=3, baseline=base, chunks=3)
     for table in ("results", "comparison", "drivers", "sensitivity"):
