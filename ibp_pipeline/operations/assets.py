@@ -5,18 +5,12 @@ import dagster as dg
 
 from .. import settings
 from ..resources import Warehouse
+from ..warehouse_tables import served_builders
 from .postgres_publish import URL_ENV, publish_to_postgres
 from .publish import publish
 
-SERVED = {
-    "s1_current_state": ("organisations", "metric_catalogue", "metric_values", "source_conflicts"),
-    "s2_triple_aim": ("standards", "targets", "peer_groups", "benchmarks", "scores", "spc"),
-    "s3_resources": ("resource_map", "activity_costs"),
-    "s4_gaps": ("metric_gaps", "milestone_outcomes", "needs"),
-    "s5_impact": ("forecasts", "forecast_accuracy", "effects", "initiatives", "waiting_list_projection", "risk"),
-    "s6_scenarios": ("results",),
-}
-STEP_OUTPUTS = [dg.AssetKey([schema, t]) for schema, tables in SERVED.items() for t in tables]
+# the assets that build the served tables (warehouse_tables.py): publishing waits for every one of them
+STEP_OUTPUTS = [dg.AssetKey(list(key)) for key in served_builders()]
 
 
 @dg.asset(key=["serving", "published"], group_name="serving", kinds={"duckdb"},

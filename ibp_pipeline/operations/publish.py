@@ -21,9 +21,7 @@ from pathlib import Path
 import duckdb
 
 from ibp_pipeline.lib.duckdb_tables import table_exists
-
-SERVED_SCHEMAS = ("s1_current_state", "s2_triple_aim", "s3_resources", "s4_gaps", "s5_impact", "s6_scenarios")
-SERVED_TABLES = {"dq": ("check_results", "quarantine"), "meta": ("file_loads",)}
+from ibp_pipeline.warehouse_tables import served
 
 
 class PublishRefused(Exception):
@@ -31,10 +29,12 @@ class PublishRefused(Exception):
 
 
 def tables_to_serve(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The served tables of the catalogue (warehouse_tables.py) that the warehouse holds, by schema and name."""
+    wanted = {(t.schema, t.name) for t in served()}
     rows = con.execute(
         "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE' "
         "and table_catalog = current_database() order by 1, 2").fetchall()
-    return [(s, t) for s, t in rows if s in SERVED_SCHEMAS or t in SERVED_TABLES.get(s, ())]
+    return [(s, t) for s, t in rows if (s, t) in wanted]
 
 
 def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
