@@ -25,7 +25,7 @@ class Table:
     served: bool  # copied into the served database the dashboards read
     about: str = ""
     view: bool = False  # a view over another table, not a table of its own
-    sometimes: bool = False  # exists only at times (e.g. while a run is rebuilding), so a finished run may lack it
+    sometimes: bool = False  # exists only at times (while a run rebuilds; once `ibp run` succeeded), so may be absent
 
     @property
     def qualified(self) -> str:
@@ -75,7 +75,8 @@ RECORD_TABLES: tuple[Table, ...] = (
     Table("dq", "suite_fingerprints", None, False, "which data each source's GX suite last validated"),
     Table("meta", "series_fingerprints", None, False,
           "the input of each forecast series, so unchanged series keep their forecasts"),
-    Table("meta", "asset_fingerprints", None, False, "what each step was last built from (ibp run)"),
+    Table("meta", "asset_fingerprints", None, False, "what each step was last built from (ibp run)",
+          sometimes=True),  # written by `ibp run`, not by a run started in Dagster
     Table("meta", "refresh_in_progress", None, False, "a run rewriting the warehouse that has not published",
           sometimes=True),
 )
