@@ -1,15 +1,16 @@
 """The package's layering, checked from the code's own imports (issue 14).
 
-Every module of ibp_pipeline is parsed with `ast` (nothing is imported or run): every `import` and `from ... import`
-counts, at module level or inside a function, relative imports resolved against the importing module's package, and
-`from package import name` counts as an import of the submodule package.name when there is one. From that graph:
+Every module of ibp_pipeline is parsed with `ast` by ibp_pipeline/lib/import_graph.py (nothing is imported or
+run): every `import` and `from ... import` counts, at module level or inside a function, relative imports resolved
+against the importing module's package, and `from package import name` counts as an import of the submodule
+package.name when there is one. From that graph:
 
 (a) no import cycles among ibp_pipeline modules, except through the few deferred imports named in
     ALLOWED_CYCLE_EDGES (each an exact importer -> imported pair, inside a function, so never an import-time cycle);
-(b) no module of step N imports a module of step M > N (step1_current_state = 1 ... step6_scenarios = 6, and the dashboards layer = 7); the
-    shared simulation package (ibp_pipeline/simulation: the Monte Carlo engine, its prepared inputs, scenario
-    documents and driver settings, the fan-out) sits between steps 4 and 5: it may import steps 1-4, steps 5-7 may
-    import it;
+(b) no module of step N imports a module of step M > N (step1_current_state = 1 ... step6_scenarios = 6, and the
+    dashboards layer = 7); the shared simulation package (ibp_pipeline/simulation: the Monte Carlo engine, its
+    prepared inputs, scenario documents and driver settings, the fan-out) sits between steps 4 and 5: it may import
+    steps 1-4, steps 5-7 may import it;
 (c) the simulation package imports no module of steps 5, 6 or 7 (the rule of (b), stated on its own so a failure
     says which).
 """

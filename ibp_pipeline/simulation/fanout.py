@@ -36,7 +36,8 @@ def simulate_chunk(context: dg.OpExecutionContext, chunk) -> tuple:
     machine's threads (settings.compute_threads)."""
     summaries = chunk.run(threads=settings.compute_threads())
     context.add_output_metadata({"series": len(chunk.rows), "settings": len(chunk.settings),
-                                 "draws": chunk.draws, "threads": settings.compute_threads(), "pid": os.getpid(), "host": socket.gethostname()})
+                                 "draws": chunk.draws, "threads": settings.compute_threads(), "pid": os.getpid(),
+                                 "host": socket.gethostname()})
     return chunk.rows, summaries
 
 
