@@ -534,20 +534,22 @@ def run_settings(inputs: SeriesInputs, settings: Sequence[Setting], draws: int =
     for s in settings:
         m = 0 if s.targets is None else s.targets.shape[2]
         out.append(Summary(*(np.full((S, H), np.nan) for _ in range(4)), prob=np.full((S, H, m), np.nan)))
+    valid = inputs.valid
+    pivot = np.where(inputs.kind == SHORTFALL, inputs.upper, 0.0)
     threads = max(1, min(int(threads), S))
     chunk = max(1, int(max_block_bytes // threads // (4 * draws * max(H, 1))))
     blocks = [np.arange(start, min(S, start + chunk)) for start in range(0, S, chunk)]
     if threads == 1 or len(blocks) == 1:
         buffers = _Buffers(min(S, chunk), H, draws)
         for idx in blocks:
-            _run_block(inputs, settings, prepared, out, idx, draws, seed, antithetic, buffers)
+            _run_block(inputs, valid, pivot, settings, prepared, out, idx, draws, seed, antithetic, buffers)
         return out
     local = threading.local()
 
     def work(idx: np.ndarray) -> None:
         if not hasattr(local, "buffers"):
             local.buffers = _Buffers(min(S, chunk), H, draws)
-        _run_block(inputs, settings, prepared, out, idx, draws, seed, antithetic, local.buffers)
+        _run_block(inputs, valid, pivot, settings, prepared, out, idx, draws, seed, antithetic, local.buffers)
 
     with ThreadPoolExecutor(max_workers=min(threads, len(blocks)), thread_name_prefix="montecarlo") as pool:
         list(pool.map(work, blocks))  # list(): re-raises the first error of any block
@@ -567,13 +569,13 @@ class _Buffers:
         self.hit = np.empty((cells, draws), dtype=bool)
 
 
-def _run_block(inputs: SeriesInputs, settings: Sequence[Setting], prepared: list[_Prepared], out: list[Summary],
-               idx: np.ndarray, draws: int, seed: int, antithetic: bool, buf: _Buffers) -> None:
-    """Every setting on the series idx: draw their noise once, simulate and summarise into `out`'s rows idx."""
+def _run_block(inputs: SeriesInputs, valid: np.ndarray, pivot_s: np.ndarray, settings: Sequence[Setting],
+               prepared: list[_Prepared], out: list[Summary], idx: np.ndarray, draws: int, seed: int,
+               antithetic: bool, buf: _Buffers) -> None:
+    """Every setting on the series idx: draw their noise once, simulate and summarise into `out`'s rows idx.
+    valid (S, H) and pivot_s (S,) are the whole run's, computed once by run_settings."""
     H = inputs.shape[1]
     C = inputs.n_calendar
-    valid = inputs.valid
-    pivot_s = np.where(inputs.kind == SHORTFALL, inputs.upper, 0.0)
     z3 = series_noise([inputs.keys[i] for i in idx], H, draws, seed, antithetic=antithetic, out=buf.z[: len(idx)])
     z = z3.reshape(len(idx) * H, draws)
     ss = np.repeat(idx, H)
