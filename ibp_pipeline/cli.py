@@ -205,10 +205,7 @@ def refresh(paths: Paths, debug: bool = False, everything: bool = False) -> bool
     from .operations import up_to_date
 
     started = time.time()
-    now = up_to_date.fingerprints(defs, paths)
-    todo = now.order if everything else up_to_date.stale(now, up_to_date.recorded(paths.warehouse))
-    if not todo and not paths.serving.exists():  # a served copy someone deleted is published again
-        todo = [up_to_date.SERVING]
+    now, todo = up_to_date.to_build(defs, paths, everything)
     run_pipeline.last_run_id = None  # type: ignore[attr-defined]
     refresh.steps = (len(todo), len(now.order))  # type: ignore[attr-defined]
     if not todo:

@@ -3,7 +3,8 @@ import dagster as dg
 
 from .operations.assets import serving_database
 from .operations.celery_fanout import simulation_fanout_job
-from .operations.schedules import data_docs_after_failure, landing_sensor, nightly_refresh, refresh_job
+from .operations.schedules import (data_docs_after_failure, fingerprints_after_success, landing_sensor,
+                                   nightly_refresh, refresh_job)
 from .resources import Warehouse
 from .step1_current_state.assets import step1_assets
 from .step1_current_state.checks import data_docs, freshness_checks, gx_checks
@@ -22,7 +23,7 @@ def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
         asset_checks=[*gx_checks, freshness_checks],
         jobs=[refresh_job, simulation_fanout_job],
         schedules=[nightly_refresh],
-        sensors=[landing_sensor, data_docs_after_failure],
+        sensors=[landing_sensor, data_docs_after_failure, fingerprints_after_success],
         resources={"warehouse": warehouse or Warehouse()},
         executor=dg.in_process_executor,
     )

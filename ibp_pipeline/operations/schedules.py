@@ -11,10 +11,30 @@ refresh_job = dg.define_asset_job(
     "refresh", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor,
     description="Load new publications, validate, rebuild every step and publish the served database.")
 
-nightly_refresh = dg.ScheduleDefinition(
-    name="nightly_refresh", job=refresh_job, cron_schedule="0 2 * * *", execution_timezone="Europe/London",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night at 02:00 Europe/London (BST or GMT as the season has it).")
+FINGERPRINTS_TAG = "ibp/fingerprints"  # the digest of the fingerprints a run was requested for
+
+
+def stale_request(context: dg.ScheduleEvaluationContext | dg.SensorEvaluationContext, warehouse: Warehouse,
+                  tags: dict[str, str], run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
+    """A run of the steps that are not up to date (operations/up_to_date.py), as `ibp run` would build, or a skip
+    that says nothing is new. Tagged with the digest of the fingerprints seen, so its success can record them."""
+    from .up_to_date import describe, to_build
+
+    now, todo = to_build(context.repository_def.asset_graph, warehouse.paths())
+    if not todo:
+        return dg.SkipReason(f"nothing new: all {len(now.order)} steps are up to date (the same files, code, "
+                             f"documents and settings as their last run)")
+    return dg.RunRequest(run_key=run_key, asset_selection=todo, tags={
+        **tags, FINGERPRINTS_TAG: now.digest(),
+        "ibp/rebuilding": f"{len(todo)} of {len(now.order)} steps: {describe(todo, most=4)}"[:250]})
+
+
+@dg.schedule(job=refresh_job, cron_schedule="0 2 * * *", execution_timezone="Europe/London",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Every night at 02:00 Europe/London (BST or GMT as the season has it): rebuilds the steps "
+                         "whose files, code, documents or settings changed, and skips the night when none did.")
+def nightly_refresh(context: dg.ScheduleEvaluationContext, warehouse: Warehouse):
+    return stale_request(context, warehouse, {"ibp/trigger": "nightly"})
 
 
 def landing_state(warehouse: Warehouse) -> dict[str, str]:
@@ -34,7 +54,27 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     if not new:
         return dg.SkipReason("no new files in the landing folder")
     run_key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
-    return dg.RunRequest(run_key=run_key, tags={"ibp/trigger": "landing", "ibp/files": ", ".join(new)[:250]})
+    return stale_request(context, warehouse, {"ibp/trigger": "landing", "ibp/files": ", ".join(new)[:250]}, run_key)
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[refresh_job],
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Records what a scheduled or landing refresh built, so the next one skips it.")
+def fingerprints_after_success(context: dg.RunStatusSensorContext, warehouse: Warehouse) -> dg.SkipReason | None:
+    """Record the fingerprints of the assets a successful run built, when they are still the ones it was
+    requested for (its tag); otherwise record nothing, so the next refresh builds them again."""
+    from .up_to_date import fingerprints, record
+
+    run = context.dagster_run
+    asked = run.tags.get(FINGERPRINTS_TAG)
+    if not asked:
+        return dg.SkipReason("a run started by hand: nothing recorded (the next refresh rebuilds what it built)")
+    now = fingerprints(context.repository_def.asset_graph, warehouse.paths())
+    if now.digest() != asked:
+        return dg.SkipReason("files, code or settings changed while it ran: nothing recorded")
+    built = list(run.asset_selection) if run.asset_selection is not None else now.order
+    record(warehouse.paths().warehouse, now, built, run.run_id)
+    return None
 
 
 @dg.run_failure_sensor(monitored_jobs=[refresh_job], default_status=dg.DefaultSensorStatus.RUNNING,

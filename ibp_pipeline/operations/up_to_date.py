@@ -14,8 +14,10 @@ its fingerprint, a sha256 over:
 
 A successful `ibp run` records every fingerprint in the warehouse (meta.asset_fingerprints); a failed run records
 none, so the next run builds the same assets again. A new or rebuilt warehouse has none, so everything is built.
-Runs started elsewhere (the Dagster UI, the nightly schedule) record nothing: the next `ibp run` rebuilds what
-they built, which is safe, only slower.
+The nightly schedule and the landing sensor ask for the same stale steps (operations/schedules.py) and tag the run
+with the digest of the fingerprints they saw; when that run succeeds, its fingerprints are recorded only if they
+are still the same (nothing landed or changed meanwhile). Runs started by hand in the Dagster UI record nothing:
+the next refresh rebuilds what they built, which is safe, only slower.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
@@ -31,6 +34,9 @@ import duckdb
 from ..config import DOCUMENTS, Paths
 from ..lib.duckdb_tables import table_exists
 from ..lib.import_graph import closure, discover, import_graph
+
+if TYPE_CHECKING:  # the type only: dagster does not export it at its top level
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 TABLE = "meta.asset_fingerprints"
 SERVING = dg.AssetKey(["serving", "published"])
@@ -95,13 +101,18 @@ class Fingerprints:
     by_key: dict[dg.AssetKey, str]
     order: list[dg.AssetKey]  # upstream before downstream
 
+    def digest(self) -> str:
+        """One sha256 over every fingerprint: equal digests, equal fingerprints."""
+        return _sha(*(f"{'/'.join(k.path)}={self.by_key[k]}" for k in self.order))
 
-def fingerprints(defs: dg.Definitions, paths: Paths, today: dt.date | None = None) -> Fingerprints:
-    """Every asset's fingerprint now (see the module doc)."""
+
+def fingerprints(defs: dg.Definitions | AssetGraph, paths: Paths, today: dt.date | None = None) -> Fingerprints:
+    """Every asset's fingerprint now (see the module doc), from the definitions or their asset graph (which is what
+    a schedule or sensor is given, as its repository's)."""
     from ..step1_current_state.ingest import files_for, sha256_of
     from ..step1_current_state.sources import BY_NAME
 
-    graph = defs.resolve_asset_graph()
+    graph = defs.resolve_asset_graph() if isinstance(defs, dg.Definitions) else defs
     imports = import_graph()
     sources = discover()
     module_text: dict[str, str] = {}
@@ -117,7 +128,7 @@ def fingerprints(defs: dg.Definitions, paths: Paths, today: dt.date | None = Non
     for node in graph.asset_nodes:
         if node.is_materializable:
             modules[node.key] = _op_modules(node.assets_def.node_def)
-    for checks_def in defs.asset_checks or []:
+    for checks_def in (a for a in graph.assets_defs if a.check_keys and not a.keys):  # checks defined apart
         for check_key in checks_def.check_keys:
             if check_key.asset_key in modules:
                 modules[check_key.asset_key] |= _op_modules(checks_def.node_def)
@@ -156,6 +167,17 @@ def recorded(warehouse: Path) -> dict[dg.AssetKey, str]:
 def stale(now: Fingerprints, before: dict[dg.AssetKey, str]) -> list[dg.AssetKey]:
     """The assets whose fingerprint differs from the recorded one, upstream first."""
     return [k for k in now.order if before.get(k) != now.by_key[k]]
+
+
+def to_build(defs: dg.Definitions | AssetGraph, paths: Paths, everything: bool = False
+             ) -> tuple[Fingerprints, list[dg.AssetKey]]:
+    """The fingerprints now and the assets a refresh must build (all of them with `everything`), upstream first; a
+    served copy someone deleted is published again even when nothing else changed."""
+    now = fingerprints(defs, paths)
+    todo = now.order if everything else stale(now, recorded(paths.warehouse))
+    if not todo and not paths.serving.exists():
+        todo = [SERVING]
+    return now, todo
 
 
 def record(warehouse: Path, now: Fingerprints, built: list[dg.AssetKey], run_id: str) -> None:

@@ -14,8 +14,10 @@ import dagster as dg
 import duckdb
 
 from ibp_pipeline.config import PROJECT_ROOT
-from ibp_pipeline.definitions import defs
-from ibp_pipeline.operations.schedules import landing_sensor, nightly_refresh
+from ibp_pipeline.definitions import build_defs, defs
+from ibp_pipeline.operations import up_to_date
+from ibp_pipeline.operations.schedules import (FINGERPRINTS_TAG, fingerprints_after_success, landing_sensor,
+                                               nightly_refresh)
 from ibp_pipeline.resources import Warehouse
 
 from ..conftest import run_refresh
@@ -32,33 +34,88 @@ def test_definitions_load_and_the_graph_is_whole():
     assert job.executor_def.name == "in_process"
 
 
-def test_nightly_schedule_ticks_at_two_london_time():
+def _tick(schedule_or_sensor, warehouse: Warehouse, cursor: str | None = None):
+    """One evaluation as the daemon makes it: the repository's definitions and the warehouse resource."""
+    repo = build_defs(warehouse).get_repository_def()
+    if schedule_or_sensor is nightly_refresh:
+        tick = datetime(2026, 6, 15, 2, 0, tzinfo=ZoneInfo("Europe/London"))  # BST: 01:00 UTC
+        ctx = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repo,
+                                        resources={"warehouse": warehouse})
+    else:
+        ctx = dg.build_sensor_context(cursor=cursor, repository_def=repo, resources={"warehouse": warehouse})
+    return schedule_or_sensor.evaluate_tick(ctx)
+
+
+def test_nightly_schedule_rebuilds_only_what_changed_and_skips_a_night_with_nothing_new(tmp_path):
+    """02:00 London time. A new warehouse: every step. Once a run's fingerprints are recorded (as the success sensor
+    does): the night is skipped, saying why. A file in landing: only what it touches, publishing included."""
     assert nightly_refresh.cron_schedule == "0 2 * * *"
-    assert nightly_refresh.execution_timezone == "Europe/London"
-    tick = datetime(2026, 6, 15, 2, 0, tzinfo=ZoneInfo("Europe/London"))  # BST: 01:00 UTC
-    data = nightly_refresh.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert len(data.run_requests) == 1 and nightly_refresh.job_name == "refresh"
+    assert nightly_refresh.execution_timezone == "Europe/London" and nightly_refresh.job_name == "refresh"
+    warehouse = Warehouse(data_dir=str(tmp_path))
+    paths = warehouse.paths()
+    first = _tick(nightly_refresh, warehouse)
+    [request] = first.run_requests
+    everything = up_to_date.fingerprints(defs, paths)
+    assert list(request.asset_selection) == everything.order and len(everything.order) > 60
+    assert request.tags[FINGERPRINTS_TAG] == everything.digest() and request.tags["ibp/trigger"] == "nightly"
+
+    up_to_date.record(paths.warehouse, everything, everything.order, "test")
+    paths.serving.write_bytes(b"")  # the published copy exists
+    quiet = _tick(nightly_refresh, warehouse)
+    assert not quiet.run_requests and quiet.skip_message.startswith("nothing new: all")
+
+    (paths.landing / "Monthly-AE-January-2026.csv").write_bytes(
+        DECEMBER.read_bytes().replace(b"MSitAE-DECEMBER-2024", b"MSitAE-JANUARY-2026"))
+    [month] = _tick(nightly_refresh, warehouse).run_requests
+    keys = {k.to_user_string() for k in month.asset_selection}
+    assert {"raw/ae_monthly_official", "s1_current_state/metric_values", "serving/published"} <= keys
+    assert "raw/ods_etr" not in keys and "raw/rtt_full_extract" not in keys and len(keys) < len(everything.order)
 
 
 def test_landing_sensor_requests_a_run_for_each_new_or_changed_file(tmp_path):
     warehouse = Warehouse(data_dir=str(tmp_path))
     landing = warehouse.paths().landing
 
-    def tick(cursor):
-        ctx = dg.build_sensor_context(cursor=cursor, resources={"warehouse": warehouse})
-        return landing_sensor.evaluate_tick(ctx)
-
-    empty = tick(None)
+    empty = _tick(landing_sensor, warehouse)
     assert not empty.run_requests and empty.skip_message
     (landing / ".Monthly-AE-January-2025.csv.part").write_text("half-copied")  # in progress: ignored
-    assert not tick(empty.cursor).run_requests
+    assert not _tick(landing_sensor, warehouse, empty.cursor).run_requests
     (landing / "Monthly-AE-January-2025.csv").write_bytes(DECEMBER.read_bytes())
-    first = tick(empty.cursor)
+    first = _tick(landing_sensor, warehouse, empty.cursor)
     assert len(first.run_requests) == 1
     assert "Monthly-AE-January-2025.csv" in first.run_requests[0].tags["ibp/files"]
-    assert not tick(first.cursor).run_requests  # nothing new since
+    assert FINGERPRINTS_TAG in first.run_requests[0].tags
+    assert not _tick(landing_sensor, warehouse, first.cursor).run_requests  # nothing new since
     (landing / "Monthly-AE-January-2025.csv").write_bytes(DECEMBER.read_bytes() + b"\n")
-    assert len(tick(first.cursor).run_requests) == 1  # a replaced file counts as new
+    assert len(_tick(landing_sensor, warehouse, first.cursor).run_requests) == 1  # a replaced file counts as new
+
+
+def test_a_requested_run_that_succeeds_records_its_fingerprints_unless_something_changed(tmp_path):
+    """A real run of what a request selected (the ODS trusts file and its check); the success sensor records its
+    fingerprints, so the next tick no longer asks for it; a run whose files changed meanwhile records nothing."""
+    warehouse = Warehouse(data_dir=str(tmp_path))
+    paths, repo = warehouse.paths(), build_defs(warehouse).get_repository_def()
+    now = up_to_date.fingerprints(defs, paths)
+    key = dg.AssetKey(["raw", "ods_etr"])
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run_and_sense(tags: dict[str, str]):
+        result = build_defs(warehouse).resolve_job_def("refresh").execute_in_process(
+            instance=instance, asset_selection=[key], tags=tags, raise_on_error=False)
+        assert result.success
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="fingerprints_after_success", dagster_instance=instance, dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(), repository_def=repo, resources={"warehouse": warehouse})
+        return fingerprints_after_success(ctx)
+
+    skipped = run_and_sense({})  # started by hand
+    assert "by hand" in skipped.skip_message and up_to_date.recorded(paths.warehouse) == {}
+    stale_digest = dataclasses.replace(now, by_key={**now.by_key, key: "older"}).digest()
+    changed = run_and_sense({FINGERPRINTS_TAG: stale_digest})
+    assert "changed while it ran" in changed.skip_message and up_to_date.recorded(paths.warehouse) == {}
+    assert run_and_sense({FINGERPRINTS_TAG: now.digest()}) is None
+    assert up_to_date.recorded(paths.warehouse) == {key: now.by_key[key]}  # what it built, nothing else
+    assert key not in _tick(nightly_refresh, warehouse).run_requests[0].asset_selection
 
 
 def _ibp(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -255,7 +312,8 @@ def test_ui_serves_dagster_with_the_daemon_running_schedule_and_sensor(tmp_path)
             if daemons.get("SCHEDULER") and daemons.get("SENSOR"):
                 break
         assert state == ({"nightly_refresh": "RUNNING"},
-                         {"landing_sensor": "RUNNING", "data_docs_after_failure": "RUNNING"}), state
+                         {"landing_sensor": "RUNNING", "data_docs_after_failure": "RUNNING",
+                          "fingerprints_after_success": "RUNNING"}), state
         assert daemons.get("SCHEDULER") and daemons.get("SENSOR"), daemons
         assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()  # persistent DAGSTER_HOME
     finally:
