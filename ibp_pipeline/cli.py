@@ -205,7 +205,9 @@ def refresh(paths: Paths, debug: bool = False, everything: bool = False) -> bool
     from .operations import up_to_date
 
     started = time.time()
-    now, todo = up_to_date.to_build(defs, paths, everything)
+    now, todo, why = up_to_date.to_build(defs, paths, everything)
+    if why:
+        print(f"{time.time() - started:6.1f}s  {why}")
     run_pipeline.last_run_id = None  # type: ignore[attr-defined]
     refresh.steps = (len(todo), len(now.order))  # type: ignore[attr-defined]
     if not todo:

@@ -34,11 +34,18 @@ class PipelineRun:
 
 
 def run_refresh(data_dir: Path) -> PipelineRun:
-    """Materialise every asset and check of the refresh job into data_dir, in-process, as `ibp run` does."""
+    """Materialise every asset and check of the refresh job into data_dir, in-process, and record the fingerprints
+    of a successful run, as `ibp run` does (so a later `ibp run` or `ibp ingest` on a copy rebuilds only what
+    changed, as it would for a user)."""
+    from ibp_pipeline.operations import up_to_date
+
     warehouse = Warehouse(data_dir=str(data_dir))
     defs = build_defs(warehouse)
+    now = up_to_date.fingerprints(defs, warehouse.paths())
     result = defs.resolve_job_def("refresh").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    if result.success:
+        up_to_date.record(warehouse.paths().warehouse, now, now.order, result.run_id)
     return PipelineRun(result, warehouse.paths(), warehouse)
 
 

@@ -20,13 +20,13 @@ def stale_request(context: dg.ScheduleEvaluationContext | dg.SensorEvaluationCon
     that says nothing is new. Tagged with the digest of the fingerprints seen, so its success can record them."""
     from .up_to_date import describe, to_build
 
-    now, todo = to_build(context.repository_def.asset_graph, warehouse.paths())
+    now, todo, why = to_build(context.repository_def.asset_graph, warehouse.paths())
     if not todo:
         return dg.SkipReason(f"nothing new: all {len(now.order)} steps are up to date (the same files, code, "
                              f"documents and settings as their last run)")
     return dg.RunRequest(run_key=run_key, asset_selection=todo, tags={
         **tags, FINGERPRINTS_TAG: now.digest(),
-        "ibp/rebuilding": f"{len(todo)} of {len(now.order)} steps: {describe(todo, most=4)}"[:250]})
+        "ibp/rebuilding": (why or f"{len(todo)} of {len(now.order)} steps: {describe(todo, most=4)}")[:250]})
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 2 * * *", execution_timezone="Europe/London",

@@ -169,15 +169,33 @@ def stale(now: Fingerprints, before: dict[dg.AssetKey, str]) -> list[dg.AssetKey
     return [k for k in now.order if before.get(k) != now.by_key[k]]
 
 
+def unfinished(warehouse: Path) -> str | None:
+    """The run id of a refresh that began rewriting the warehouse and never published (it was killed), if any."""
+    from .publish import unfinished_refresh
+
+    if not warehouse.exists():
+        return None
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return unfinished_refresh(con, "")
+    finally:
+        con.close()
+
+
 def to_build(defs: dg.Definitions | AssetGraph, paths: Paths, everything: bool = False
-             ) -> tuple[Fingerprints, list[dg.AssetKey]]:
-    """The fingerprints now and the assets a refresh must build (all of them with `everything`), upstream first; a
-    served copy someone deleted is published again even when nothing else changed."""
+             ) -> tuple[Fingerprints, list[dg.AssetKey], str]:
+    """The fingerprints now, the assets a refresh must build (upstream first) and why, when it is not the usual
+    stale set: everything when asked, or when a refresh was killed part-way (which of its tables it had rewritten
+    is not known); the publish step alone when the served copy was deleted."""
     now = fingerprints(defs, paths)
-    todo = now.order if everything else stale(now, recorded(paths.warehouse))
+    killed = None if everything else unfinished(paths.warehouse)
+    if everything or killed:
+        why = f"an earlier refresh (run {killed[:8]}) stopped part-way, so every step is rebuilt" if killed else ""
+        return now, now.order, why
+    todo = stale(now, recorded(paths.warehouse))
     if not todo and not paths.serving.exists():
-        todo = [SERVING]
-    return now, todo
+        return now, [SERVING], "the served copy is missing, so it is published again"
+    return now, todo, ""
 
 
 def record(warehouse: Path, now: Fingerprints, built: list[dg.AssetKey], run_id: str) -> None:

@@ -92,7 +92,7 @@ def test_landing_sensor_requests_a_run_for_each_new_or_changed_file(tmp_path):
 
 def test_a_requested_run_that_succeeds_records_its_fingerprints_unless_something_changed(tmp_path):
     """A real run of what a request selected (the ODS trusts file and its check); the success sensor records its
-    fingerprints, so the next tick no longer asks for it; a run whose files changed meanwhile records nothing."""
+    fingerprints, so it is no longer stale; a run whose files changed meanwhile records nothing."""
     warehouse = Warehouse(data_dir=str(tmp_path))
     paths, repo = warehouse.paths(), build_defs(warehouse).get_repository_def()
     now = up_to_date.fingerprints(defs, paths)
@@ -115,7 +115,7 @@ def test_a_requested_run_that_succeeds_records_its_fingerprints_unless_something
     assert "changed while it ran" in changed.skip_message and up_to_date.recorded(paths.warehouse) == {}
     assert run_and_sense({FINGERPRINTS_TAG: now.digest()}) is None
     assert up_to_date.recorded(paths.warehouse) == {key: now.by_key[key]}  # what it built, nothing else
-    assert key not in _tick(nightly_refresh, warehouse).run_requests[0].asset_selection
+    assert key not in up_to_date.stale(now, up_to_date.recorded(paths.warehouse))
 
 
 def _ibp(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -153,6 +153,9 @@ def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_p
 
     out = _ibp(copied_run, "ingest", str(january), str(bad))
     assert out.returncode == 1, out.stdout + out.stderr  # something was quarantined
+    steps = {line.split("▸ ")[1].split(".")[0] for line in out.stdout.splitlines() if "▸ " in line}
+    assert {"raw/ae_monthly_official", "s1_current_state/metric_values", "serving/published"} <= steps
+    assert "raw/ods_etr" not in steps and "raw/rtt_full_extract" not in steps  # untouched by A&E: skipped
     report = {line.split()[1].rstrip(":"): line for line in out.stdout.splitlines()
               if line.split() and line.split()[0] in ("loaded", "partial", "refused", "unchanged")}
     assert report["Monthly-AE-January-2026.csv"].startswith("loaded")

@@ -100,3 +100,27 @@ def test_a_code_change_rebuilds_what_imports_it(data: Path, before: up_to_date.F
     assert dg.AssetKey(["s4_gaps", "needs"]) in hit and up_to_date.SERVING in hit
     assert hit == downstream(*(k for k in hit if k.path[0] == "s4_gaps"))
     assert not any(k.path[0] in ("raw", "s1_current_state", "s2_triple_aim", "s3_resources") for k in hit)
+
+
+def test_a_refresh_killed_part_way_makes_every_step_stale_until_one_publishes(
+        data: Path, before: up_to_date.Fingerprints) -> None:
+    """Fingerprints recorded, nothing changed: nothing to build. A killed run's marker (what the warehouse resource
+    writes when a run starts rewriting tables, meta.refresh_in_progress): everything, saying why. A deleted served
+    copy with nothing else new: the publish step alone."""
+    import duckdb
+
+    paths = get_paths()
+    up_to_date.record(paths.warehouse, before, before.order, "earlier")
+    paths.serving.write_bytes(b"")
+    assert up_to_date.to_build(defs, paths)[1:] == ([], "")
+    con = duckdb.connect(str(paths.warehouse))
+    con.execute("create table meta.refresh_in_progress as select 'deadbeef-run'::varchar as run_id, "
+                "now()::timestamp as started_at")
+    con.close()
+    _, todo, why = up_to_date.to_build(defs, paths)
+    assert todo == before.order and "run deadbeef" in why and "stopped part-way" in why
+    con = duckdb.connect(str(paths.warehouse))
+    con.execute("delete from meta.refresh_in_progress")  # what a successful publish does
+    con.close()
+    paths.serving.unlink()
+    assert up_to_date.to_build(defs, paths)[1] == [up_to_date.SERVING]
