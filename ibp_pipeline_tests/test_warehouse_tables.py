@@ -76,3 +76,32 @@ def test_every_served_table_is_in_the_data_dictionary() -> None:
                     documented.add(f"{schema}.{name}")
     missing = sorted(({t.qualified for t in served()} | {t.qualified for t in SERVING_ONLY}) - documented)
     assert not missing, f"served tables not explained in docs/data-dictionary.md: {missing}"
+
+
+def test_every_table_name_written_in_the_code_is_in_the_catalogue() -> None:
+    """Table names are still written by hand in SQL (it reads better than constants); each one must be a table
+    the catalogue lists, so a renamed or dropped table cannot linger in a query. Read from the package's string
+    literals (docstrings aside) with `ast`; dashboards and operations included."""
+    import ast
+
+    from ibp_pipeline.lib.import_graph import discover
+    from ibp_pipeline.warehouse_tables import BY_NAME
+
+    qualified = re.compile(r"(?<![\w.])(s[1-7]_[a-z_]+|raw|latest|meta|dq)\.([a-z_][a-z0-9_]*)\b")
+    not_tables = {"meta.load_id_seq": "the sequence that numbers loads (ingest.py)"}
+    unknown: dict[str, set[str]] = {}
+    seen = 0
+    for module, path in discover().items():
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                for schema, name in qualified.findall(node.value):
+                    seen += 1
+                    if f"{schema}.{name}" not in BY_NAME and f"{schema}.{name}" not in not_tables:
+                        unknown.setdefault(f"{schema}.{name}", set()).add(module)
+    assert seen > 100  # the scan sees the code's queries
+    assert not unknown, "table names the catalogue does not list: " + "; ".join(
+        f"{t} in {', '.join(sorted(m))}" for t, m in sorted(unknown.items()))

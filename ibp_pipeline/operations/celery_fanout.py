@@ -21,12 +21,15 @@ from typing import Any
 import dagster as dg
 from dagster_celery import celery_executor
 
+from ..warehouse_tables import BY_NAME
+
 FANOUT_JOB = "simulation_fanout"
-FANOUT_ASSETS = {"forecasts": dg.AssetKey(["s5_impact", "forecasts"]), "risk": dg.AssetKey(["s5_impact", "risk"]),
-                 "scenarios": dg.AssetKey(["s6_scenarios", "results"])}
-# the plan step of each fan-out graph, which holds its config (chunks, and horizon or draws)
-PLAN_STEPS = {"forecasts": ("s5_impact__forecasts", "plan_forecasts"), "risk": ("s5_impact__risk", "plan_risk"),
-              "scenarios": ("s6_scenarios__results", "plan_scenarios")}
+# each fan-out by the table it writes; its asset key comes from the warehouse catalogue
+FANOUT_ASSETS = {name: dg.AssetKey(list(BY_NAME[table].built_by or ())) for name, table in (
+    ("forecasts", "s5_impact.forecasts"), ("risk", "s5_impact.risk"), ("scenarios", "s6_scenarios.results"))}
+# the plan step of each fan-out graph (node: the asset key joined by "__", as Dagster names it; op: plan_<name>),
+# which holds its config (chunks, and horizon or draws)
+PLAN_STEPS = {name: ("__".join(key.path), f"plan_{name}") for name, key in FANOUT_ASSETS.items()}
 # a worker takes one task at a time and acknowledges it when done, so queued chunks go to whichever is idle
 WORKER_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
 
