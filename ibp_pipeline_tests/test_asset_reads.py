@@ -34,7 +34,7 @@ MODULES = discover()
 IMPORTS = import_graph()
 
 
-def _strings(tree: ast.AST) -> list[str]:
+def code_strings(tree: ast.AST) -> list[str]:
     """The string literals of a tree (f-string parts included), docstrings left out."""
     docs = {id(n.body[0].value) for n in ast.walk(tree)
             if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
@@ -44,7 +44,7 @@ def _strings(tree: ast.AST) -> list[str]:
 
 
 def _names(tree: ast.AST) -> set[str]:
-    return {m for s in _strings(tree) for m in TABLE_NAME.findall(s)}
+    return {m for s in code_strings(tree) for m in TABLE_NAME.findall(s)}
 
 
 def _imported_in(fn, tree: ast.AST) -> set[str]:

@@ -87,21 +87,18 @@ def test_every_table_name_written_in_the_code_is_in_the_catalogue() -> None:
     from ibp_pipeline.lib.import_graph import discover
     from ibp_pipeline.warehouse_tables import BY_NAME
 
+    from .test_asset_reads import code_strings
+
     qualified = re.compile(r"(?<![\w.])(s[1-7]_[a-z_]+|raw|latest|meta|dq)\.([a-z_][a-z0-9_]*)\b")
     not_tables = {"meta.load_id_seq": "the sequence that numbers loads (ingest.py)"}
     unknown: dict[str, set[str]] = {}
     seen = 0
     for module, path in discover().items():
-        tree = ast.parse(path.read_text())
-        docs = {id(n.body[0].value) for n in ast.walk(tree)
-                if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
-                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-                for schema, name in qualified.findall(node.value):
-                    seen += 1
-                    if f"{schema}.{name}" not in BY_NAME and f"{schema}.{name}" not in not_tables:
-                        unknown.setdefault(f"{schema}.{name}", set()).add(module)
+        for text in code_strings(ast.parse(path.read_text())):
+            for schema, name in qualified.findall(text):
+                seen += 1
+                if f"{schema}.{name}" not in BY_NAME and f"{schema}.{name}" not in not_tables:
+                    unknown.setdefault(f"{schema}.{name}", set()).add(module)
     assert seen > 100  # the scan sees the code's queries
     assert not unknown, "table names the catalogue does not list: " + "; ".join(
         f"{t} in {', '.join(sorted(m))}" for t, m in sorted(unknown.items()))
