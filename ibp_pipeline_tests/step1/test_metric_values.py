@@ -336,20 +336,11 @@ def test_every_row_is_traceable(con):
 @pytest.mark.skipif(not (SHARED / "data" / "nhs").is_dir() or not (SHARED / "checks" / "metrics.py").is_file()
                     or not (SHARED / "checks" / "headlines.py").is_file(),
                     reason="../shared (published files and acceptance check) not present")
-def test_bundled_data_passes_acceptance_check(tmp_path):
-    """Step 1 on the bundled files through the real loaders, against the shared acceptance checks: the metrics
-    computed from the tidy files and England's published 2025-2026 headlines computed from the files as published."""
-    from ibp_pipeline.config import get_paths
-    from ibp_pipeline.step1_current_state.ingest import load_all_sources
-
-    paths = get_paths(tmp_path / "data").ensure()
-    db = paths.warehouse
-    with duckdb.connect(str(db)) as c:
-        load_all_sources(c, paths, run_id="acceptance", log=lambda _m: None)
-        build_organisations(c)
-        build_metric_catalogue(c)
-        build_metric_values(c)
-        build_source_conflicts(c)
+def test_bundled_data_passes_acceptance_check(real_warehouse):
+    """Step 1 of the suite's end-to-end run on the bundled files (real loaders, real step-1 tables), against the
+    shared acceptance checks: the metrics computed from the tidy files and England's published 2025-2026 headlines
+    computed from the files as published. The checks open the warehouse read-only."""
+    db = real_warehouse
     out = subprocess.run([sys.executable, str(SHARED / "checks" / "metrics.py"), str(db), str(SHARED / "data" / "nhs")],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
