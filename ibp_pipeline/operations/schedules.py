@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import dagster as dg
+import duckdb
 
 from ..resources import Warehouse
 
@@ -12,6 +13,7 @@ refresh_job = dg.define_asset_job(
     description="Load new publications, validate, rebuild every step and publish the served database.")
 
 FINGERPRINTS_TAG = "ibp/fingerprints"  # the digest of the fingerprints a run was requested for
+BUSY = "a refresh is running and holds the warehouse: looked again at the next tick"
 
 
 def stale_request(context: dg.ScheduleEvaluationContext | dg.SensorEvaluationContext, warehouse: Warehouse,
@@ -20,7 +22,10 @@ def stale_request(context: dg.ScheduleEvaluationContext | dg.SensorEvaluationCon
     that says nothing is new. Tagged with the digest of the fingerprints seen, so its success can record them."""
     from .up_to_date import describe, to_build
 
-    now, todo, why = to_build(context.repository_def.asset_graph, warehouse.paths())
+    try:
+        now, todo, why = to_build(context.repository_def.asset_graph, warehouse.paths())
+    except duckdb.IOException:  # a run holds the warehouse (DuckDB's one writer): nothing can be read until it ends
+        return dg.SkipReason(BUSY)
     if not todo:
         return dg.SkipReason(f"nothing new: all {len(now.order)} steps are up to date (the same files, code, "
                              f"documents and settings as their last run)")
@@ -50,11 +55,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     current = landing_state(warehouse)
     seen = json.loads(context.cursor) if context.cursor else {}
     new = sorted(n for n, sig in current.items() if seen.get(n) != sig)
-    context.update_cursor(json.dumps(current))
     if not new:
         return dg.SkipReason("no new files in the landing folder")
     run_key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
-    return stale_request(context, warehouse, {"ibp/trigger": "landing", "ibp/files": ", ".join(new)[:250]}, run_key)
+    request = stale_request(context, warehouse, {"ibp/trigger": "landing", "ibp/files": ", ".join(new)[:250]},
+                            run_key)
+    if not (isinstance(request, dg.SkipReason) and request.skip_message == BUSY):
+        context.update_cursor(json.dumps(current))  # a busy warehouse: the same files count as new next tick
+    return request
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[refresh_job],
@@ -73,7 +81,10 @@ def fingerprints_after_success(context: dg.RunStatusSensorContext, warehouse: Wa
     if now.digest() != asked:
         return dg.SkipReason("files, code or settings changed while it ran: nothing recorded")
     built = list(run.asset_selection) if run.asset_selection is not None else now.order
-    record(warehouse.paths().warehouse, now, built, run.run_id)
+    try:
+        record(warehouse.paths().warehouse, now, built, run.run_id)
+    except duckdb.IOException:  # the next queued run already holds the warehouse; rebuilding is safe, only slower
+        return dg.SkipReason("the next run already holds the warehouse: nothing recorded")
     return None
 
 

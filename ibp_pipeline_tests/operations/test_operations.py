@@ -81,6 +81,17 @@ def test_landing_sensor_requests_a_run_for_each_new_or_changed_file(tmp_path):
     (landing / ".Monthly-AE-January-2025.csv.part").write_text("half-copied")  # in progress: ignored
     assert not _tick(landing_sensor, warehouse, empty.cursor).run_requests
     (landing / "Monthly-AE-January-2025.csv").write_bytes(DECEMBER.read_bytes())
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('holding', flush=True); time.sleep(60)", str(warehouse.paths().warehouse)],
+                              stdout=subprocess.PIPE, text=True)
+    try:  # another process (a run) holds the warehouse: the sensor waits, and the file stays new
+        assert holder.stdout.readline().strip() == "holding"
+        busy = _tick(landing_sensor, warehouse, empty.cursor)
+        assert not busy.run_requests and "a refresh is running" in busy.skip_message
+        assert busy.cursor == empty.cursor
+    finally:
+        holder.kill()
+        holder.wait()
     first = _tick(landing_sensor, warehouse, empty.cursor)
     assert len(first.run_requests) == 1
     assert "Monthly-AE-January-2025.csv" in first.run_requests[0].tags["ibp/files"]

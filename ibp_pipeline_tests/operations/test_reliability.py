@@ -2,8 +2,9 @@
 keep answering while a run publishes, and idempotent served tables.
 
 The quick tests use a throw-away folder. The long one works on a copy of the suite's end-to-end run and costs one
-full extra run (plus a killed one and two small scenario runs): it kills a scenario run mid-publish and a full run
-mid-asset, then runs the refresh again while a reader loops over the served database and a second writer queues.
+full extra run (plus a killed partial one and two small scenario runs): it kills a scenario run mid-publish and a
+refresh mid-asset, then runs the refresh again (all of it: the killed one left the warehouse part-rebuilt) while a
+reader loops over the served database and a second writer queues.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ibp_pipeline.config import get_paths
+from ibp_pipeline.config import PROJECT_ROOT, get_paths
 from ibp_pipeline.operations.publish import PublishRefused, publish
 from ibp_pipeline.operations.schedules import landing_sensor
 from ibp_pipeline.resources import RefreshLockTimeout, Warehouse, lock_file, refresh_lock
@@ -35,8 +36,9 @@ IBP = [sys.executable, "-m", "ibp_pipeline.cli"]
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    # 500 Monte Carlo draws keep the two full runs quick; draw-dependent tables are left out of the comparison
-    return {**os.environ, "IBP_DATA_DIR": str(data_dir), "IBP_DRAWS": "500", "PYTHONUNBUFFERED": "1"}
+    # the shared run's 2,000 draws, so its recorded fingerprints hold and a run rebuilds only what changed; scenario
+    # runs here ask for 500
+    return {**os.environ, "IBP_DATA_DIR": str(data_dir), "IBP_DRAWS": "2000", "PYTHONUNBUFFERED": "1"}
 
 
 def _sha256(path: Path) -> str:
@@ -278,8 +280,7 @@ READER_SQL = ("select p.run_id, "
 # dq.quarantine, meta.file_loads, s6_scenarios.*), *_at (checked_at, quarantined_at, loaded_at, run_at,
 # published_at) and s6_scenarios.runs.seconds. load_id stays in: nothing new was loaded, so it must not change.
 WHEN_WHICH_RUN = re.compile(r"^(run_id|.*_at|seconds)$")
-# Tables whose figures depend on the number of Monte Carlo draws (2,000 in the shared run, 500 here) or that
-# a scenario run adds to:
+# Tables a scenario run adds to (500 draws here), and those whose figures depend on the number of draws:
 DRAW_DEPENDENT = ("s5_impact.risk", "s5_impact.risk_register", "s6_scenarios.")
 
 
@@ -363,11 +364,19 @@ def test_killed_runs_concurrent_readers_a_queued_writer_and_idempotent_tables(co
     assert half_written, "the publish finished before it could be killed:\n" + scn.output()[-2000:]
     assert _sha256(serving) == digest and served_pair() == old_pair
 
-    # 2. kill -9 a full run mid-asset (step 2 or later)
+    # 2. kill -9 a refresh mid-asset (step 2 or later). A second copy of the virtual wards file in landing (the
+    # same bytes: nothing new to load) makes that publication and everything below it stale, as a new file would,
+    # so the run rebuilds steps 1 to 6 without reloading every publication first.
+    extra = data / "landing" / "virtual_wards_icb_monthly-copy.csv.gz"
+    extra.parent.mkdir(exist_ok=True)
+    extra.write_bytes((PROJECT_ROOT / "data/sources/virtual_wards_icb_monthly/virtual_wards_icb_monthly.csv.gz")
+                      .read_bytes())
     first = _Proc([*IBP, "run"], _env(data))
     first.wait_for(r"▸ s[2-6]_\w+/", timeout=600, after=r"▸ s1_current_state/metric_values")
     time.sleep(1)  # step 1 is rebuilt, a step-2+ asset is running
-    note("full run killed mid-asset after s", round(first.kill_group(), 1))
+    note("refresh killed mid-asset after s", round(first.kill_group(), 1))
+    assert "rebuilding" in first.output() and "▸ raw/ae_monthly_official" not in first.output()
+    extra.unlink()  # the inputs are the shared run's again; only the killed run's marker makes the next run rebuild
     assert _sha256(serving) == digest and served_pair() == old_pair  # untouched and readable
     warehouse = duckdb.connect(str(data / "warehouse.duckdb"))  # the working database opens (its log replays)
     marked = warehouse.execute("select run_id from meta.refresh_in_progress").fetchall()
@@ -376,7 +385,8 @@ def test_killed_runs_concurrent_readers_a_queued_writer_and_idempotent_tables(co
     assert _lock_is_free(data)  # no stale lock
     assert _building(data)  # still there: the next publish clears them
 
-    # 3. a reader loops over the served database while the next run publishes
+    # 3. a reader loops over the served database while the next run (everything: a refresh stopped part-way)
+    # publishes
     stop, report = tmp_path / "stop", tmp_path / "reader.json"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(serving), str(stop), str(report), READER_SQL],
                               env=_env(data))
