@@ -115,7 +115,7 @@ def real_warehouse(bundled_run: PipelineRun) -> Path:
 
 
 SHARED_RUN_FIXTURES = {"bundled_run", "copied_run", "real_warehouse", "served_db"}
-# The two longest tests (about 5 minutes each on 2 busy cores), placed so that each worker gets one: the first test
+# The two longest tests (4 to 5 minutes each on 2 busy cores), placed so that each worker gets one: the first test
 # of the collection and the last.
 FIRST, LAST = "test_killed_runs_concurrent_readers_a_queued_writer_and_idempotent_tables", \
     "test_ingest_a_new_month_and_a_bad_file_with_no_code_change"
