@@ -8,7 +8,8 @@ from datetime import date
 
 import streamlit as st
 
-from ibp_pipeline.dashboards import access, organisations, theme, ui
+from ibp_pipeline import access
+from ibp_pipeline.dashboards import organisations, theme, ui
 from ibp_pipeline.dashboards.serving import ServingUnavailable
 
 st.set_page_config(page_title="IBP dashboards", layout="wide",  # no page_icon: a material icon is fetched from Google

@@ -337,6 +337,120 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan_draft(args: argparse.Namespace) -> int:
+    """Write a prefilled plan workbook for one organisation, or one per NHS trust of an ICB (--trusts)."""
+    from .plan.loading import access_problem, draft_file, served, trusts_of
+    from .plan.period import Period, PeriodError
+    from .plan.prefill import DraftError
+
+    paths = get_paths()
+    try:
+        period = Period.parse(args.period)
+        con = served(paths)
+    except (PeriodError, DraftError) as exc:
+        print(f"ibp plan draft: {exc}", file=sys.stderr)
+        return 1
+    org = args.org.strip().upper()
+    try:
+        refused = access_problem(con, args.user, org)
+        if refused:
+            print(f"ibp plan draft: {refused}", file=sys.stderr)
+            return 1
+        out = Path(args.out)
+        if args.trusts:
+            orgs = trusts_of(con, org)
+            if not orgs:
+                print(f"ibp plan draft: {org} has no NHS trusts in the served data (--trusts needs an ICB)",
+                      file=sys.stderr)
+                return 1
+            targets = [(o, out / f"plan_{o}_{period.label.replace('/', '-')}.xlsx") for o in orgs]
+        else:
+            targets = [(org, out)]
+        started = time.time()
+        for code, file in targets:
+            t = time.time()
+            draft_file(con, code, period, file)
+            print(f"ibp plan draft: {code} {period.label} -> {file} ({time.time() - t:.1f}s)")
+    except DraftError as exc:
+        print(f"ibp plan draft: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    if len(targets) > 1:
+        print(f"ibp plan draft: {len(targets)} plans in {time.time() - started:.1f}s")
+    return 0
+
+
+def cmd_plan_load(args: argparse.Namespace) -> int:
+    """Check a plan workbook and store it as a new version; print the triangulation; republish the plan's tables."""
+    from .plan.loading import load_file
+    from .plan.prefill import DraftError
+    from .plan.triangulation import summary
+
+    paths = get_paths().ensure()
+    file = Path(args.file)
+    if not file.is_file():
+        print(f"ibp plan load: no such file: {args.file}", file=sys.stderr)
+        return 1
+    try:
+        result = load_file(paths, file, args.status, args.user)
+    except DraftError as exc:
+        print(f"ibp plan load: {exc}", file=sys.stderr)
+        return 1
+    if result.problems:
+        for line in result.problems:
+            print(f"ibp plan load: {line}", file=sys.stderr)
+        print(f"ibp plan load: nothing loaded ({len(result.problems)} problem"
+              f"{'s' if len(result.problems) != 1 else ''}); the plan of record is unchanged", file=sys.stderr)
+        return 1
+    stored = result.stored
+    if not stored.new:
+        print(f"ibp plan load: {stored.plan_id} version {stored.version} ({stored.status}) is this workbook "
+              "already; nothing new stored")
+        return 0
+    print(f"ibp plan load: {stored.plan_id} stored as version {stored.version} ({stored.status}) in "
+          f"{paths.plan_store}")
+    if result.previous:
+        n = len(result.moved)
+        print(f"what moved since version {result.previous}: "
+              + (f"{n} line{'' if n == 1 else 's'}" if n else "no numbers"))
+        for line in result.moved:
+            print(f"  {line}")
+        for line in result.verdicts:
+            print(f"  {line}")
+    print("triangulation (do activity, workforce and money agree?):")
+    for line in summary(result.checks):
+        print(f"  {line}")
+    if not paths.warehouse.exists():
+        print("ibp plan load: no warehouse yet: `ibp run` serves the plan's tables")
+        return 0
+    from .resources import refresh_lock
+
+    with refresh_lock(paths):
+        ok = run_pipeline(paths, args.debug, selection=[["plan", "versions"], ["plan", "triangulation"],
+                                                        ["serving", "published"]])
+    if not ok:
+        failures = getattr(run_pipeline, "failures", [])
+        print(f"ibp plan load: stored, but republishing failed: {failures[0] if failures else 'see --debug'}",
+              file=sys.stderr)
+        return 1
+    print(f"plan tables (versions, lines, triangulation) served in schema plan of {paths.serving}")
+    return 0
+
+
+def cmd_plan_list(args: argparse.Namespace) -> int:
+    from .plan.loading import versions
+
+    frame = versions(get_paths())
+    if frame.is_empty():
+        print("ibp plan list: no plan loaded yet (`ibp plan draft`, then `ibp plan load`)")
+        return 0
+    for r in frame.iter_rows(named=True):
+        print(f"{r['plan_id']}  v{r['version']}  {r['status']:<9}  {r['loaded_by']}  {r['loaded_at']:%Y-%m-%d %H:%M}"
+              f"  {r['file_name']}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     paths = get_paths().ensure()
     _prepare_dagster_home(paths)
@@ -374,7 +488,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if not paths.serving.exists():
         print(f"ibp dashboard: {paths.serving} does not exist yet; run `ibp run` first", file=sys.stderr)
         return 1
-    from .dashboards.access import UsersFileError, load_users, users_file_path
+    from .access import UsersFileError, load_users, users_file_path
 
     try:
         users = load_users(users_file_path())
@@ -399,7 +513,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     """Add or replace a dashboard user; the password is read without echo (or from IBP_NEW_PASSWORD)."""
     import getpass
 
-    from .dashboards.access import add_user, org_problem, users_file_path
+    from .access import add_user, org_problem, users_file_path
 
     if args.role != "admin" and not args.org:
         print("ibp user add: a trust or icb user needs --org (the ODS code, e.g. RXL or QE1)", file=sys.stderr)
@@ -482,6 +596,25 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--draws", type=int, default=0, help="Monte Carlo draws (default IBP_DRAWS or 10,000)")
     p_run.add_argument("--seed", type=int, default=20251123)
     p_run.set_defaults(func=cmd_scenario_run)
+    p_plan = sub.add_parser("plan", help="the plan: draft a workbook, load a version, list versions",
+                            parents=[common])
+    plan_sub = p_plan.add_subparsers(dest="plan_command", required=True)
+    p_draft = plan_sub.add_parser("draft", help="write a prefilled plan workbook (.xlsx) for an organisation",
+                                  parents=[common])
+    p_draft.add_argument("--org", required=True, help="ODS code of the trust or ICB")
+    p_draft.add_argument("--period", default="2026/27-2028/29", help="financial years (default 2026/27-2028/29)")
+    p_draft.add_argument("--out", required=True, help="the workbook to write (with --trusts: a folder)")
+    p_draft.add_argument("--trusts", action="store_true", help="one workbook per NHS trust of the ICB --org")
+    p_draft.add_argument("--user", default=None, help="who drafts (default: your login); checked against users")
+    p_draft.set_defaults(func=cmd_plan_draft)
+    p_load = plan_sub.add_parser("load", help="check a plan workbook and store it as a new version",
+                                 parents=[common])
+    p_load.add_argument("file")
+    p_load.add_argument("--status", choices=["draft", "submitted", "approved"], default="draft")
+    p_load.add_argument("--user", default=None, help="who loads (default: your login); checked against users")
+    p_load.set_defaults(func=cmd_plan_load)
+    p_list = plan_sub.add_parser("list", help="every stored plan version", parents=[common])
+    p_list.set_defaults(func=cmd_plan_list)
     p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)", parents=[common])
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")
@@ -524,6 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     p_rebuild.set_defaults(func=cmd_rebuild)
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
+    if getattr(args, "user", "") is None:
+        from .plan.loading import default_user
+
+        args.user = default_user()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -25,6 +25,11 @@ class Paths:
     reports: Path  # data-quality reports (GX Data Docs)
     dagster_home: Path
 
+    @property
+    def plan_store(self) -> Path:
+        """Every version of every plan (`ibp plan load`): its own database, which no refresh or rebuild drops."""
+        return get_path("IBP_PLAN_STORE", self.data / "plans.duckdb")
+
     def ensure(self) -> "Paths":
         for p in (self.landing, self.archive, self.reports, self.dagster_home, self.warehouse.parent):
             p.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from .operations.assets import serving_database
 from .operations.celery_fanout import simulation_fanout_job
 from .operations.schedules import (data_docs_after_failure, fingerprints_after_success, landing_sensor,
                                    nightly_refresh, refresh_job)
+from .plan.assets import plan_assets
 from .resources import Warehouse
 from .step1_current_state.assets import step1_assets
 from .step1_current_state.checks import data_docs, freshness_checks, gx_checks
@@ -18,8 +19,8 @@ from .step6_scenarios.assets import step6_assets
 def build_defs(warehouse: Warehouse | None = None) -> dg.Definitions:
     """All definitions bound to one warehouse (tests pass a temporary one; the default reads IBP_DATA_DIR)."""
     return dg.Definitions(
-        assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, *step5_assets, *step6_assets, data_docs,
-                serving_database],
+        assets=[*step1_assets, *step2_assets, *step3_assets, *step4_assets, *step5_assets, *step6_assets, *plan_assets,
+                data_docs, serving_database],
         asset_checks=[*gx_checks, freshness_checks],
         jobs=[refresh_job, simulation_fanout_job],
         schedules=[nightly_refresh],

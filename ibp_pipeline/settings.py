@@ -46,6 +46,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Dagster's instance folder (runs, schedules); `ibp` sets it to the data folder's own."),
     Setting("IBP_USERS_FILE", "Folders and files", "config/users.yaml in the data folder",
             "Dashboard users and their bcrypt password hashes (`ibp user add`)."),
+    Setting("IBP_PLAN_STORE", "Folders and files", "plans.duckdb in the data folder",
+            "Every version of every plan loaded with `ibp plan load`, kept apart from the warehouse so no refresh "
+            "or rebuild drops one; back it up with the data folder."),
     Setting("IBP_LOCAL_AMBITIONS", "Planning", "config/local_ambitions.yaml in the data folder",
             "The ICB's or trust's own ambitions, replacing national standards for the organisations they name."),
     # ---- planning ----------------------------------------------------------------------------------------------

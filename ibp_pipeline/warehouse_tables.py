@@ -66,6 +66,11 @@ STEP_TABLES: tuple[Table, ...] = (
     _step("s6_scenarios", "drivers", "results", "what drives each scenario's change (waterfall)"),
     _step("s6_scenarios", "sensitivity", "results", "which uncertainty matters most (tornado)"),
     _step("s6_scenarios", "runs", "results", "every scenario run: document, draws, seed, time"),
+    _step("plan", "versions", "versions", "every version of every plan: status, who, when, sha256"),
+    _step("plan", "lines", "versions", "each plan version's lines by month, with where they came from"),
+    _step("plan", "assumptions", "versions", "the assumptions each plan version was built on"),
+    _step("plan", "capital", "versions", "each plan version's capital schemes by financial year"),
+    _step("plan", "triangulation", "triangulation", "whether each plan's activity, workforce and money agree"),
 )
 
 RECORD_TABLES: tuple[Table, ...] = (

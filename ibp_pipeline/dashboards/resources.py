@@ -62,6 +62,7 @@ RATIOS: dict[str, str] = {
 }
 OCCUPANCY_STANDARD = 92.0  # NHS planning guidance: general and acute bed occupancy at or below 92%
 ACTIVITY_TYPES = {"ae_attendances": "A&E attendances", "emergency_admissions": "Emergency admissions",
+                  "elective_admissions": "Elective admissions (admitted RTT clock stops)",
                   "diagnostic_tests": "Diagnostic tests (DM01)"}
 LEVEL_PLURAL = {"provider": "trusts", "icb": "ICBs", "region": "regions", "england": "organisations"}
 
@@ -290,7 +291,7 @@ def cost_figure(months: pl.DataFrame, height: int = 360) -> go.Figure:
     """Stacked monthly bars of the estimated cost of activity by type (£ million)."""
     fig = go.Figure()
     colours = {"ae_attendances": theme.NHS_BLUE, "emergency_admissions": theme.NHS_DARK_PINK,
-               "diagnostic_tests": theme.NHS_AQUA_GREEN}
+               "elective_admissions": theme.NHS_PURPLE, "diagnostic_tests": theme.NHS_AQUA_GREEN}
     for activity_type, label in ACTIVITY_TYPES.items():
         part = months.filter(pl.col("activity_type") == activity_type).sort("period_start")
         if part.is_empty():

@@ -14,7 +14,7 @@ import polars as pl
 import streamlit as st
 
 from ibp_pipeline.dashboards import data_quality, exports, theme
-from ibp_pipeline.dashboards.access import User
+from ibp_pipeline.access import User
 from ibp_pipeline.dashboards.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
 from ibp_pipeline.dashboards.serving import Serving, serving_for, serving_from_env
 

@@ -42,12 +42,15 @@ TABLE = "meta.asset_fingerprints"
 SERVING = dg.AssetKey(["serving", "published"])
 # Documents read at run time by a module (not imported, so the import graph cannot see them): module -> globs, from
 # the package's documents folder ("documents/...") or the data folder ("data/..."); "local ambitions" is the file
-# standards.local_ambitions_path names (IBP_LOCAL_AMBITIONS, else config/ of the data folder).
+# standards.local_ambitions_path names (IBP_LOCAL_AMBITIONS, else config/ of the data folder); "plan store" is the
+# database of plan versions (Paths.plan_store), so a plan loaded since the last run rebuilds the plan's tables.
 DOCUMENTS_READ_BY: dict[str, tuple[str, ...]] = {
     "ibp_pipeline.step2_triple_aim.standards": ("documents/standards.yaml", "local ambitions"),
     "ibp_pipeline.step5_impact.initiatives": ("documents/initiatives.yaml",),
     "ibp_pipeline.simulation.scenarios": ("documents/scenarios/*.yaml",),
     "ibp_pipeline.step6_scenarios.assets": ("data/config/scenarios/*.yaml",),
+    "ibp_pipeline.plan.assumptions": ("documents/plan_assumptions.yaml",),
+    "ibp_pipeline.plan.tables": ("plan store",),
 }
 LIBRARIES = ("dagster", "duckdb", "polars", "numpy", "scipy", "statsmodels", "scikit-learn", "great-expectations",
              "fastexcel", "openpyxl", "xlrd")
@@ -70,6 +73,12 @@ def documents(module: str, paths: Paths) -> list[Path]:
 
             path = local_ambitions_path()[0]
             out += [path] if path.is_file() else []
+            continue
+        if pattern == "plan store":
+            from ..plan.store import ensure_store
+
+            ensure_store(paths.plan_store)  # a new data folder's example plan, before its bytes are read
+            out += [paths.plan_store] if paths.plan_store.is_file() else []
             continue
         folder, _, rest = pattern.partition("/")
         base = DOCUMENTS if folder == "documents" else paths.data

@@ -16,6 +16,10 @@ What the bundled schedule holds, and the choices made (checked on ncc_national_s
 - Emergency admissions: departments 'Non-Elective Inpatient - Short Stay' and '- Long Stay', all HRGs: an
   activity-weighted average cost per non-elective spell (about GBP 2,712: 11.2 million spells). Applied to step
   1's ae_emergency_admissions (via A&E plus other emergency admissions).
+- Elective admissions: departments 'Elective Inpatients' and 'Daycase', all HRGs: an activity-weighted average
+  cost of an elective spell (about GBP 1,870: 9.0 million spells), applied to step 1's admitted RTT clock stops
+  (rtt_clock_stops_admitted; the RTT extract gives them for its months only). The plan prices its admitted clock
+  stops with it.
 - Diagnostic tests: each DM01 test is mapped to the HRGs that price it (regular expressions on currency_code
   below), pooled over the departments where tests are done as outpatient, direct-access or day-case activity
   ('Diagnostic Imaging', 'Directly Accessed Diagnostic Services', 'Outpatient Procedures', 'Daycase',
@@ -25,9 +29,9 @@ What the bundled schedule holds, and the choices made (checked on ncc_national_s
 
 Table s3_resources.activity_costs, one row per organisation x month x activity:
 org_code, org_name, org_level ('provider','icb','region','england'), period_start, financial_year ('2024/25'),
-activity_type ('ae_attendances', 'emergency_admissions', 'diagnostic_tests'), activity_detail (the DM01 test,
-'All DM01 tests' for the sum of the costed tests, or 'all'), activity, unit_cost_gbp (for 'All DM01 tests' the
-implied average), estimated_cost_gbp, currency_codes, currency_desc, department_codes, ncc_activity (the
+activity_type ('ae_attendances', 'emergency_admissions', 'elective_admissions', 'diagnostic_tests'),
+activity_detail (the DM01 test, 'All DM01 tests' for the sum of the costed tests, or 'all'), activity,
+unit_cost_gbp (for 'All DM01 tests' the implied average), estimated_cost_gbp, currency_codes, currency_desc, department_codes, ncc_activity (the
 national activity behind the unit cost), price_base, is_estimate, method, source.
 Aggregates: A&E and emergency admissions use step 1's ICB/region/England rows; diagnostics sum providers by ODS
 parent ICB and region like step 1.
@@ -69,6 +73,9 @@ NEL = CostMap("emergency_admissions", "all",
               ("Non-Elective Inpatient - Short Stay", "Non-Elective Inpatient - Long Stay"), r".*",
               "emergency admissions x the activity-weighted average cost of a non-elective spell (all HRGs, short "
               "and long stay)")
+ELECTIVE = CostMap("elective_admissions", "all", ("Elective Inpatients", "Daycase"), r".*",
+                   "admitted RTT clock stops x the activity-weighted average cost of an elective spell (all HRGs, "
+                   "inpatient and day case); a clock stop ends a pathway, some pathways have more than one spell")
 _DX = "DM01 tests (waiting list + planned + unscheduled) x the activity-weighted unit cost of "
 DIAGNOSTICS: tuple[CostMap, ...] = tuple(
     CostMap("diagnostic_tests", test, DIAGNOSTIC_DEPARTMENTS, regex, _DX + what) for test, regex, what in (
@@ -176,7 +183,8 @@ def build_activity_costs(con: duckdb.DuckDBPyConnection, since: str = DEFAULT_SI
             raise RuntimeError(f"{t} is missing: load the raw data and build step 1 first")
     ncc = con.sql(f"select department_code, currency_code, currency_desc, activity, cost from {NCC}").pl()
     frames = []
-    for cost_map, metric_id in ((AE, "ae_attendances"), (NEL, "ae_emergency_admissions")):
+    for cost_map, metric_id in ((AE, "ae_attendances"), (NEL, "ae_emergency_admissions"),
+                                (ELECTIVE, "rtt_clock_stops_admitted")):
         frames.append(price_activity(_metric_activity(con, metric_id, since), cost_map, unit_cost(ncc, cost_map)))
     if table_exists(con, "latest.dm01_diagnostics"):
         dx = _dm01_activity(con, since)

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ibp_pipeline.dashboards import access, board_pack
+from ibp_pipeline import access
+from ibp_pipeline.dashboards import board_pack
 from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text

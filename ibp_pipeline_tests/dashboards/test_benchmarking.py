@@ -14,7 +14,8 @@ import yaml
 from scipy.stats import binom
 from polars.testing import assert_frame_equal
 
-from ibp_pipeline.dashboards import access, benchmarking as bm, exports, theme
+from ibp_pipeline import access
+from ibp_pipeline.dashboards import benchmarking as bm, exports, theme
 from ibp_pipeline.dashboards.serving import Serving
 
 from .conftest import page_text

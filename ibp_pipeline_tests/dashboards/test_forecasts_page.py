@@ -9,7 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from ibp_pipeline.dashboards import access, exports
+from ibp_pipeline import access
+from ibp_pipeline.dashboards import exports
 from ibp_pipeline.dashboards import forecasts as fc
 from ibp_pipeline.dashboards.serving import Serving
 

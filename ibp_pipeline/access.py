@@ -17,9 +17,9 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ibp_pipeline import settings
+from . import settings
 
-from ..lib.config_errors import error_line, id_label
+from .lib.config_errors import error_line, id_label
 
 Role = Literal["admin", "icb", "trust"]
 
@@ -59,7 +59,7 @@ class UsersFileError(ValueError):
 
 
 def users_file_path() -> Path:
-    from ..config import get_paths
+    from .config import get_paths
 
     return settings.get_path("IBP_USERS_FILE", get_paths().data / "config" / "users.yaml")
 

@@ -1,0 +1,68 @@
+"""Building the warehouse's `plan` tables: the store's versions copied in, and their triangulation."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ..lib.duckdb_tables import replace_table, table_exists
+from .lines import ACTIVITY
+from .store import DDL, TABLES, ensure_store, read_document
+from .triangulation import CHECK_NAMES, triangulate
+
+TARGETS = "s2_triple_aim.targets"
+
+
+def copy_store(con: duckdb.DuckDBPyConnection, store: Path) -> dict[str, int]:
+    """Replace plan.versions, lines, assumptions and capital with the store's (empty when there is no store)."""
+    ensure_store(store)
+    for t in TABLES:
+        con.execute(f"drop table if exists plan.{t}")
+    for sql in DDL:
+        con.execute(sql)
+    if store.exists():
+        con.execute(f"attach '{store}' as plan_store (read_only)")
+        try:
+            for t in TABLES:
+                con.execute(f"insert into plan.{t} select * from plan_store.plan.{t}")
+        finally:
+            con.execute("detach plan_store")
+    con.execute("alter table plan.versions add column is_plan_of_record boolean")
+    con.execute("""update plan.versions v set is_plan_of_record = (v.status = 'approved' and v.version = (
+                       select max(version) from plan.versions a where a.plan_id = v.plan_id
+                       and a.status = 'approved'))""")
+    return {t: con.execute(f"select count(*) from plan.{t}").fetchone()[0] for t in TABLES}
+
+
+def org_targets(con: duckdb.DuckDBPyConnection, org_code: str) -> dict[str, dict[dt.date, float]]:
+    """The organisation's primary trajectory of each standard a plan line is checked against."""
+    if not table_exists(con, TARGETS):
+        return {}
+    metrics = [line.actual[0] for line in ACTIVITY if line.standard]
+    rows = con.execute(f"select metric_id, period_start, target_value from {TARGETS} where org_code = ? "
+                       f"and is_primary and in_force and metric_id in ({', '.join('?' * len(metrics))})",
+                       [org_code, *metrics]).fetchall()
+    out: dict[str, dict[dt.date, float]] = {}
+    for metric, month, target in rows:
+        out.setdefault(metric, {})[month] = target
+    return out
+
+
+def build_triangulation(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """plan.triangulation: every check of every version; returns (rows, failed checks)."""
+    rows = []
+    for pid, version, org in con.execute("select plan_id, version, org_code from plan.versions").fetchall():
+        doc = read_document(con, pid, version)
+        for c in triangulate(doc, org_targets(con, org)):
+            rows.append({"plan_id": pid, "version": version, "check_id": c.check_id,
+                         "check_name": CHECK_NAMES[c.check_id], "subject": c.subject, "period": c.period,
+                         "status": c.status, "planned": c.planned, "expected": c.expected,
+                         "tolerance": c.tolerance, "unit": c.unit, "message": c.message})
+    frame = pl.DataFrame(rows, schema={
+        "plan_id": pl.String, "version": pl.Int32, "check_id": pl.String, "check_name": pl.String,
+        "subject": pl.String, "period": pl.String, "status": pl.String, "planned": pl.Float64,
+        "expected": pl.Float64, "tolerance": pl.Float64, "unit": pl.String, "message": pl.String})
+    replace_table(con, "plan", "triangulation", frame)
+    return frame.height, frame.filter(pl.col("status") == "fail").height

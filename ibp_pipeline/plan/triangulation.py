@@ -1,0 +1,220 @@
+"""Do the plan's activity, workforce and money agree? Each check passes or fails with its numbers, on load and in
+the plan.triangulation table. Pure functions of a PlanDocument (and the organisation's trajectories), so they are
+tested on constructed plans with known answers.
+
+- waiting_list: next month's list = list + clock starts - clock stops - validation removals, within the
+  Assumptions sheet's tolerance (% of the list).
+- trajectory: each performance line against the trajectory of the standards registry for the organisation
+  (at least the target where higher is better, at most where lower is better; 0.05 points of rounding allowed).
+- productivity: weighted activity (activity x the Assumptions sheet's unit costs) per FTE improves by at least the
+  framework's % a year, year on year (the first plan year against the year before, from the Assumptions sheet);
+  a shortfall with a reason on the README sheet is 'explained'.
+- pay: each staff group's pay in a year against its FTE x annual cost per FTE (agency at its multiplier).
+- income: activity income grows with weighted activity, year on year, within the tolerance in points.
+- beds: the planned beds hold the planned occupied beds at the occupancy ceiling (92%); the shortfall in beds is
+  the capacity the plan needs and does not plan.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from .assumptions import load
+from .document import PlanDocument
+from .lines import ACTIVITY, ACTIVITY_INCOME
+from .period import financial_year
+
+ROUNDING_POINTS = 0.05
+PRICED_LINES = {"ae_attendances": "unit_cost_ae_attendances",
+                "ae_emergency_admissions": "unit_cost_ae_emergency_admissions",
+                "rtt_clock_stops_admitted": "unit_cost_rtt_clock_stops_admitted",
+                "dm01_tests": "unit_cost_dm01_tests"}
+
+
+@dataclass(frozen=True)
+class Check:
+    check_id: str  # waiting_list, trajectory, productivity, pay, income, beds
+    subject: str  # what was checked, in words
+    period: str  # a month (YYYY-MM) or a financial year
+    status: str  # pass, fail, explained, not checked
+    planned: float | None
+    expected: float | None
+    tolerance: float | None
+    unit: str
+    message: str
+
+
+CHECK_NAMES = {"waiting_list": "Waiting-list arithmetic", "trajectory": "Performance against the trajectory",
+               "productivity": "Productivity (weighted activity per FTE)", "pay": "Pay bill against FTE",
+               "income": "Activity income against activity", "beds": "Beds for the planned occupancy"}
+
+
+def _v(doc: PlanDocument, line_id: str) -> np.ndarray:
+    return np.nan_to_num(doc.values.get(line_id, np.zeros(len(doc.period.months))))
+
+
+def _years(doc: PlanDocument) -> list[tuple[str, np.ndarray]]:
+    fys = np.array([financial_year(m) for m in doc.period.months])
+    return [(fy, fys == fy) for fy in doc.period.years]
+
+
+def waiting_list(doc: PlanDocument) -> list[Check]:
+    tol = doc.assumption("waiting_list_tolerance_pct")
+    wl = _v(doc, "rtt_waiting_list")
+    flows = (_v(doc, "rtt_clock_starts") - _v(doc, "rtt_clock_stops_admitted")
+             - _v(doc, "rtt_clock_stops_non_admitted") - _v(doc, "rtt_validation_removals"))
+    out = []
+    for i in range(1, len(wl)):
+        expected = wl[i - 1] + flows[i]
+        allowed = tol / 100 * wl[i - 1]
+        ok = abs(wl[i] - expected) <= allowed + 0.5
+        m = doc.period.months[i]
+        out.append(Check("waiting_list", "RTT waiting list", f"{m:%Y-%m}", "pass" if ok else "fail", wl[i],
+                         expected, allowed, "pathways",
+                         f"{m:%b %Y}: the plan's list of {wl[i]:,.0f} "
+                         + ("agrees with" if ok else "does not agree with")
+                         + f" last month's {wl[i - 1]:,.0f} + starts - stops - removals = {expected:,.0f} "
+                         f"(difference {wl[i] - expected:+,.0f}; allowed {allowed:,.0f}, {tol:g}% of the list)"))
+    return out
+
+
+def trajectory(doc: PlanDocument, targets: dict[str, dict[dt.date, float]]) -> list[Check]:
+    """targets: metric id -> month -> target (the organisation's primary trajectory)."""
+    out = []
+    for line in ACTIVITY:
+        if not line.standard:
+            continue
+        by_month = targets.get(line.actual[0], {})
+        planned = doc.values.get(line.line_id)
+        for i, m in enumerate(doc.period.months):
+            if m not in by_month or planned is None or np.isnan(planned[i]):
+                continue
+            t, p = by_month[m], planned[i]
+            worse = (t - p) if line.direction == "at_least" else (p - t)
+            ok = worse <= ROUNDING_POINTS
+            word = "at least" if line.direction == "at_least" else "at most"
+            out.append(Check("trajectory", line.label, f"{m:%Y-%m}", "pass" if ok else "fail", p, t,
+                             ROUNDING_POINTS, "%",
+                             f"{m:%b %Y}: {line.label} planned at {p:.1f}%, the trajectory asks {word} {t:.1f}%"
+                             + ("" if ok else f" ({worse:.1f} points short)")))
+    return out
+
+
+def weighted_activity(doc: PlanDocument) -> np.ndarray:
+    return np.sum([_v(doc, line) * doc.assumption(cost) for line, cost in PRICED_LINES.items()], axis=0)
+
+
+def productivity(doc: PlanDocument) -> list[Check]:
+    p = doc.assumption("productivity_pct_a_year")
+    groups = [g.id for g in load().staff_groups]
+    base_fte = sum(doc.assumption(f"baseline_fte_{g}") for g in groups)
+    base_wa = doc.assumption("baseline_weighted_activity_gbp")
+    prev = base_wa / base_fte if base_fte else None
+    prev_label = f"{int(doc.period.years[0][:4]) - 1}/{doc.period.years[0][2:4]}"
+    wa, fte = weighted_activity(doc), _v(doc, "fte_total")
+    reason = doc.notes.get("productivity_explanation", "").strip()
+    out = []
+    for fy, mask in _years(doc):
+        avg_fte = fte[mask].mean()
+        now = wa[mask].sum() / avg_fte if avg_fte else None
+        if now is None or not prev:
+            out.append(Check("productivity", "Weighted activity per FTE", fy, "not checked", now, prev, p,
+                             "% a year", f"{fy}: no FTE planned, or none the year before: productivity cannot "
+                                         "be worked out"))
+        else:
+            change = 100 * (now / prev - 1)
+            ok = change >= p - 0.01
+            status = "pass" if ok else ("explained" if reason else "fail")
+            out.append(Check("productivity", "Weighted activity per FTE", fy, status, change, p, 0.01,
+                             "% a year",
+                             f"{fy}: weighted activity per FTE GBP {now:,.0f} against GBP {prev:,.0f} in "
+                             f"{prev_label}: {change:+.1f}% (the framework asks at least {p:g}% a year)"
+                             + ("" if ok else (f"; the plan says why: {reason}" if reason else
+                                               "; say why on the README sheet, or plan more activity or fewer "
+                                               "FTE"))))
+            prev = now
+        prev_label = fy
+    return out
+
+
+def pay(doc: PlanDocument) -> list[Check]:
+    from .prefill import pay_expected
+
+    tol = doc.assumption("pay_tolerance_pct")
+    out = []
+    for g in load().staff_groups:
+        planned_all, expected_all = _v(doc, f"pay_{g.id}"), pay_expected(doc, g.id)
+        for fy, mask in _years(doc):
+            planned, expected = planned_all[mask].sum(), expected_all[mask].sum()
+            diff = planned - expected
+            ok = abs(diff) <= tol / 100 * expected + 1
+            out.append(Check("pay", f"Pay: {g.label}", fy, "pass" if ok else "fail", planned, expected, tol, "GBP",
+                             f"{fy}: {g.label} pay GBP {planned:,.0f} against FTE x average cost GBP "
+                             f"{expected:,.0f} ({(100 * diff / expected) if expected else 0:+.1f}%, allowed "
+                             f"{tol:g}%)"))
+    return out
+
+
+def income(doc: PlanDocument) -> list[Check]:
+    tol = doc.assumption("income_tolerance_points")
+    wa = weighted_activity(doc)
+    inc = np.sum([_v(doc, i) for i in ACTIVITY_INCOME], axis=0)
+    years = _years(doc)
+    out = []
+    for (fy0, m0), (fy, m1) in zip(years, years[1:]):
+        if wa[m0].sum() <= 0 or inc[m0].sum() <= 0:
+            continue
+        g_wa = 100 * (wa[m1].sum() / wa[m0].sum() - 1)
+        g_inc = 100 * (inc[m1].sum() / inc[m0].sum() - 1)
+        ok = abs(g_inc - g_wa) <= tol
+        out.append(Check("income", "Activity income", fy, "pass" if ok else "fail", g_inc, g_wa, tol,
+                         "% growth", f"{fy}: activity income grows {g_inc:+.1f}% on {fy0}, weighted activity "
+                                     f"{g_wa:+.1f}% (allowed {tol:g} points apart)"))
+    return out
+
+
+def beds(doc: PlanDocument) -> list[Check]:
+    ceiling = doc.assumption("bed_occupancy_ceiling_pct")
+    planned, occ = _v(doc, "ga_beds"), _v(doc, "ga_occupancy_pct")
+    needed = planned * occ / ceiling
+    out = []
+    for fy, mask in _years(doc):
+        idx = np.flatnonzero(mask)
+        worst = idx[np.argmax(needed[idx] - planned[idx])]
+        short = needed[worst] - planned[worst]
+        ok = short <= 0.5
+        m = doc.period.months[worst]
+        out.append(Check("beds", "General and acute beds", fy, "pass" if ok else "fail", planned[worst],
+                         needed[worst], 0.5, "beds",
+                         f"{fy}: the plan's occupied beds fit its beds at {ceiling:g}% occupancy"
+                         if ok else
+                         f"{fy}: in {m:%b %Y} the plan fills {occ[worst]:.1f}% of {planned[worst]:,.0f} beds; holding "
+                         f"{ceiling:g}% needs {needed[worst]:,.0f} beds, {short:,.0f} more than planned"))
+    return out
+
+
+def triangulate(doc: PlanDocument, targets: dict[str, dict[dt.date, float]] | None = None) -> list[Check]:
+    """Every check on one plan."""
+    return (waiting_list(doc) + trajectory(doc, targets or {}) + productivity(doc) + pay(doc) + income(doc)
+            + beds(doc))
+
+
+def summary(checks: list[Check]) -> list[str]:
+    """One line per check: how many periods pass, and the first failure's sentence."""
+    out = []
+    for check_id, name in CHECK_NAMES.items():
+        these = [c for c in checks if c.check_id == check_id]
+        if not these:
+            out.append(f"{name}: not checked (nothing to check)")
+            continue
+        failed = [c for c in these if c.status == "fail"]
+        explained = [c for c in these if c.status == "explained"]
+        line = f"{name}: {len(these) - len(failed) - len(explained)} of {len(these)} pass"
+        if explained:
+            line += f", {len(explained)} explained"
+        if failed:
+            line += f", {len(failed)} fail; first: {failed[0].message}"
+        out.append(line)
+    return out

@@ -1,0 +1,80 @@
+"""Triangulation on constructed plans whose answers are worked out by hand (constructed.py)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from ibp_pipeline.plan.triangulation import beds, income, pay, productivity, trajectory, triangulate, waiting_list
+
+from .constructed import constructed
+
+
+def failures(checks):
+    return [c for c in checks if c.status == "fail"]
+
+
+def test_the_constructed_plan_passes_every_check():
+    checks = triangulate(constructed(), {"rtt_18wk_pct": {dt.date(2027, 3, 1): 65.0}})
+    assert checks and not failures(checks)
+    assert {c.check_id for c in checks} == {"waiting_list", "trajectory", "productivity", "pay", "income", "beds"}
+    prod = [c for c in checks if c.check_id == "productivity"]
+    assert [round(c.planned, 6) for c in prod] == [2.0, 2.0, 2.0]  # exactly 2% a year by construction
+
+
+def test_a_list_500_too_high_in_one_month_fails_that_month_and_the_next():
+    doc = constructed()
+    doc.values["rtt_waiting_list"][5] += 500  # September 2026
+    bad = failures(waiting_list(doc))
+    assert [(c.period, round(c.planned - c.expected)) for c in bad] == [("2026-09", 500), ("2026-10", -500)]
+    assert bad[0].tolerance == pytest.approx(100.0)  # 1% of last month's 10,000
+    assert "10,500" in bad[0].message and "10,000" in bad[0].message
+
+
+def test_performance_below_an_at_least_trajectory_and_above_an_at_most_one_fails_by_the_gap():
+    doc = constructed()
+    march = dt.date(2027, 3, 1)
+    checks = trajectory(doc, {"rtt_18wk_pct": {march: 72.0}, "dm01_6wk_pct": {march: 65.0},
+                              "ae_4hr_pct": {march: 70.0}})
+    bad = {c.subject: c for c in failures(checks)}
+    assert set(bad) == {"RTT patients waiting under 18 weeks", "Diagnostic patients waiting 6 weeks or more"}
+    assert "2.0 points short" in bad["RTT patients waiting under 18 weeks"].message
+    assert "5.0 points short" in bad["Diagnostic patients waiting 6 weeks or more"].message
+
+
+def test_flat_activity_fails_productivity_after_the_first_year_unless_the_plan_says_why():
+    doc = constructed()
+    for line in ("ae_attendances", "ae_emergency_admissions", "rtt_clock_stops_admitted", "dm01_tests"):
+        doc.values[line] = np.full(36, doc.values[line][0])
+    checks = productivity(doc)
+    assert [c.status for c in checks] == ["pass", "fail", "fail"]
+    assert [round(c.planned, 6) for c in checks] == [2.0, 0.0, 0.0]
+    doc.notes["productivity_explanation"] = "a new hospital opens in 2029"
+    assert [c.status for c in productivity(doc)] == ["pass", "explained", "explained"]
+
+
+def test_pay_five_per_cent_above_fte_times_cost_fails_that_group_and_year_only():
+    doc = constructed()
+    doc.values["pay_nurses_health_visitors"][12:24] *= 1.05
+    bad = failures(pay(doc))
+    assert [(c.subject, c.period) for c in bad] == [("Pay: Nurses and health visitors", "2027/28")]
+    assert bad[0].planned == pytest.approx(1_260_000) and bad[0].expected == pytest.approx(1_200_000)
+    assert "+5.0%" in bad[0].message
+
+
+def test_income_that_grows_20_per_cent_while_activity_grows_2_fails():
+    doc = constructed()
+    doc.values["income_ae"][24:] *= 1.2
+    bad = failures(income(doc))
+    assert [c.period for c in bad] == ["2028/29"]
+    assert bad[0].expected == pytest.approx(2.0)
+
+
+def test_occupancy_above_92_per_cent_needs_more_beds_than_planned():
+    doc = constructed()
+    doc.values["ga_occupancy_pct"][30] = 96.0  # October 2028, 100 beds
+    bad = failures(beds(doc))
+    assert [c.period for c in bad] == ["2028/29"]
+    assert bad[0].expected == pytest.approx(100 * 96 / 92)
+    assert "4 more than planned" in bad[0].message
