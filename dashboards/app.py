@@ -27,6 +27,8 @@ PAGES = [
     st.Page("app_pages/gaps.py", title="Gaps and needs", icon=":material/straighten:", url_path="gaps"),
     st.Page("app_pages/forecasts.py", title="Forecasts and risk", icon=":material/timeline:", url_path="forecasts"),
     st.Page("app_pages/scenarios.py", title="Scenarios", icon=":material/alt_route:", url_path="scenarios"),
+    st.Page("app_pages/plan.py", title="Plan", icon=":material/assignment:", url_path="plan"),
+    st.Page("app_pages/workforce.py", title="Workforce plan", icon=":material/badge:", url_path="workforce"),
     st.Page("app_pages/data_quality.py", title="Data quality", icon=":material/fact_check:",
             url_path="data-quality"),
 ]

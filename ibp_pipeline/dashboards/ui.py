@@ -170,3 +170,25 @@ def tile(title: str, value: str, lines: Sequence[str], pills: Sequence[str] = ()
 def metric_catalogue() -> pl.DataFrame:
     return query("select metric_id, name, definition, unit, triple_aim_domain, higher_is_better, source, formula "
                  "from s1_current_state.metric_catalogue order by name")
+
+
+def plan_version(sel: Selection, key: str, what: str, example_note: str) -> dict:
+    """The Plan and Workforce pages' version picker: the organisation's plan versions, opening on the plan of
+    record, with the example banner; stops the page (saying how to make a plan) when there is none."""
+    from ibp_pipeline.dashboards import plan
+
+    found = call(plan.versions, sel.org_code)
+    if found.is_empty():
+        st.info(f"No plan for {sel.title} yet{what}. An analyst drafts one with `ibp plan draft --org "
+                f"{sel.org_code} --out plan.xlsx`, the planners edit the workbook, and `ibp plan load plan.xlsx` "
+                "stores it as a version.")
+        st.stop()
+    rows = list(found.iter_rows(named=True))
+    chosen = st.selectbox("Plan version", range(len(rows)), index=plan.tracked(found),
+                          format_func=lambda i: plan.version_label(rows[i]), key=key,
+                          help="Every version loaded is kept. The plan of record is the latest approved version; "
+                               "the page opens on it.")
+    version = rows[chosen]
+    if version["example"]:
+        st.warning(f"This is an **example** plan, not the organisation's own: {example_note}", icon=":material/info:")
+    return version

@@ -1,5 +1,5 @@
 """The plan's tables in the warehouse (schema `plan`, served): every version of every plan copied from the plan
-store, and the triangulation of each version."""
+store, the triangulation of each version, each plan against its actuals, and its Six Steps workforce plan."""
 import dagster as dg
 
 from ..resources import Warehouse
@@ -30,4 +30,30 @@ def triangulation(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n, "failed": failed})
 
 
-plan_assets = [versions, triangulation]
+@dg.asset(key=["plan", "plan_vs_actual"], deps=[
+    dg.AssetKey(["plan", "versions"]), dg.AssetKey(["s1_current_state", "metric_values"]),
+    dg.AssetKey(["raw", "finance_ledger"]), dg.AssetKey(["s5_impact", "forecasts"])], **PLAN)
+def plan_vs_actual(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Each plan's tracked version against the published actuals and the finance ledger: variance, year to date,
+    forecast outturn, exceptions in plain English."""
+    from .actuals import build_plan_vs_actual
+
+    with warehouse.connect() as con:
+        n, exceptions = build_plan_vs_actual(con)
+    return dg.MaterializeResult(metadata={"rows": n, "exceptions": exceptions})
+
+
+@dg.asset(key=["plan", "workforce_six_steps"], deps=[
+    dg.AssetKey(["plan", "versions"]), dg.AssetKey(["s1_current_state", "metric_values"]),
+    dg.AssetKey(["s2_triple_aim", "peer_groups"]), dg.AssetKey(["s3_resources", "activity_costs"])], **PLAN)
+def workforce_six_steps(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Six Steps workforce planning for each plan's tracked version: service change, required workforce (own ratio
+    and peers' range), availability, the gap and how the plan bridges it, and staff in post against plan."""
+    from .workforce import build_workforce_six_steps
+
+    with warehouse.connect() as con:
+        n = build_workforce_six_steps(con)
+    return dg.MaterializeResult(metadata={"rows": n})
+
+
+plan_assets = [versions, triangulation, plan_vs_actual, workforce_six_steps]

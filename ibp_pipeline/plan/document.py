@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .assumptions import load
 from .lines import by_id
 from .period import Period
 
@@ -48,7 +49,9 @@ class PlanDocument:
         return self.notes.get("example", "").strip().lower() in ("yes", "y", "true")
 
     def assumption(self, assumption_id: str) -> float:
-        return next(a.value for a in self.assumptions if a.assumption_id == assumption_id)
+        """The plan's own value of an assumption; the shipped default when its workbook predates it."""
+        found = [a.value for a in self.assumptions if a.assumption_id == assumption_id]
+        return found[0] if found else load().value(assumption_id)
 
     def derive(self) -> "PlanDocument":
         """Fill the derived lines (totals, surplus) from the inputs."""

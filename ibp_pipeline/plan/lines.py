@@ -32,6 +32,23 @@ class Line:
     contract: str | None = None
 
     @property
+    def stock(self) -> bool:
+        """A level at a point in time (a list, FTE, beds, a percentage): a year is its average, not its sum."""
+        return self.percent or self.unit in ("FTE", "beds") or self.line_id in ("rtt_waiting_list",
+                                                                                 "rtt_52wk_waiters")
+
+    @property
+    def favourable(self) -> str | None:
+        """Which way off plan is good news: 'above', 'below', or None when neither is (activity volumes)."""
+        if self.direction:
+            return "above" if self.direction == "at_least" else "below"
+        if self.part == "finance":
+            return "above" if self.line_id.startswith("income") or self.line_id in ("cip", "surplus") else "below"
+        if self.line_id in ("rtt_waiting_list", "rtt_52wk_waiters", "ae_12hr_waits", "ga_occupancy_pct"):
+            return "below"
+        return None
+
+    @property
     def decimals(self) -> int:
         """Decimals a value of this line is kept to (in the workbook and the store)."""
         return 2 if self.percent or self.unit == "FTE" else 0

@@ -23,7 +23,6 @@ import datetime as dt
 
 import duckdb
 import numpy as np
-import polars as pl
 
 from .assumptions import annual_cost_per_fte, load, on_cost_text
 from .document import AssumptionRow, PlanDocument
@@ -233,6 +232,17 @@ def activity_values(s: Served, period: Period) -> tuple[dict, dict]:
     return values, sources
 
 
+def requirement_factor(wa: np.ndarray, base_year_wa: float, productivity: float, months: list[dt.date]
+                       ) -> np.ndarray:
+    """For each month: the plan year's weighted activity against the year before the plan's, less `productivity`
+    a year compounded to that plan year (1 = the staff in post are what the activity requires)."""
+    first = months[0].year - (months[0].month < 4)
+    years = np.array([m.year - first - (m.month < 4) for m in months])
+    annual = np.array([wa[years == y].sum() for y in range(years.max() + 1)])
+    growth = annual / base_year_wa if base_year_wa > 0 else np.ones_like(annual)
+    return (growth / (1 + productivity) ** (np.arange(len(annual)) + 1))[years]
+
+
 def weighted_activity(values: dict[str, np.ndarray], prices: dict[str, float]) -> np.ndarray:
     """Activity priced at national unit costs, month by month: the measure of productivity's numerator."""
     return np.sum([np.nan_to_num(values[line]) * prices[line] for line in PRICED], axis=0)
@@ -244,7 +254,6 @@ def draft(con: duckdb.DuckDBPyConnection, org_code: str, period: Period,
     (their source then says so)."""
     doc_assumptions = load()
     s = Served(con, org_code)
-    months = period.months
     values, sources = activity_values(s, period)
     base_period = Period(period.first_year - 1, period.first_year - 1)
     base_values, _ = activity_values(s, base_period)
@@ -275,11 +284,7 @@ def draft(con: duckdb.DuckDBPyConnection, org_code: str, period: Period,
 def _workforce(s: Served, doc: PlanDocument, base_wa: np.ndarray, prices: dict[str, float]) -> None:
     months = doc.period.months
     p = doc.assumption("productivity_pct_a_year") / 100
-    wa = weighted_activity(doc.values, prices)
-    years = np.array([m.year - doc.period.first_year - (m.month < 4) for m in months])
-    annual = np.array([wa[years == y].sum() for y in range(years.max() + 1)])
-    growth = annual / base_wa.sum() if base_wa.sum() > 0 else np.ones_like(annual)
-    factor = (growth / (1 + p) ** (np.arange(len(annual)) + 1))[years]
+    factor = requirement_factor(weighted_activity(doc.values, prices), float(base_wa.sum()), p, months)
     doc.assumptions.append(AssumptionRow(
         "baseline_weighted_activity_gbp", f"Weighted activity in {fy_label(doc.period.first_year - 1)}",
         round(float(base_wa.sum())), "GBP at national unit costs",

@@ -36,6 +36,7 @@ DDL = (
     """create table if not exists plan.assumptions (
         plan_id varchar, version integer, assumption_id varchar, assumption varchar, value double, unit varchar,
         source varchar)""",
+    "alter table plan.versions add column if not exists example boolean",  # stores made before it existed
     """create table if not exists plan.capital (
         plan_id varchar, version integer, scheme varchar, category varchar, beds_added double, opens date,
         financial_year varchar, cost_gbp double)""",
@@ -143,31 +144,41 @@ def plan_of_record(con: duckdb.DuckDBPyConnection, pid: str) -> int | None:
 
 def read_document(con: duckdb.DuckDBPyConnection, pid: str, version: int, schema: str = "plan") -> PlanDocument:
     """A stored version as a PlanDocument (values, sources, assumptions, capital, notes)."""
-    from .document import AssumptionRow, CapitalScheme
-    from .period import Period
-
     head = con.execute(f"select org_code, org_name, period, data_as_of, productivity_explanation, example "
                        f"from {schema}.versions where plan_id = ? and version = ?", [pid, version]).fetchone()
     if head is None:
         raise KeyError(f"no version {version} of plan {pid}")
+    args = [pid, version]
+    return document_from_rows(
+        head,
+        con.execute(f"select line_id, month, value, source from {schema}.lines where plan_id = ? and version = ?",
+                    args).fetchall(),
+        con.execute(f"select assumption_id, assumption, value, unit, source from {schema}.assumptions "
+                    "where plan_id = ? and version = ?", args).fetchall(),
+        con.execute(f"select scheme, category, beds_added, opens, financial_year, cost_gbp from {schema}.capital "
+                    "where plan_id = ? and version = ?", args).fetchall())
+
+
+def document_from_rows(head: tuple, line_rows: list[tuple], assumption_rows: list[tuple],
+                       capital_rows: list[tuple]) -> PlanDocument:
+    """A PlanDocument from stored rows: head (org_code, org_name, period, data_as_of, productivity_explanation,
+    example), lines (line_id, month, value, source), assumptions (id, label, value, unit, source), capital
+    (scheme, category, beds_added, opens, financial_year, cost_gbp)."""
+    from .document import AssumptionRow, CapitalScheme
+    from .period import Period
+
     period = Period.parse(head[2])
     index = {m: i for i, m in enumerate(period.months)}
     values: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
-    for line_id, month, value, source in con.execute(
-            f"select line_id, month, value, source from {schema}.lines where plan_id = ? and version = ?",
-            [pid, version]).fetchall():
+    for line_id, month, value, source in line_rows:
         arr = values.setdefault(line_id, np.full(len(index), np.nan))
         arr[index[month]] = np.nan if value is None else value
         sources[line_id] = source
-    assumptions = [AssumptionRow(*r) for r in con.execute(
-        f"select assumption_id, assumption, value, unit, source from {schema}.assumptions "
-        "where plan_id = ? and version = ?", [pid, version]).fetchall()]
     schemes: dict[str, CapitalScheme] = {}
-    for name, cat, beds, opens, fy, cost in con.execute(
-            f"select scheme, category, beds_added, opens, financial_year, cost_gbp from {schema}.capital "
-            "where plan_id = ? and version = ?", [pid, version]).fetchall():
+    for name, cat, beds, opens, fy, cost in capital_rows:
         schemes.setdefault(name, CapitalScheme(name, cat, beds, opens, {})).by_year[fy] = cost
-    return PlanDocument(head[0], head[1], period, values, sources, assumptions, list(schemes.values()),
+    return PlanDocument(head[0], head[1], period, values, sources, [AssumptionRow(*r) for r in assumption_rows],
+                        list(schemes.values()),
                         {"productivity_explanation": head[4] or "", "example": "yes" if head[5] else ""},
                         head[3] or "")

@@ -26,7 +26,7 @@ def copy_store(con: duckdb.DuckDBPyConnection, store: Path) -> dict[str, int]:
         con.execute(f"attach '{store}' as plan_store (read_only)")
         try:
             for t in TABLES:
-                con.execute(f"insert into plan.{t} select * from plan_store.plan.{t}")
+                con.execute(f"insert into plan.{t} by name select * from plan_store.plan.{t}")
         finally:
             con.execute("detach plan_store")
     con.execute("alter table plan.versions add column is_plan_of_record boolean")

@@ -129,7 +129,7 @@ def productivity(doc: PlanDocument) -> list[Check]:
             status = "pass" if ok else ("explained" if reason else "fail")
             out.append(Check("productivity", "Weighted activity per FTE", fy, status, change, p, 0.01,
                              "% a year",
-                             f"{fy}: weighted activity per FTE GBP {now:,.0f} against GBP {prev:,.0f} in "
+                             f"{fy}: weighted activity per FTE £{now:,.0f} against £{prev:,.0f} in "
                              f"{prev_label}: {change:+.1f}% (the framework asks at least {p:g}% a year)"
                              + ("" if ok else (f"; the plan says why: {reason}" if reason else
                                                "; say why on the README sheet, or plan more activity or fewer "
@@ -151,8 +151,8 @@ def pay(doc: PlanDocument) -> list[Check]:
             diff = planned - expected
             ok = abs(diff) <= tol / 100 * expected + 1
             out.append(Check("pay", f"Pay: {g.label}", fy, "pass" if ok else "fail", planned, expected, tol, "GBP",
-                             f"{fy}: {g.label} pay GBP {planned:,.0f} against FTE x average cost GBP "
-                             f"{expected:,.0f} ({(100 * diff / expected) if expected else 0:+.1f}%, allowed "
+                             f"{fy}: {g.label} pay £{planned:,.0f} against FTE x average cost "
+                             f"£{expected:,.0f} ({(100 * diff / expected) if expected else 0:+.1f}%, allowed "
                              f"{tol:g}%)"))
     return out
 

@@ -310,6 +310,19 @@ SOURCES: tuple[SourceSpec, ...] = (
          C("Cost to eradicate moderate risk backlog", "count", "backlog_moderate_risk_gbp"),
          C("Cost to eradicate low risk backlog", "count", "backlog_low_risk_gbp")),
         key=("site_code",), org_column="org_code", publisher="NHS Digital, ERIC 2019/20"),
+    # ---- local: the organisation's own ledger -----------------------------------------------------------------
+    # Not published: a trust's monthly finance ledger, summarised to the plan's finance lines, so the plan can be
+    # tracked against what was spent and earned. The layout (docs/plan.md): org_code, month (YYYY-MM or the first
+    # day of the month), line (a plan finance line code such as pay_nurses_health_visitors), amount_gbp, note. The
+    # bundled file is an EXAMPLE for one trust, made up, and says so on every row.
+    SourceSpec(
+        "finance_ledger", "Finance ledger extract (local): organisation, month, plan line, amount",
+        "finance_ledger_example", ("*ledger*.csv",),
+        (C("org_code", "code"), C("month", "date"), C("line"), C("amount_gbp", "number"),
+         C("note", required=False)),
+        key=("org_code", "period_start", "line"), org_column="org_code", period_column="month",
+        publisher="the organisation's own finance ledger (local data, not published)", closed=True,
+        notes="a local extract with no publication schedule: no freshness expectation"),
 ) + PUBLISHED_REFERENCE + PUBLISHED_SOURCES
 
 BY_NAME: dict[str, SourceSpec] = {s.name: s for s in SOURCES}

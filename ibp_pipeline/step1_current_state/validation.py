@@ -114,8 +114,10 @@ def _parse_month_text(raw: pl.Expr) -> pl.Expr:
 
 
 def _parse_date(raw: pl.Expr) -> pl.Expr:
-    """ISO dates (2024-04-01), a workbook's date-time cells (2025-04-01 00:00:00) and ODS dates (20241101)."""
+    """ISO dates (2024-04-01), a workbook's date-time cells (2025-04-01 00:00:00), ODS dates (20241101) and months
+    (2026-04, as a ledger extract writes them: the first day of the month)."""
     return pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False),
+                       pl.when(raw.str.len_chars() == 7).then((raw + "-01").str.to_date("%Y-%m-%d", strict=False)),
                        raw.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.date(),
                        pl.when(raw.str.len_chars() == 8).then(raw.str.to_date("%Y%m%d", strict=False)))
 

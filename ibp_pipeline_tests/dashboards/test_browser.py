@@ -22,7 +22,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 PAGES = [("", "Overview"), ("performance", "Performance"), ("benchmarking", "Benchmarking"),
          ("resources", "Resources"), ("gaps", "Gaps and needs"), ("forecasts", "Forecasts and risk"),
-         ("scenarios", "Scenarios"), ("data-quality", "Data quality")]
+         ("scenarios", "Scenarios"), ("plan", "Plan"), ("workforce", "Workforce plan"),
+         ("data-quality", "Data quality")]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

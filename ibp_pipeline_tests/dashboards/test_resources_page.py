@@ -189,5 +189,6 @@ def test_resource_downloads_read_back_as_shown(app) -> None:
                        check_dtypes=False)
     assert_frame_equal(pl.read_excel(io.BytesIO(exports.excel_bytes(frame, "ratios"))), frame, check_dtypes=False)
     costs = downloads[next(k for k in downloads if k.startswith("estimated-cost-of-activity-rxl"))]
-    assert set(costs["Activity"]) == {"A&E attendances", "Emergency admissions", "Diagnostic tests (DM01)"}
+    assert set(costs["Activity"]) == {"A&E attendances", "Emergency admissions", "Diagnostic tests (DM01)",
+                                      "Elective admissions (admitted RTT clock stops)"}
     assert_frame_equal(pl.read_excel(io.BytesIO(exports.excel_bytes(costs, "costs"))), costs, check_dtypes=False)

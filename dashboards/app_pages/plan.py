@@ -1,0 +1,85 @@
+"""Plan: the organisation's three-year plan (activity, workforce, finance) against what happened, its exceptions,
+whether its parts agree, and the plan itself, by year, with its workbook to download."""
+import polars as pl
+import streamlit as st
+
+from ibp_pipeline.dashboards import plan, ui
+
+sel = ui.selection()
+ui.header("Plan", sel, "The organisation's operational plan for 2026/27 to 2028/29 in three parts (activity and "
+          "performance, workforce, finance), month by month: how the months so far compare with it, the lines off "
+          "plan, and whether activity, staff and money in the plan agree with each other.")
+
+v = ui.plan_version(sel, "plan_version", "", "the draft with made-up bank and agency staff and a made-up "
+                    "capital scheme. Its finance actuals come from an example ledger: **example, not real figures**.")
+st.caption(f"Drafted from data up to {v['data_as_of']}; loaded from {v['file_name']}.")
+
+pva = ui.call(plan.plan_vs_actual, v["plan_id"], v["version"])
+tabs = st.tabs(["Plan against actual", "Exceptions", "Do the parts agree?", "The plan by year"])
+
+with tabs[0]:
+    if pva.is_empty():
+        st.info("No month of the plan has an actual yet: published figures and the finance ledger start after "
+                "the months loaded.")
+    else:
+        part = st.radio("Part", list(plan.PARTS), format_func=plan.PARTS.get, horizontal=True, key="plan_part")
+        these = pva.filter(pl.col("part") == part)
+        if these.is_empty():
+            st.info(f"No actuals yet for the {plan.PARTS[part].lower()} part of this plan.")
+        else:
+            if part == "finance":
+                waterfall = plan.surplus_waterfall(pva)
+                if waterfall is not None:
+                    st.markdown(f"**{waterfall[1]}**")
+                    st.plotly_chart(waterfall[0], key="plan_waterfall")
+            money = {"format": "£%,.0f"} if part == "finance" else {"format": "%,.1f"}
+            ui.table(plan.variance_table(these), f"plan against actual {part}", sel, key=f"pva-{part}",
+                     column_config={c: st.column_config.NumberColumn(**money) for c in
+                                    ("Plan", "Actual", "Variance", "Plan, year to date", "Actual, year to date",
+                                     "Plan for the year", "Forecast outturn")}
+                     | {"Variance (%)": st.column_config.NumberColumn(
+                         format="%+.1f", help="100 x (actual - plan) / plan. For a percentage line (such as "
+                                              "the 18-week %), Variance is in percentage points.")})
+            st.caption("Year to date and the year: flows (attendances, clock stops, money) are summed; levels (the "
+                       "waiting list, staff, beds, percentages) are averaged. Forecast outturn: the months so far, "
+                       "then the pipeline's forecast of the rest of the year where there is one, else the plan.")
+
+with tabs[1]:
+    exceptions = pva.filter(pl.col("is_exception")).sort("month", descending=True) if not pva.is_empty() else pva
+    if exceptions.is_empty():
+        st.success("No line is off plan by more than the plan's thresholds.")
+    else:
+        st.markdown(f"**{exceptions.height} lines and months off plan by more than the plan's thresholds**, "
+                    "latest first:")
+        st.markdown("\n".join(f"- {s}" for s in exceptions["sentence"].to_list()[:40]))
+        if exceptions.height > 40:
+            st.caption(f"The first 40 of {exceptions.height}; the table below has them all.")
+        ui.table(exceptions.select(pl.col("month").alias("Month"), pl.col("line").alias("Line"),
+                                   pl.col("sentence").alias("What happened")), "plan exceptions", sel,
+                 key="plan-exceptions")
+
+with tabs[2]:
+    checks = ui.call(plan.triangulation, v["plan_id"], v["version"])
+    summary = plan.triangulation_summary(checks)
+    st.markdown("Whether the plan's activity, workforce and money agree, check by check, worked out when it was "
+                "loaded: the waiting list with its own flows, performance with the standards' trajectories, "
+                "activity per member of staff with the 2% a year productivity the framework asks, pay with staff "
+                "numbers, income with activity, and beds with the planned occupancy.")
+    ui.table(summary, "plan triangulation", sel, key="plan-triangulation")
+    failed = checks.filter(pl.col("status") == "fail")
+    if not failed.is_empty():
+        with st.expander(f"Every disagreement ({failed.height})"):
+            st.markdown("\n".join(f"- {m}" for m in failed["message"].to_list()))
+
+with tabs[3]:
+    all_lines = ui.call(plan.lines, v["plan_id"], v["version"])
+    part = st.radio("Part", list(plan.PARTS), format_func=plan.PARTS.get, horizontal=True, key="plan_lines_part")
+    ui.table(plan.by_year(all_lines.filter(pl.col("part") == part)), f"plan {part} by year", sel,
+             key=f"plan-lines-{part}")
+    st.download_button("Download the plan workbook", key="plan_workbook",
+                       data=lambda: plan.workbook_bytes(ui.call(plan.stored, v["plan_id"], v["version"])),
+                       file_name=f"plan_{sel.org_code}_{v['period'].replace('/', '-')}_v{v['version']}.xlsx",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                       on_click="ignore", icon=":material/download:",
+                       help="The workbook of this version, as `ibp plan draft` writes it: edit it and load it "
+                            "as the next version.")

@@ -1,0 +1,162 @@
+"""The Plan page: an organisation's plan versions, the tracked version against its actuals (by part, with a
+variance waterfall of the year to date and the exceptions in words), its triangulation and its lines by year, and
+the workbook to download. Reads the served `plan` tables only.
+
+Data functions take the served database; pure functions reshape frames for tables and figures and are tested on
+small hand-made frames."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+from . import theme
+from .serving import Serving
+
+PARTS = {"activity": "Activity and performance", "workforce": "Workforce", "finance": "Finance"}
+STATUS = {"pass": "Agrees", "fail": "Does not agree", "explained": "Explained", "not checked": "Not checked"}
+
+
+def versions(db: Serving, org_code: str) -> pl.DataFrame:
+    """Every version of every plan for the organisation, newest first."""
+    if not db.has_table("plan", "versions"):
+        return pl.DataFrame()
+    return db.query("""select plan_id, period, version, status, loaded_by, loaded_at, file_name, data_as_of,
+                              coalesce(example, false) as example, is_plan_of_record, productivity_explanation
+                       from plan.versions where org_code = $org order by period, version desc""", {"org": org_code})
+
+
+def version_label(row: dict) -> str:
+    record = ", plan of record" if row["is_plan_of_record"] else ""
+    example = ", EXAMPLE" if row["example"] else ""
+    return (f"{row['period']}: version {row['version']} ({row['status']}{record}{example}), loaded "
+            f"{row['loaded_at']:%-d %b %Y} by {row['loaded_by']}")
+
+
+def tracked(frame: pl.DataFrame) -> int:
+    """Index (in `versions` order) of the version a reader sees first: the plan of record, else the newest."""
+    records = frame["is_plan_of_record"].fill_null(False).to_list()
+    return records.index(True) if True in records else 0
+
+
+def plan_vs_actual(db: Serving, plan_id: str, version: int) -> pl.DataFrame:
+    return db.query("""select * from plan.plan_vs_actual where plan_id = $p and version = $v
+                       order by part, line_id, month""", {"p": plan_id, "v": version})
+
+
+def triangulation(db: Serving, plan_id: str, version: int) -> pl.DataFrame:
+    return db.query("""select check_id, check_name, subject, period, status, planned, expected, tolerance, unit,
+                              message
+                       from plan.triangulation where plan_id = $p and version = $v
+                       order by check_name, subject, period""", {"p": plan_id, "v": version})
+
+
+def lines(db: Serving, plan_id: str, version: int) -> pl.DataFrame:
+    return db.query("""select part, line_id, line, unit, staff_group, contract, derived, month, financial_year,
+                              value, source
+                       from plan.lines where plan_id = $p and version = $v order by part, line_id, month""",
+                    {"p": plan_id, "v": version})
+
+
+def stored(db: Serving, plan_id: str, version: int) -> dict[str, pl.DataFrame]:
+    """The version's rows as the plan store holds them (for rebuilding its workbook)."""
+    args = {"p": plan_id, "v": version}
+    return {t: db.query(f"select * from plan.{t} where plan_id = $p and version = $v", args)
+            for t in ("versions", "lines", "assumptions", "capital")}
+
+
+def triangulation_summary(checks: pl.DataFrame) -> pl.DataFrame:
+    """One row per check: how many periods agree, and the first disagreement in words."""
+    if checks.is_empty():
+        return pl.DataFrame(schema={"Check": pl.String, "Verdict": pl.String, "Agree": pl.UInt32,
+                                    "Checked": pl.UInt32, "First problem": pl.String})
+    return (checks.group_by("check_name", maintain_order=True)
+            .agg((pl.col("status").is_in(["pass", "explained"])).sum().alias("Agree"), pl.len().alias("Checked"),
+                 pl.col("message").filter(pl.col("status") == "fail").first().alias("First problem"),
+                 (pl.col("status") == "explained").any().alias("explained"))
+            .with_columns(pl.when(pl.col("Agree") == pl.col("Checked"))
+                          .then(pl.when(pl.col("explained")).then(pl.lit("Explained")).otherwise(pl.lit("Agrees")))
+                          .otherwise(pl.lit("Does not agree")).alias("Verdict"))
+            .select(pl.col("check_name").alias("Check"), "Verdict", "Agree", pl.col("Checked").cast(pl.UInt32),
+                    "First problem"))
+
+
+def by_year(frame: pl.DataFrame) -> pl.DataFrame:
+    """A part's lines by financial year: flows summed, levels (lists, FTE, beds, percentages) averaged."""
+    if frame.is_empty():
+        return frame
+    stock = (pl.col("unit").is_in(["%", "FTE", "beds"]) | pl.col("line_id").is_in(["rtt_waiting_list",
+                                                                                   "rtt_52wk_waiters"]))
+    out = (frame.group_by("line_id", "line", "unit", "financial_year", maintain_order=True)
+           .agg(pl.col("value").mean().alias("mean"), pl.col("value").sum().alias("sum"),
+                stock.first().alias("stock"), pl.col("source").first())
+           .with_columns(pl.when(pl.col("stock")).then(pl.col("mean")).otherwise(pl.col("sum")).alias("value"))
+           .pivot(on="financial_year", index=["line_id", "line", "unit", "source"], values="value"))
+    return out.rename({"line": "Line", "unit": "Unit", "source": "Where the numbers came from"}).drop("line_id")
+
+
+def variance_table(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.filter(pl.col("planned").is_not_null()).select(
+        pl.col("line").alias("Line"), pl.col("month").alias("Month"), pl.col("planned").alias("Plan"),
+        pl.col("actual").alias("Actual"), pl.col("variance").alias("Variance"),
+        pl.col("variance_pct").alias("Variance (%)"), pl.col("ytd_planned").alias("Plan, year to date"),
+        pl.col("ytd_actual").alias("Actual, year to date"), pl.col("year_planned").alias("Plan for the year"),
+        pl.col("outturn").alias("Forecast outturn"), pl.col("outturn_method").alias("Outturn from"),
+        pl.col("actual_source").alias("Actual from"))
+
+
+def _millions(v: float) -> str:
+    """£1.25m, -£10.47m; never -£0.00m."""
+    v = round(v / 1e6, 2) + 0.0
+    return f"-£{-v:,.2f}m" if v < 0 else f"£{v:,.2f}m"
+
+
+def surplus_waterfall(rows: pl.DataFrame) -> tuple[go.Figure, str] | None:
+    """The year to date's planned surplus, each finance line's variance as it moves the surplus, and the actual
+    surplus: a waterfall that adds up. None without finance actuals."""
+    fin = rows.filter((pl.col("part") == "finance") & pl.col("planned").is_not_null())
+    if fin.is_empty():
+        return None
+    last = fin["month"].max()
+    year = fin.filter(pl.col("month") == last)["financial_year"][0]
+    ytd = fin.filter((pl.col("financial_year") == year) & (pl.col("month") <= last))
+    sign = pl.when(pl.col("line_id").str.starts_with("income") | (pl.col("line_id") == "cip")).then(1.0) \
+        .otherwise(-1.0)
+    parts = (ytd.group_by("line_id", "line").agg(pl.col("planned").sum(), pl.col("actual").sum())
+             .with_columns((sign * pl.col("planned")).alias("p"), (sign * (pl.col("actual") - pl.col("planned")))
+                           .alias("effect")).sort("effect"))
+    planned = float(parts["p"].sum())
+    effects = parts.filter(pl.col("effect").abs() >= 0.5)
+    actual = planned + float(effects["effect"].sum())
+    labels = ["Planned surplus"] + effects["line"].to_list() + ["Actual surplus"]
+    values = [planned / 1e6] + (effects["effect"] / 1e6).to_list() + [actual / 1e6]
+    fig = go.Figure(go.Waterfall(
+        x=labels, y=values, measure=["absolute"] + ["relative"] * effects.height + ["total"],
+        increasing={"marker": {"color": theme.NHS_BLUE}}, decreasing={"marker": {"color": theme.NHS_ORANGE}},
+        totals={"marker": {"color": theme.NHS_DARK_GREY}},
+        hovertemplate="%{x}: %{y:+,.2f} £ million<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="£ million",
+                      showlegend=False, xaxis_tickangle=-30)
+    months = ytd["month"].unique().sort()
+    span = f"{months[0]:%b %Y} to {last:%b %Y}" if len(months) > 1 else f"{last:%b %Y}"
+    return fig, (f"Surplus (+) or deficit (-), {year} year to date ({span}): planned {_millions(planned)}, "
+                 f"actual {_millions(actual)}. Blue bars improve the surplus against plan, orange bars worsen "
+                 "it.")
+
+
+def workbook_bytes(tables: dict[str, pl.DataFrame]) -> bytes:
+    """The stored version as the workbook a planner edits (the same sheets `ibp plan draft` writes)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..plan.store import document_from_rows
+    from ..plan.workbook import write_workbook
+
+    head = tables["versions"].row(0, named=True)
+    doc = document_from_rows(
+        (head["org_code"], head["org_name"], head["period"], head["data_as_of"], head["productivity_explanation"],
+         head["example"]),
+        tables["lines"].select("line_id", "month", "value", "source").rows(),
+        tables["assumptions"].select("assumption_id", "assumption", "value", "unit", "source").rows(),
+        tables["capital"].select("scheme", "category", "beds_added", "opens", "financial_year", "cost_gbp").rows())
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_workbook(doc, Path(tmp) / "plan.xlsx").read_bytes()
