@@ -845,3 +845,42 @@ def test_sql_in_a_file_name_is_stored_as_text_never_run(env):
     tables = {r[0] for r in env.con.execute("select table_schema || '.' || table_name from information_schema.tables"
                                             ).fetchall()}
     assert {"meta.file_loads", "raw.ae_monthly_official", "dq.quarantine"} <= tables
+
+
+# ---- the local finance ledger ---------------------------------------------------------------------------------
+
+LEDGER = BY_NAME["finance_ledger"]
+LEDGER_FILE = DATA / "sources" / "finance_ledger_example" / "ledger_RXL_example.csv"
+
+
+def test_a_finance_ledger_with_bad_rows_quarantines_them_and_loads_the_rest(env: Env):
+    """The bundled example ledger's first 8 rows, with text in an amount, an unknown organisation, an impossible
+    month and a month-and-line given twice with different amounts: each bad row kept aside in one line naming its
+    row and column, the good rows loaded."""
+    rows = _read_csv_text(LEDGER_FILE.read_text(encoding="utf-8"))
+    header, data = rows[0], [list(r) for r in rows[1:9]]
+    assert header == ["org_code", "month", "line", "amount_gbp", "note"]
+    data[1][3] = "ten million"          # line 3: text in a number
+    data[2][0] = "ZZZ99"                # line 4: an organisation nobody knows
+    data[3][1] = "2026-13"              # line 5: no such month
+    data[5] = [data[4][0], data[4][1], data[4][2], "1", data[4][4]]  # line 7 repeats line 6's key, another amount
+    out = env.write_and_load("ledger_RXL_bad.csv", csv_text(header, data), spec=LEDGER, known=frozenset({"RXL"}))
+    assert out.status == "partial", out.message
+    fl = env.file_load(out.load_id)
+    quarantined = env.quarantine(out.load_id)
+    for row_number, column, _, _, message in quarantined:
+        assert_one_line(message)
+        assert message.startswith("ledger_RXL_bad.csv: ") and f"row {row_number}" in message
+    bad = {(r[0], r[1]) for r in quarantined}
+    assert (3, "amount_gbp") in bad and (4, "org_code") in bad and (5, "month") in bad
+    assert {r[0] for r in quarantined} == {3, 4, 5, 6, 7}  # a key given twice: neither amount is loaded
+    loaded = env.con.execute("select line, amount_gbp, period_start, _row_number from raw.finance_ledger "
+                             "order by _row_number").fetchall()
+    # nothing dropped: every data line is loaded or quarantined, once; the original is archived byte for byte
+    assert (fl["rows_read"], fl["rows_loaded"], fl["rows_quarantined"]) == (8, 3, 5)
+    assert {r[3] for r in loaded} == {2, 8, 9}
+    assert Path(fl["archive_path"]).read_bytes() == env.originals["ledger_RXL_bad.csv"]
+    assert [(r[0], r[2]) for r in loaded] == [(data[0][2], datetime.date(2026, 4, 1)),
+                                             (data[6][2], datetime.date(2026, 4, 1)),
+                                             (data[7][2], datetime.date(2026, 4, 1))]
+    assert loaded[0][1] == float(data[0][3])
