@@ -421,21 +421,63 @@ def cmd_plan_load(args: argparse.Namespace) -> int:
     print("triangulation (do activity, workforce and money agree?):")
     for line in summary(result.checks):
         print(f"  {line}")
+    return republish_plan(paths, args.debug, "ibp plan load")
+
+
+def republish_plan(paths: Paths, debug: bool, command: str) -> int:
+    """Rebuild the plan's tables from the plan store and republish the served copy (after a load or a review)."""
     if not paths.warehouse.exists():
-        print("ibp plan load: no warehouse yet: `ibp run` serves the plan's tables")
+        print(f"{command}: no warehouse yet: `ibp run` serves the plan's tables")
         return 0
+    from .plan.assets import plan_assets
     from .resources import refresh_lock
 
     with refresh_lock(paths):
-        ok = run_pipeline(paths, args.debug, selection=[["plan", "versions"], ["plan", "triangulation"],
-                                                        ["serving", "published"]])
+        ok = run_pipeline(paths, debug, selection=[list(a.key.path) for a in plan_assets] + [["serving", "published"]])
     if not ok:
         failures = getattr(run_pipeline, "failures", [])
-        print(f"ibp plan load: stored, but republishing failed: {failures[0] if failures else 'see --debug'}",
+        print(f"{command}: stored, but republishing failed: {failures[0] if failures else 'see --debug'}",
               file=sys.stderr)
         return 1
-    print(f"plan tables (versions, lines, triangulation) served in schema plan of {paths.serving}")
+    print(f"plan tables served in schema plan of {paths.serving}")
     return 0
+
+
+def cmd_plan_review(args: argparse.Namespace) -> int:
+    """Check a CSV of reviews of plan exceptions and store each as the next revision of its review."""
+    from .plan.loading import access_problem, served
+    from .plan.prefill import DraftError
+    from .plan.reviews import read_reviews, save_reviews
+
+    paths = get_paths().ensure()
+    file = Path(args.file)
+    if not file.is_file():
+        print(f"ibp plan review: no such file: {args.file}", file=sys.stderr)
+        return 1
+    reviews, problems = read_reviews(file)
+    if not problems:
+        try:
+            con = served(paths)
+        except DraftError as exc:
+            print(f"ibp plan review: {exc}", file=sys.stderr)
+            return 1
+        try:
+            for org in sorted({r.org_code for r in reviews}):
+                refused = access_problem(con, args.user, org)
+                if refused:
+                    problems.append(f"{file.name}: {refused}")
+        finally:
+            con.close()
+    if problems:
+        for line in problems:
+            print(f"ibp plan review: {line}", file=sys.stderr)
+        print(f"ibp plan review: nothing stored ({len(problems)} problem{'s' if len(problems) != 1 else ''})",
+              file=sys.stderr)
+        return 1
+    revisions = save_reviews(paths.plan_store, reviews, args.user, f"csv: {file.name}")
+    print(f"ibp plan review: {len(reviews)} review{'s' if len(reviews) != 1 else ''} stored "
+          f"({sum(r > 1 for r in revisions)} of them new revisions of earlier reviews) in {paths.plan_store}")
+    return republish_plan(paths, args.debug, "ibp plan review")
 
 
 def cmd_plan_list(args: argparse.Namespace) -> int:
@@ -613,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     p_load.add_argument("--status", choices=["draft", "submitted", "approved"], default="draft")
     p_load.add_argument("--user", default=None, help="who loads (default: your login); checked against users")
     p_load.set_defaults(func=cmd_plan_load)
+    p_review = plan_sub.add_parser("review", help="store reviews of plan exceptions from a CSV", parents=[common])
+    p_review.add_argument("file", help="CSV: org_code, line, month, what_happened, why, action, owner, due_date, "
+                                       "status")
+    p_review.add_argument("--user", default=None, help="who reviews (default: your login); checked against users")
+    p_review.set_defaults(func=cmd_plan_review)
     p_list = plan_sub.add_parser("list", help="every stored plan version", parents=[common])
     p_list.set_defaults(func=cmd_plan_list)
     p_ui = sub.add_parser("ui", help="Dagster web UI with the daemon (schedule and sensor)", parents=[common])

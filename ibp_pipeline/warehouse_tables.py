@@ -70,6 +70,7 @@ STEP_TABLES: tuple[Table, ...] = (
     _step("plan", "lines", "versions", "each plan version's lines by month, with where they came from"),
     _step("plan", "assumptions", "versions", "the assumptions each plan version was built on"),
     _step("plan", "capital", "versions", "each plan version's capital schemes by financial year"),
+    _step("plan", "reviews", "versions", "every revision of every review of a plan exception"),
     _step("plan", "triangulation", "triangulation", "whether each plan's activity, workforce and money agree"),
     _step("plan", "plan_vs_actual", "plan_vs_actual", "each plan against its actuals, month by month"),
     _step("plan", "workforce_six_steps", "workforce_six_steps", "each plan's Six Steps workforce plan by staff group"),

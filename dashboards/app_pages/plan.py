@@ -46,6 +46,47 @@ with tabs[0]:
 
 with tabs[1]:
     exceptions = pva.filter(pl.col("is_exception")).sort("month", descending=True) if not pva.is_empty() else pva
+    reviewed = ui.call(plan.reviews, sel.org_code)
+    labels = dict(zip(pva["line_id"].to_list(), pva["line"].to_list())) if not pva.is_empty() else {}
+    st.markdown("**Reviews**: what happened, why, the action and its owner, for lines off plan. An open review "
+                "is shown here every month until it is closed.")
+    if reviewed.is_empty():
+        st.caption("No review yet. Reviews are added from a CSV: `ibp plan review reviews.csv` (columns org_code, "
+                   "line, month, what_happened, why, action, owner, due_date, status).")
+    else:
+        open_rows = [r for r in reviewed.iter_rows(named=True) if r["status"] == "open"]
+        st.markdown("\n".join(f"- {plan.review_sentence(r, labels.get(r['line_id'], r['line_id']))}"
+                               for r in open_rows) or "No open review.")
+        closed = [r for r in reviewed.iter_rows(named=True) if r["status"] == "closed"]
+        if closed:
+            with st.expander(f"Closed reviews ({len(closed)})"):
+                st.markdown("\n".join(f"- {plan.review_sentence(r, labels.get(r['line_id'], r['line_id']))}"
+                                       for r in closed))
+    if not exceptions.is_empty() and plan.may_review(sel.user):
+        with st.expander("Add or update a review of an exception"):
+            choices = exceptions.select("line_id", "line", "month").unique(maintain_order=True).rows()
+            with st.form("plan_review_form"):
+                pick = st.selectbox("Exception", range(len(choices)), key="review_exception",
+                                    format_func=lambda i: f"{choices[i][1]}, {choices[i][2]:%B %Y}")
+                what = st.text_area("What happened", key="review_what")
+                why = st.text_area("Why", key="review_why")
+                action = st.text_area("Action", key="review_action")
+                owner = st.text_input("Owner", key="review_owner")
+                due = st.date_input("Due date", key="review_due", format="DD/MM/YYYY")
+                status = st.radio("Status", ["open", "closed"], horizontal=True, key="review_status")
+                saved = st.form_submit_button("Save review")
+            if saved:
+                who = sel.user.username if sel.user else "local mode (no login)"
+                line_id, line, month = choices[pick]
+                try:
+                    revision = plan.save_review(sel.org_code, line_id, month, {
+                        "what_happened": what, "why": why, "action": action, "owner": owner, "due_date": due,
+                        "status": status}, who)
+                except ValueError as exc:
+                    st.error(str(exc))
+                else:
+                    st.success(f"Saved: revision {revision} of the review of {line}, {month:%B %Y}. It is kept in "
+                               "the plan store and shows in this list after the next refresh.")
     if exceptions.is_empty():
         st.success("No line is off plan by more than the plan's thresholds.")
     else:

@@ -160,3 +160,40 @@ def workbook_bytes(tables: dict[str, pl.DataFrame]) -> bytes:
         tables["capital"].select("scheme", "category", "beds_added", "opens", "financial_year", "cost_gbp").rows())
     with tempfile.TemporaryDirectory() as tmp:
         return write_workbook(doc, Path(tmp) / "plan.xlsx").read_bytes()
+
+
+def reviews(db: Serving, org_code: str) -> pl.DataFrame:
+    """Each review's latest revision for the organisation, open ones first (shown every month until closed)."""
+    if not db.has_table("plan", "reviews"):
+        return pl.DataFrame()
+    return db.query("""select line_id, month, revision, what_happened, why, action, owner, due_date, status,
+                              entered_by, entered_at
+                       from plan.reviews where org_code = $org
+                       qualify row_number() over (partition by line_id, month order by revision desc) = 1
+                       order by status = 'closed', month desc, line_id""", {"org": org_code})
+
+
+def review_sentence(row: dict, label: str) -> str:
+    why = f" Why: {row['why']}." if row["why"] else ""
+    return (f"**{label}, {row['month']:%B %Y}** ({row['status']}; owner {row['owner']}, due "
+            f"{row['due_date']:%-d %B %Y}): {row['what_happened']}.{why} Action: {row['action']}.")
+
+
+def may_review(user) -> bool:
+    """ICB and admin users enter reviews from the page (and anyone in local mode, with no users configured)."""
+    return user is None or user.role in ("icb", "admin")
+
+
+def save_review(org_code: str, line_id: str, month, fields: dict, who: str) -> int:
+    """Store a review entered on the page as the next revision of its (organisation, line, month) in the plan
+    store (IBP_PLAN_STORE), the one place the dashboards write; returns the revision. A blank required field is a
+    ValueError naming it."""
+    from ..config import get_paths
+    from ..plan.reviews import Review, save_reviews
+
+    for key, label in (("what_happened", "What happened"), ("action", "Action"), ("owner", "Owner")):
+        if not str(fields.get(key) or "").strip():
+            raise ValueError(f"{label} is empty: every review says what happened, the action and its owner")
+    review = Review(org_code, line_id, month, fields["what_happened"].strip(), str(fields.get("why") or "").strip(),
+                    fields["action"].strip(), fields["owner"].strip(), fields["due_date"], fields["status"])
+    return save_reviews(get_paths().plan_store, [review], who, "dashboard")[0]

@@ -37,11 +37,15 @@ DDL = (
         plan_id varchar, version integer, assumption_id varchar, assumption varchar, value double, unit varchar,
         source varchar)""",
     "alter table plan.versions add column if not exists example boolean",  # stores made before it existed
+    """create table if not exists plan.reviews (
+        org_code varchar, line_id varchar, month date, revision integer, what_happened varchar, why varchar,
+        action varchar, owner varchar, due_date date, status varchar, entered_by varchar, entered_at timestamp,
+        source varchar)""",
     """create table if not exists plan.capital (
         plan_id varchar, version integer, scheme varchar, category varchar, beds_added double, opens date,
         financial_year varchar, cost_gbp double)""",
 )
-TABLES = ("versions", "lines", "assumptions", "capital")
+TABLES = ("versions", "lines", "assumptions", "capital", "reviews")
 
 
 def plan_id(org_code: str, period_label: str) -> str:

@@ -16,7 +16,8 @@ TARGETS = "s2_triple_aim.targets"
 
 
 def copy_store(con: duckdb.DuckDBPyConnection, store: Path) -> dict[str, int]:
-    """Replace plan.versions, lines, assumptions and capital with the store's (empty when there is no store)."""
+    """Replace plan.versions, lines, assumptions, capital and reviews with the store's (empty when there is no
+    store)."""
     ensure_store(store)
     for t in TABLES:
         con.execute(f"drop table if exists plan.{t}")
@@ -25,8 +26,11 @@ def copy_store(con: duckdb.DuckDBPyConnection, store: Path) -> dict[str, int]:
     if store.exists():
         con.execute(f"attach '{store}' as plan_store (read_only)")
         try:
+            held = {r[0] for r in con.execute("select table_name from information_schema.tables where "
+                                              "table_catalog = 'plan_store' and table_schema = 'plan'").fetchall()}
             for t in TABLES:
-                con.execute(f"insert into plan.{t} by name select * from plan_store.plan.{t}")
+                if t in held:  # a store made before a table existed has none of its rows
+                    con.execute(f"insert into plan.{t} by name select * from plan_store.plan.{t}")
         finally:
             con.execute("detach plan_store")
     con.execute("alter table plan.versions add column is_plan_of_record boolean")

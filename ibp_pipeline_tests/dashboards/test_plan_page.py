@@ -95,3 +95,29 @@ def test_the_workbook_downloaded_from_the_page_loads_back_with_the_same_numbers(
     assert doc.example and doc.org_code == "RXL"
     assert doc.values["pay_nurses_health_visitors"][0] == pytest.approx(
         example_cell("Finance", "pay_nurses_health_visitors", dt.date(2026, 4, 1)))
+
+
+def test_reviews_are_entered_on_the_page_by_icb_and_admin_users_and_kept_in_the_plan_store(app, tmp_path,
+                                                                                            monkeypatch):
+    import duckdb
+
+    from ibp_pipeline.access import User
+
+    assert plan.may_review(None) and plan.may_review(User("a", "", "icb", "QE1"))
+    assert plan.may_review(User("b", "", "admin", None)) and not plan.may_review(User("c", "", "trust", "RXL"))
+    store = tmp_path / "plans.duckdb"
+    monkeypatch.setenv("IBP_PLAN_STORE", str(store))
+    at = app("plan.py", org="RXL")  # local mode: no users configured, so the form is offered
+    at.text_area(key="review_what").input("Agency nurses covered sickness on two wards")
+    at.text_area(key="review_action").input("Bank rota from May")
+    save = next(b for b in at.button if b.label == "Save review")
+    save.click().run()
+    assert "Owner is empty" in page_text(at) and not store.exists()  # nothing stored without an owner
+    at.text_input(key="review_owner").input("Director of Nursing")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception
+    assert "Saved: revision 1 of the review of" in page_text(at)
+    con = duckdb.connect(str(store), read_only=True)
+    rows = con.execute("select org_code, revision, owner, status, entered_by, source from plan.reviews").fetchall()
+    con.close()
+    assert rows == [("RXL", 1, "Director of Nursing", "open", "local mode (no login)", "dashboard")]
