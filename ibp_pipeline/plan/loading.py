@@ -10,12 +10,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..config import Paths
 from ..access import load_users, users_file_path, visible_orgs
-from .period import Period
-from .prefill import DraftError, draft
+from ..config import Paths
 from .compare import changed_checks, changed_lines
 from .document import PlanDocument
+from .period import Period
+from .prefill import DraftError, draft
 from .store import Stored, plan_id, read_document, save_version
 from .tables import org_targets
 from .triangulation import Check, triangulate
@@ -29,18 +29,22 @@ def served(paths: Paths) -> duckdb.DuckDBPyConnection:
 
 
 def access_problem(con: duckdb.DuckDBPyConnection, who: str, org_code: str) -> str | None:
-    """Why this user may not plan for this organisation, or None. With no users file (local mode) anyone may."""
+    """Why this user may not plan for this organisation, or None. With no users file (local mode) anyone may.
+    Planning is narrower than seeing: a trust user sees its peers on the dashboards but plans for its own trust
+    only; an ICB user plans for the ICB and its organisations; an admin for any."""
     users = load_users(users_file_path())
     if not users:
         return None
     user = users.get(who)
     if user is None:
         return f"{who} is not a user in {users_file_path()} (add one with `ibp user add`, or pass --user)"
-    orgs = con.sql("select org_code, org_type, parent_icb_code from s1_current_state.organisations").pl()
-    peers = con.sql("select org_code, peer_group_id from s2_triple_aim.peer_groups").pl()
-    visible = visible_orgs(user, orgs, peers)
-    if visible is not None and org_code not in visible:
-        return f"{user.display} cannot see {org_code}, so cannot plan for it"
+    if user.role == "trust":
+        allowed: set[str] | None = {user.org_code or ""}
+    else:
+        orgs = con.sql("select org_code, org_type, parent_icb_code from s1_current_state.organisations").pl()
+        allowed = visible_orgs(user, orgs, pl.DataFrame(schema={"org_code": pl.String, "peer_group_id": pl.Int64}))
+    if allowed is not None and org_code not in allowed:
+        return f"{user.display} cannot plan for {org_code}"
     return None
 
 
