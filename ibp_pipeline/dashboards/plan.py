@@ -186,8 +186,8 @@ def may_review(user) -> bool:
 
 def save_review(org_code: str, line_id: str, month, fields: dict, who: str) -> int:
     """Store a review entered on the page as the next revision of its (organisation, line, month) in the plan
-    store (IBP_PLAN_STORE), the one place the dashboards write; returns the revision. A blank required field is a
-    ValueError naming it."""
+    store (IBP_PLAN_STORE), the one place the dashboards write; returns the revision. A blank required field, or a
+    store held by a refresh at that moment, is a ValueError in words (the page shows it; nothing is saved)."""
     from ..config import get_paths
     from ..plan.reviews import Review, save_reviews
 
@@ -196,4 +196,10 @@ def save_review(org_code: str, line_id: str, month, fields: dict, who: str) -> i
             raise ValueError(f"{label} is empty: every review says what happened, the action and its owner")
     review = Review(org_code, line_id, month, fields["what_happened"].strip(), str(fields.get("why") or "").strip(),
                     fields["action"].strip(), fields["owner"].strip(), fields["due_date"], fields["status"])
-    return save_reviews(get_paths().plan_store, [review], who, "dashboard")[0]
+    import duckdb
+
+    try:
+        return save_reviews(get_paths().plan_store, [review], who, "dashboard")[0]
+    except duckdb.IOException as exc:  # a refresh or a plan load holds the store for a moment
+        raise ValueError("The plan store is busy (a refresh or a plan load is reading it): nothing was saved; "
+                         "save the review again in a few seconds") from exc

@@ -121,3 +121,35 @@ def test_reviews_are_entered_on_the_page_by_icb_and_admin_users_and_kept_in_the_
     rows = con.execute("select org_code, revision, owner, status, entered_by, source from plan.reviews").fetchall()
     con.close()
     assert rows == [("RXL", 1, "Director of Nursing", "open", "local mode (no login)", "dashboard")]
+
+
+def test_a_review_saved_while_the_plan_store_is_held_says_so_and_saves_nothing(tmp_path, monkeypatch):
+    """A second process holding the store (as a refresh or a plan load does for a moment) makes the save fail in
+    words, not with a database error."""
+    import subprocess
+    import sys
+    import time
+
+    from ibp_pipeline.plan.store import connect
+
+    store = tmp_path / "plans.duckdb"
+    connect(store).close()  # an empty store
+    monkeypatch.setenv("IBP_PLAN_STORE", str(store))
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(store)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match="The plan store is busy"):
+            plan.save_review("RXL", "pay_midwives", dt.date(2026, 4, 1),
+                             {"what_happened": "x", "action": "y", "owner": "z", "due_date": dt.date(2026, 7, 1),
+                              "status": "open"}, "tester")
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.2)
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("select count(*) from plan.reviews").fetchone()[0] == 0
+    con.close()
