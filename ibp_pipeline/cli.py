@@ -381,6 +381,15 @@ def cmd_plan_draft(args: argparse.Namespace) -> int:
     return 0
 
 
+def refuse(command: str, problems: list[str], outcome: str, after: str = "") -> int:
+    """Print each problem in one line, then what was (not) done; exit status 1."""
+    for line in problems:
+        print(f"{command}: {line}", file=sys.stderr)
+    n = len(problems)
+    print(f"{command}: {outcome} ({n} problem{'s' if n != 1 else ''}){after}", file=sys.stderr)
+    return 1
+
+
 def cmd_plan_load(args: argparse.Namespace) -> int:
     """Check a plan workbook and store it as a new version; print the triangulation; republish the plan's tables."""
     from .plan.loading import load_file
@@ -398,11 +407,7 @@ def cmd_plan_load(args: argparse.Namespace) -> int:
         print(f"ibp plan load: {exc}", file=sys.stderr)
         return 1
     if result.problems:
-        for line in result.problems:
-            print(f"ibp plan load: {line}", file=sys.stderr)
-        print(f"ibp plan load: nothing loaded ({len(result.problems)} problem"
-              f"{'s' if len(result.problems) != 1 else ''}); the plan of record is unchanged", file=sys.stderr)
-        return 1
+        return refuse("ibp plan load", result.problems, "nothing loaded", "; the plan of record is unchanged")
     stored = result.stored
     if not stored.new:
         print(f"ibp plan load: {stored.plan_id} version {stored.version} ({stored.status}) is this workbook "
@@ -469,11 +474,7 @@ def cmd_plan_review(args: argparse.Namespace) -> int:
         finally:
             con.close()
     if problems:
-        for line in problems:
-            print(f"ibp plan review: {line}", file=sys.stderr)
-        print(f"ibp plan review: nothing stored ({len(problems)} problem{'s' if len(problems) != 1 else ''})",
-              file=sys.stderr)
-        return 1
+        return refuse("ibp plan review", problems, "nothing stored")
     revisions = save_reviews(paths.plan_store, reviews, args.user, f"csv: {file.name}")
     print(f"ibp plan review: {len(reviews)} review{'s' if len(reviews) != 1 else ''} stored "
           f"({sum(r > 1 for r in revisions)} of them new revisions of earlier reviews) in {paths.plan_store}")

@@ -84,8 +84,9 @@ def by_year(frame: pl.DataFrame) -> pl.DataFrame:
     """A part's lines by financial year: flows summed, levels (lists, FTE, beds, percentages) averaged."""
     if frame.is_empty():
         return frame
-    stock = (pl.col("unit").is_in(["%", "FTE", "beds"]) | pl.col("line_id").is_in(["rtt_waiting_list",
-                                                                                   "rtt_52wk_waiters"]))
+    from ..plan.lines import all_lines
+
+    stock = pl.col("line_id").is_in([line.line_id for line in all_lines() if line.stock])
     out = (frame.group_by("line_id", "line", "unit", "financial_year", maintain_order=True)
            .agg(pl.col("value").mean().alias("mean"), pl.col("value").sum().alias("sum"),
                 stock.first().alias("stock"), pl.col("source").first())

@@ -69,9 +69,11 @@ def _agg(values: list[float], line: Line) -> float:
 
 def _sentence(line: Line, month: dt.date, planned: float, actual: float, pct: float | None,
               favourable: bool | None) -> str:
-    fmt = (lambda v: f"{v:.1f}%") if line.percent else (
-        (lambda v: f"£{v:,.0f}") if line.unit == "GBP" else (lambda v: f"{v:,.1f} {line.unit}"
-                                                                if line.unit == "FTE" else f"{v:,.0f}"))
+    def fmt(v: float) -> str:
+        if line.percent:
+            return f"{v:.1f}%"
+        return f"£{v:,.0f}" if line.unit == "GBP" else (f"{v:,.1f} FTE" if line.unit == "FTE" else f"{v:,.0f}")
+
     side = "on" if actual == planned else ("above" if actual > planned else "below")
     if side == "on":
         off = "on plan"

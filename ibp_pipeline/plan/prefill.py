@@ -244,8 +244,15 @@ def requirement_factor(wa: np.ndarray, base_year_wa: float, productivity: float,
 
 
 def weighted_activity(values: dict[str, np.ndarray], prices: dict[str, float]) -> np.ndarray:
-    """Activity priced at national unit costs, month by month: the measure of productivity's numerator."""
-    return np.sum([np.nan_to_num(values[line]) * prices[line] for line in PRICED], axis=0)
+    """Activity priced at unit costs, month by month (the lines `prices` names; by default every priced line):
+    the measure of productivity's numerator."""
+    n = len(next(iter(values.values())))
+    return np.sum([np.nan_to_num(values.get(line, np.zeros(n))) * price for line, price in prices.items()], axis=0)
+
+
+def plan_prices(doc: PlanDocument, lines=tuple(PRICED)) -> dict[str, float]:
+    """The unit costs a plan carries in its Assumptions sheet (unit_cost_<line>), for the given priced lines."""
+    return {line: doc.assumption(f"unit_cost_{line}") for line in lines}
 
 
 def draft(con: duckdb.DuckDBPyConnection, org_code: str, period: Period,

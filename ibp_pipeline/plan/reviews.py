@@ -1,7 +1,8 @@
 """The review cycle: for each exception of a plan (a line off plan in a month), a review record saying what
 happened, why, the action, its owner, its due date and whether it is open or closed. Reviews are data: every
 revision is kept in the plan store (plan.reviews in data/plans.duckdb, which no refresh drops), the latest revision
-of each is what the Plan page shows, and an open review is shown again every month until it is closed.
+of each is what the Plan page shows (dashboards/plan.reviews), and an open review is shown again every month until
+it is closed.
 
 Entered from a CSV (`ibp plan review FILE.csv`), one row per review, columns:
 org_code, line, month (YYYY-MM), what_happened, why, action, owner, due_date (YYYY-MM-DD), status (open|closed).
@@ -14,8 +15,6 @@ import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
 
 from .lines import by_id
 
@@ -104,12 +103,3 @@ def save_reviews(store: Path, reviews: list[Review], who: str, source: str) -> l
         raise
     finally:
         con.close()
-
-
-def latest_reviews(con: duckdb.DuckDBPyConnection, org_code: str, schema: str = "plan") -> list[dict]:
-    """Each review's latest revision for an organisation, open ones first."""
-    cur = con.execute(f"""select * from {schema}.reviews where org_code = ?
-                          qualify row_number() over (partition by line_id, month order by revision desc) = 1
-                          order by status = 'closed', month desc, line_id""", [org_code])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import prefill
 from .assumptions import load
 from .document import PlanDocument
 from .lines import ACTIVITY, ACTIVITY_INCOME
 from .period import financial_year
 
 ROUNDING_POINTS = 0.05
-PRICED_LINES = {"ae_attendances": "unit_cost_ae_attendances",
-                "ae_emergency_admissions": "unit_cost_ae_emergency_admissions",
-                "rtt_clock_stops_admitted": "unit_cost_rtt_clock_stops_admitted",
-                "dm01_tests": "unit_cost_dm01_tests"}
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,8 @@ def trajectory(doc: PlanDocument, targets: dict[str, dict[dt.date, float]]) -> l
 
 
 def weighted_activity(doc: PlanDocument) -> np.ndarray:
-    return np.sum([_v(doc, line) * doc.assumption(cost) for line, cost in PRICED_LINES.items()], axis=0)
+    """The plan's activity at the unit costs of its own Assumptions sheet."""
+    return prefill.weighted_activity(doc.values, prefill.plan_prices(doc))
 
 
 def productivity(doc: PlanDocument) -> list[Check]:
@@ -140,12 +138,10 @@ def productivity(doc: PlanDocument) -> list[Check]:
 
 
 def pay(doc: PlanDocument) -> list[Check]:
-    from .prefill import pay_expected
-
     tol = doc.assumption("pay_tolerance_pct")
     out = []
     for g in load().staff_groups:
-        planned_all, expected_all = _v(doc, f"pay_{g.id}"), pay_expected(doc, g.id)
+        planned_all, expected_all = _v(doc, f"pay_{g.id}"), prefill.pay_expected(doc, g.id)
         for fy, mask in _years(doc):
             planned, expected = planned_all[mask].sum(), expected_all[mask].sum()
             diff = planned - expected

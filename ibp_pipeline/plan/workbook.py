@@ -60,15 +60,9 @@ def _header(ws, labels: list[str]) -> None:
 
 
 def _formula(line_id: str, col: str, rows: dict[str, int]) -> str:
-    def total(prefix: str, ids) -> str:
-        return "=" + "+".join(f"{col}{rows[i]}" for i in ids)
-
-    if line_id == "fte_total":
-        return total("", [i for i in rows if i.startswith("fte_") and i != "fte_total"])
-    if line_id == "income_total":
-        return total("", [i for i in rows if i.startswith("income_") and i != "income_total"])
-    if line_id == "pay_total":
-        return total("", [i for i in rows if i.startswith("pay_") and i != "pay_total"])
+    if line_id in ("fte_total", "income_total", "pay_total"):
+        prefix = line_id.split("_")[0] + "_"
+        return "=" + "+".join(f"{col}{rows[i]}" for i in rows if i.startswith(prefix) and i != line_id)
     if line_id == "surplus":
         return f"={col}{rows['income_total']}-{col}{rows['pay_total']}-{col}{rows['non_pay']}+{col}{rows['cip']}"
     raise KeyError(line_id)

@@ -28,12 +28,10 @@ from .actuals import tracked_versions
 from .assumptions import load
 from .document import PlanDocument
 from .period import financial_year
-from .prefill import requirement_factor
+from .prefill import plan_prices, requirement_factor, weighted_activity
 from .store import read_document
-from .triangulation import weighted_activity
 
-RATIO_BASIS = {"ae_attendances": "unit_cost_ae_attendances",
-               "ae_emergency_admissions": "unit_cost_ae_emergency_admissions", "dm01_tests": "unit_cost_dm01_tests"}
+RATIO_BASIS = ("ae_attendances", "ae_emergency_admissions", "dm01_tests")  # priced lines peers publish monthly
 COSTS = "s3_resources.activity_costs"
 VALUES = "s1_current_state.metric_values"
 PEERS = "s2_triple_aim.peer_groups"
@@ -76,15 +74,15 @@ def six_steps(doc: PlanDocument, ratios: dict[str, np.ndarray], actual: dict[str
     months = doc.period.months
     n = len(months)
     base_wa = doc.assumption("baseline_weighted_activity_gbp") / 12
-    index = weighted_activity(doc) / base_wa if base_wa else np.ones(n)
-    basis = np.sum([np.nan_to_num(doc.values[line]) * doc.assumption(cost) for line, cost in RATIO_BASIS.items()],
-                   axis=0)
+    wa = weighted_activity(doc.values, plan_prices(doc))
+    index = wa / base_wa if base_wa else np.ones(n)
+    basis = weighted_activity(doc.values, plan_prices(doc, RATIO_BASIS))
     fys = [financial_year(m) for m in months]
     annual_basis = {fy: basis[[f == fy for f in fys]].sum() / 1e6 for fy in doc.period.years}
     p = doc.assumption("productivity_pct_a_year") / 100
     leave, join = doc.assumption("leaver_rate_pct_a_year") / 100, doc.assumption("joiner_rate_pct_a_year") / 100
     mult = doc.assumption("agency_cost_multiplier")
-    factor = requirement_factor(weighted_activity(doc), base_wa * 12, p, months)
+    factor = requirement_factor(wa, base_wa * 12, p, months)
     out = []
     for g in load().staff_groups:
         base = doc.assumption(f"baseline_fte_{g.id}")
