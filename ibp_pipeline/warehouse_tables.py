@@ -74,6 +74,7 @@ STEP_TABLES: tuple[Table, ...] = (
     _step("plan", "triangulation", "triangulation", "whether each plan's activity, workforce and money agree"),
     _step("plan", "plan_vs_actual", "plan_vs_actual", "each plan against its actuals, month by month"),
     _step("plan", "workforce_six_steps", "workforce_six_steps", "each plan's Six Steps workforce plan by staff group"),
+    _step("plan", "budget", "budget", "each plan's surplus as headroom, against the cost of needs and scenarios"),
 )
 
 RECORD_TABLES: tuple[Table, ...] = (

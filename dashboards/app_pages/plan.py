@@ -15,7 +15,7 @@ v = ui.plan_version(sel, "plan_version", "", "the draft with made-up bank and ag
 st.caption(f"Drafted from data up to {v['data_as_of']}; loaded from {v['file_name']}.")
 
 pva = ui.call(plan.plan_vs_actual, v["plan_id"], v["version"])
-tabs = st.tabs(["Plan against actual", "Exceptions", "Do the parts agree?", "The plan by year"])
+tabs = st.tabs(["Plan against actual", "Exceptions", "Do the parts agree?", "Budget", "The plan by year"])
 
 with tabs[0]:
     if pva.is_empty():
@@ -37,19 +37,34 @@ with tabs[0]:
                      column_config={c: st.column_config.NumberColumn(**money) for c in
                                     ("Plan", "Actual", "Variance", "Plan, year to date", "Actual, year to date",
                                      "Plan for the year", "Forecast outturn")}
+                     | {"Chance of meeting the plan for the year (%)": st.column_config.NumberColumn(
+                         format="%.0f", help="The share of 4,000 Monte Carlo draws of the rest of the year (the "
+                                             "pipeline's forecast with its uncertainty) in which the year ends on "
+                                             "the right side of the plan. Blank where neither side is better.")}
                      | {"Variance (%)": st.column_config.NumberColumn(
                          format="%+.1f", help="100 x (actual - plan) / plan. For a percentage line (such as "
                                               "the 18-week %), Variance is in percentage points.")})
+            charted = these.filter(pl.col("planned").is_not_null()).select("line_id", "line").unique(
+                maintain_order=True)
+            pick = st.selectbox("Chart the variance of", charted["line_id"].to_list(), key=f"plan_spc_{part}",
+                                format_func=dict(charted.iter_rows()).get)
+            if pick is not None:
+                st.plotly_chart(plan.variance_figure(these, pick), key=f"plan_spc_chart_{part}")
             st.caption("Year to date and the year: flows (attendances, clock stops, money) are summed; levels (the "
                        "waiting list, staff, beds, percentages) are averaged. Forecast outturn: the months so far, "
-                       "then the pipeline's forecast of the rest of the year where there is one, else the plan.")
+                       "then the pipeline's forecast of the rest of the year where there is one, else the "
+                       "plan. The variance chart is a Making Data Count chart of actual minus plan: points outside "
+                       "the dashed limits, or runs on one side of the centre, are a real change in the gap, not "
+                       "noise.")
 
 with tabs[1]:
     exceptions = pva.filter(pl.col("is_exception")).sort("month", descending=True) if not pva.is_empty() else pva
-    reviewed = ui.call(plan.reviews, sel.org_code)
+    reviewed = plan.reviews(ui.db(), sel.org_code)  # not cached: a review saved here shows at once
     labels = dict(zip(pva["line_id"].to_list(), pva["line"].to_list())) if not pva.is_empty() else {}
     st.markdown("**Reviews**: what happened, why, the action and its owner, for lines off plan. An open review "
                 "is shown here every month until it is closed.")
+    if "plan_review_saved" in st.session_state:
+        st.success(st.session_state.pop("plan_review_saved"))
     if reviewed.is_empty():
         st.caption("No review yet. Reviews are added from a CSV: `ibp plan review reviews.csv` (columns org_code, "
                    "line, month, what_happened, why, action, owner, due_date, status).")
@@ -85,8 +100,9 @@ with tabs[1]:
                 except ValueError as exc:
                     st.error(str(exc))
                 else:
-                    st.success(f"Saved: revision {revision} of the review of {line}, {month:%B %Y}. It is kept in "
-                               "the plan store and shows in this list after the next refresh.")
+                    st.session_state["plan_review_saved"] = (f"Saved: revision {revision} of the review of {line}, "
+                                                             f"{month:%B %Y}, kept in the plan store.")
+                    st.rerun()
     if exceptions.is_empty():
         st.success("No line is off plan by more than the plan's thresholds.")
     else:
@@ -113,6 +129,17 @@ with tabs[2]:
             st.markdown("\n".join(f"- {m}" for m in failed["message"].to_list()))
 
 with tabs[3]:
+    st.markdown("The plan's finance part is the budget: its surplus each year is the headroom left. Against it, on "
+                "its own each: what step 4 says the organisation needs that costs money (the staff for the beds "
+                "short at 92% occupancy), and what each scenario's initiatives would cost in the year.")
+    money = st.column_config.NumberColumn(format="£%,.0f")
+    ui.table(plan.budget_table(ui.call(plan.budget, v["plan_id"], v["version"])), "plan budget", sel,
+             key="plan-budget", column_config={c: money for c in ("Cost in the year (£)", "Plan's surplus (£)",
+                                                                   "Left after it (£)")})
+    st.caption("A scenario's cost covers the months of the year its forecast reaches (see Where it came from). "
+               "Items are alternatives, each against the whole surplus, not added together.")
+
+with tabs[4]:
     all_lines = ui.call(plan.lines, v["plan_id"], v["version"])
     part = st.radio("Part", list(plan.PARTS), format_func=plan.PARTS.get, horizontal=True, key="plan_lines_part")
     ui.table(plan.by_year(all_lines.filter(pl.col("part") == part)), f"plan {part} by year", sel,

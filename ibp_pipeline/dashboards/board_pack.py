@@ -9,9 +9,10 @@ import html
 from datetime import date
 
 import plotly.io as pio
+import polars.selectors as cs
 import polars as pl
 
-from . import charts, data_quality, overview, theme
+from . import charts, data_quality, overview, plan, theme, workforce
 from .formatting import fmt_cell
 from .organisations import plain_name
 from .serving import Serving
@@ -112,11 +113,77 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<h2>Gaps to the standards</h2>")
         sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
                                units=standards["unit"].to_list()))
+    sections += plan_sections(db, org_code)
     sections.append(f"<p class='foot'>Source: {_e(db.label)} (run {_e(published['run_id'][0])}): "
                     "s2_triple_aim.aim_scores, s4_gaps.metric_gaps, s2_triple_aim.spc and spc_summary, "
-                    "s2_triple_aim.targets. Public NHS statistics under the Open Government Licence v3.0. "
-                    "Built by ibp_pipeline.</p>")
+                    "s2_triple_aim.targets; the plan from the plan store (plan.versions, plan_vs_actual, "
+                    "triangulation, workforce_six_steps, reviews). Public NHS statistics under the Open Government "
+                    "Licence v3.0. Built by ibp_pipeline.</p>")
     return _document(f"Board pack: {name}", "\n".join(sections))
+
+
+def _frame_table(frame: pl.DataFrame) -> str:
+    """Any small frame as an HTML table, every cell as the dashboards format it."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_e(fmt_cell(v))}</td>" for v in row) + "</tr>" for row in frame.rows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def plan_sections(db: Serving, org_code: str) -> list[str]:
+    """The plan of record (else the newest version): the latest month against plan with each line's chance of
+    meeting the plan for the year, the exceptions and their open reviews, whether the plan's parts agree, and the
+    Six Steps workforce plan by year. The same functions as the Plan and Workforce pages."""
+    versions = plan.versions(db, org_code)
+    out = ["<h2>The plan</h2>"]
+    if versions.is_empty():
+        return out + ["<p>No plan has been loaded for this organisation yet.</p>"]
+    v = versions.row(plan.tracked(versions), named=True)
+    out.append(f"<p><strong>Plan {_e(v['period'])}, version {v['version']} ({_e(v['status'])}"
+               f"{', the plan of record' if v['is_plan_of_record'] else ''})</strong>, loaded "
+               f"{v['loaded_at']:%-d %B %Y} by {_e(v['loaded_by'])}; drafted from data up to "
+               f"{_e(fmt_cell(v['data_as_of']))}.</p>")
+    if v["example"]:
+        out.append("<p class='warn'><strong>This is an example plan, not the organisation's own. Its finance "
+                   "actuals come from an example ledger: example, not real figures.</strong></p>")
+    pva = plan.plan_vs_actual(db, v["plan_id"], v["version"])
+    out.append("<h3>Plan against actual, latest month of each line</h3>")
+    if pva.is_empty():
+        out.append("<p>No month of the plan has an actual yet.</p>")
+    else:
+        latest = (pva.filter(pl.col("planned").is_not_null()).sort("month")
+                  .group_by("line_id", maintain_order=True).last().sort("part", "line"))
+        out.append(_frame_table(plan.variance_table(latest).select(
+            "Line", "Month", "Plan", "Actual", "Variance (%)", "Plan for the year", "Forecast outturn",
+            "Chance of meeting the plan for the year (%)", "Variance: is it changing?")))
+        exceptions = pva.filter(pl.col("is_exception")).sort("month", descending=True)
+        out.append(f"<h3>Exceptions ({exceptions.height})</h3>")
+        out.append("<p>No line is off plan by more than the plan's thresholds.</p>" if exceptions.is_empty() else
+                   "<ul>" + "".join(f"<li>{_e(t)}</li>" for t in exceptions["sentence"].to_list()[:15]) + "</ul>"
+                   + (f"<p class='sub'>The latest 15 of {exceptions.height}.</p>" if exceptions.height > 15 else ""))
+    reviewed = plan.reviews(db, org_code)
+    open_rows = [r for r in reviewed.iter_rows(named=True) if r["status"] == "open"] if not reviewed.is_empty() \
+        else []
+    labels = dict(zip(pva["line_id"].to_list(), pva["line"].to_list())) if not pva.is_empty() else {}
+    out.append(f"<h3>Open reviews ({len(open_rows)})</h3>")
+    out.append("<p>No open review.</p>" if not open_rows else "<ul>" + "".join(
+        f"<li>{_e(plan.review_sentence(r, labels.get(r['line_id'], r['line_id'])).replace('**', ''))}</li>"
+        for r in open_rows) + "</ul>")
+    out.append("<h3>Do the plan's parts agree?</h3>")
+    out.append(_frame_table(plan.triangulation_summary(plan.triangulation(db, v["plan_id"], v["version"]))))
+    spend = plan.budget(db, v["plan_id"], v["version"])
+    if not spend.is_empty():
+        out.append("<h3>Budget: the plan's surplus against what is needed or proposed</h3>")
+        out.append(_frame_table(plan.budget_table(spend).drop("Where it came from")
+                                .with_columns(cs.float().round(0))))
+    steps = workforce.six_steps(db, v["plan_id"], v["version"])
+    if not steps.is_empty():
+        yearly = workforce.by_year(steps).select("Staff group", "Year", *[workforce.FTE_COLUMNS[c] for c in (
+            "required_fte", "available_fte", "planned_substantive_fte", "planned_bank_fte", "planned_agency_fte",
+            "gap_fte")], "Bank and agency cost (£)")
+        out.append("<h3>Workforce plan (Six Steps), FTE averaged over each year</h3>")
+        staffed = yearly.filter(pl.any_horizontal(cs.float() != 0))  # staff groups the organisation has
+        out.append(_frame_table(staffed.with_columns(cs.float().round(1) + 0.0)))  # + 0.0: never "-0"
+    return out
 
 
 def _document(title: str, body: str) -> str:
@@ -137,6 +204,8 @@ th, td {{ border: 1px solid {theme.NHS_PALE_GREY}; padding: .3rem .5rem; }}
 .tile h3 {{ margin: 0; font-size: 1rem; color: {theme.NHS_DARK_BLUE}; }}
 .value {{ font-size: 1.6rem; font-weight: 700; }}
 .pill {{ display: inline-block; border-radius: 1rem; padding: 0 .5rem; margin: .2rem .2rem 0 0; font-size: .8rem; }}
+.warn {{ border-left: 6px solid {theme.NHS_WARM_YELLOW}; padding: .3rem .6rem; }}
+h3 {{ color: {theme.NHS_DARK_BLUE}; margin-bottom: .3rem; }}
 .foot {{ color: {theme.NHS_DARK_GREY}; font-size: .8rem; margin-top: 2rem; }}
 @media print {{ h2 {{ page-break-after: avoid; }} .js-plotly-plot {{ page-break-inside: avoid; }} }}
 </style></head><body>

@@ -57,6 +57,28 @@ def lines(db: Serving, plan_id: str, version: int) -> pl.DataFrame:
                     {"p": plan_id, "v": version})
 
 
+def budget(db: Serving, plan_id: str, version: int) -> pl.DataFrame:
+    if not db.has_table("plan", "budget"):
+        return pl.DataFrame()
+    return db.query("""select financial_year, kind, item, cost_gbp, headroom_gbp, headroom_after_gbp, fits,
+                              months_costed, source
+                       from plan.budget where plan_id = $p and version = $v
+                       order by financial_year, kind = 'headroom' desc, kind, item""", {"p": plan_id, "v": version})
+
+
+def budget_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """The budget in words: each year's surplus, then each need or scenario against it alone."""
+    from ..plan.budget import KINDS
+
+    return frame.select(pl.col("financial_year").alias("Year"),
+                        pl.col("kind").replace_strict(KINDS).alias("What"), pl.col("item").alias("Item"),
+                        pl.col("cost_gbp").alias("Cost in the year (£)"),
+                        pl.col("headroom_gbp").alias("Plan's surplus (£)"),
+                        pl.col("headroom_after_gbp").alias("Left after it (£)"),
+                        pl.when(pl.col("fits")).then(pl.lit("Fits")).otherwise(pl.lit("Does not fit"))
+                        .alias("Within the budget?"), pl.col("source").alias("Where it came from"))
+
+
 def stored(db: Serving, plan_id: str, version: int) -> dict[str, pl.DataFrame]:
     """The version's rows as the plan store holds them (for rebuilding its workbook)."""
     args = {"p": plan_id, "v": version}
@@ -96,13 +118,31 @@ def by_year(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def variance_table(rows: pl.DataFrame) -> pl.DataFrame:
+    variation = {code: label for code, (label, _, _) in theme.VARIATION.items()}
     return rows.filter(pl.col("planned").is_not_null()).select(
         pl.col("line").alias("Line"), pl.col("month").alias("Month"), pl.col("planned").alias("Plan"),
         pl.col("actual").alias("Actual"), pl.col("variance").alias("Variance"),
         pl.col("variance_pct").alias("Variance (%)"), pl.col("ytd_planned").alias("Plan, year to date"),
         pl.col("ytd_actual").alias("Actual, year to date"), pl.col("year_planned").alias("Plan for the year"),
         pl.col("outturn").alias("Forecast outturn"), pl.col("outturn_method").alias("Outturn from"),
-        pl.col("actual_source").alias("Actual from"))
+        (100 * pl.col("p_meeting_plan")).alias("Chance of meeting the plan for the year (%)"),
+        pl.col("variance_variation").replace_strict(variation, default="Not enough data")
+        .alias("Variance: is it changing?"), pl.col("actual_source").alias("Actual from"))
+
+
+def variance_figure(rows: pl.DataFrame, line_id: str) -> go.Figure:
+    """The Making Data Count chart of one line's monthly variance (actual - plan): is the gap to plan moving, or
+    is it noise around its usual level?"""
+    from .charts import spc_figure
+
+    these = rows.filter((pl.col("line_id") == line_id) & pl.col("planned").is_not_null()).sort("month")
+    unit = {"GBP": "£", "FTE": "FTE"}.get(these["unit"][0], "") if these.height else ""
+    return spc_figure(these.select(pl.col("month").alias("period_start"), pl.col("variance").alias("value"),
+                                   pl.col("variance_centre").alias("mean"), pl.col("variance_lower").alias("lpl"),
+                                   pl.col("variance_upper").alias("upl"),
+                                   pl.col("variance_variation").alias("point_type"),
+                                   pl.col("variance_signal").alias("special_cause_type")),
+                      title=f"{these['line'][0] if these.height else ''}: actual minus plan", unit=unit, height=330)
 
 
 def _millions(v: float) -> str:
@@ -163,15 +203,42 @@ def workbook_bytes(tables: dict[str, pl.DataFrame]) -> bytes:
         return write_workbook(doc, Path(tmp) / "plan.xlsx").read_bytes()
 
 
+REVIEWS_SQL = """select line_id, month, revision, what_happened, why, action, owner, due_date, status, entered_by,
+                        entered_at
+                 from plan.reviews where org_code = $org
+                 qualify row_number() over (partition by line_id, month order by revision desc) = 1
+                 order by status = 'closed', month desc, line_id"""
+
+
 def reviews(db: Serving, org_code: str) -> pl.DataFrame:
-    """Each review's latest revision for the organisation, open ones first (shown every month until closed)."""
+    """Each review's latest revision for the organisation, open ones first (shown every month until closed):
+    straight from the plan store when this machine holds it, so a review saved on the page shows at once, else the
+    served copy (as of the last refresh)."""
+    fresh = _store_reviews(org_code)
+    if fresh is not None:
+        return fresh
     if not db.has_table("plan", "reviews"):
         return pl.DataFrame()
-    return db.query("""select line_id, month, revision, what_happened, why, action, owner, due_date, status,
-                              entered_by, entered_at
-                       from plan.reviews where org_code = $org
-                       qualify row_number() over (partition by line_id, month order by revision desc) = 1
-                       order by status = 'closed', month desc, line_id""", {"org": org_code})
+    return db.query(REVIEWS_SQL, {"org": org_code})
+
+
+def _store_reviews(org_code: str) -> pl.DataFrame | None:
+    """None when the store is not on this machine, or is held by a refresh at this moment."""
+    import duckdb
+
+    from ..config import get_paths
+
+    store = get_paths().plan_store
+    if not store.exists():
+        return None
+    try:
+        with duckdb.connect(str(store), read_only=True) as con:
+            if not con.execute("select count(*) from information_schema.tables where table_schema = 'plan' "
+                               "and table_name = 'reviews'").fetchone()[0]:
+                return None
+            return con.execute(REVIEWS_SQL, {"org": org_code}).pl()
+    except duckdb.Error:
+        return None
 
 
 def review_sentence(row: dict, label: str) -> str:

@@ -4,9 +4,12 @@ NHS Workforce Statistics) and the organisation's finance ledger (latest.finance_
 
 For each line and month with an actual: variance (actual - plan) and % variance; year to date (sums for flows,
 averages for levels such as a list, FTE, beds or a percentage); the forecast outturn for the financial year (the
-actual months, then the pipeline's forecast of the remaining months where there is one, else the plan's own); and
-whether it is an exception: off plan by more than the plan's thresholds (Assumptions sheet), said in one sentence.
-Ledger lines that are not plan lines are listed as exceptions too, so nothing in the ledger is silently ignored.
+actual months, then the pipeline's forecast of the remaining months where there is one, else the plan's own); the
+chance of meeting the plan for the year (the Monte Carlo engine's baseline forecast draw over the remaining months,
+see `chance_of_meeting`); an XmR chart of the monthly variance (Making Data Count: is the gap to plan moving, or
+noise?); and whether it is an exception: off plan by more than the plan's thresholds (Assumptions sheet), said in
+one sentence. Ledger lines that are not plan lines are listed as exceptions too, so nothing in the ledger is
+silently ignored.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ..lib.duckdb_tables import replace_table, table_exists
+from ..lib.duckdb_tables import replace_table, table_columns, table_exists
+from ..simulation.engine import DEFAULT_SEED, ar1_noise, split_normal_scales, stream
+from ..step2_triple_aim.spc import spc_series
 from .document import PlanDocument
 from .lines import Line, by_id
 from .period import financial_year
@@ -30,8 +35,12 @@ SCHEMA = {"plan_id": pl.String, "version": pl.Int32, "org_code": pl.String, "exa
           "financial_year": pl.String, "planned": pl.Float64, "actual": pl.Float64, "variance": pl.Float64,
           "variance_pct": pl.Float64, "ytd_planned": pl.Float64, "ytd_actual": pl.Float64,
           "ytd_variance_pct": pl.Float64, "year_planned": pl.Float64, "outturn": pl.Float64,
-          "outturn_method": pl.String, "favourable": pl.Boolean, "is_exception": pl.Boolean, "sentence": pl.String,
-          "actual_source": pl.String}
+          "outturn_method": pl.String, "p_meeting_plan": pl.Float64, "p_meeting_method": pl.String,
+          "variance_centre": pl.Float64, "variance_lower": pl.Float64, "variance_upper": pl.Float64,
+          "variance_variation": pl.String, "variance_signal": pl.String, "favourable": pl.Boolean,
+          "is_exception": pl.Boolean, "sentence": pl.String, "actual_source": pl.String}
+DRAWS = 4000  # draws of the remaining months: the chance is then within about +/- 1.6 points (95%)
+Forecast = dict[dt.date, tuple[float, float, float]]  # month -> (mean, lower scale, upper scale)
 
 
 def tracked_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -56,11 +65,74 @@ def _actuals(con: duckdb.DuckDBPyConnection, org: str, line: Line) -> tuple[dict
     return {m: v for m, v, n in rows if n == len(line.actual)}, "published: " + ", ".join(line.actual)
 
 
-def _forecast(con: duckdb.DuckDBPyConnection, org: str, line: Line) -> dict[dt.date, float]:
+def _forecast(con: duckdb.DuckDBPyConnection, org: str, line: Line) -> Forecast:
+    """The series' forecast as the Monte Carlo engine draws it: its mean and the two scales of its split normal."""
     if len(line.actual) != 1 or not table_exists(con, FORECASTS):
         return {}
-    return dict(con.execute(f"select period_start, mean from {FORECASTS} where org_code = ? and metric_id = ?",
-                            [org, line.actual[0]]).fetchall())
+    have = set(table_columns(con, *FORECASTS.split(".")))
+    bounds = [f"{c}" if c in have else f"null::double as {c}" for c in ("lo80", "hi80", "lo95", "hi95")]
+    rows = con.execute(f"select period_start, mean, {', '.join(bounds)} from {FORECASTS} "
+                       "where org_code = ? and metric_id = ? order by period_start", [org, line.actual[0]]).fetchall()
+    if not rows:
+        return {}
+    cols = list(zip(*rows))
+    arr = [np.array(c, dtype=np.float64) for c in cols[1:]]
+    s_lo, s_hi = split_normal_scales(arr[0], *arr[1:])
+    return {m: (float(v), float(a), float(b)) for m, v, a, b in zip(cols[0], arr[0], s_lo, s_hi)}
+
+
+def chance_of_meeting(known: np.ndarray, mean: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray, z: np.ndarray,
+                      line: Line, year_planned: float) -> float:
+    """P(the year's outturn meets the plan): months of `known` that are NaN are drawn as the Monte Carlo engine
+    draws a baseline forecast (engine step 1: median `mean`, two-piece normal scales s_lo / s_hi, noise z of shape
+    (NaN months, draws), AR(1) across months); the others are fixed (actual months, or the plan where there is no
+    forecast). The outturn of each draw is the year's sum (flows) or average (levels) and it meets the plan when it
+    is on the line's favourable side of `year_planned` (at least the plan where above is good news)."""
+    draws = np.repeat(known[:, None], z.shape[1], axis=1)
+    gaps = np.flatnonzero(np.isnan(known))
+    scale = np.where(z < 0, s_lo[gaps, None], s_hi[gaps, None])
+    draws[gaps] = np.maximum(mean[gaps, None] + z * scale, 0.0)
+    if line.percent:
+        draws = np.minimum(draws, 100.0)
+    outturn = draws.mean(axis=0) if line.stock else draws.sum(axis=0)
+    tol = 1e-9 * max(1.0, abs(year_planned))
+    met = outturn >= year_planned - tol if line.favourable == "above" else outturn <= year_planned + tol
+    return float(met.mean())
+
+
+def _chance(doc: PlanDocument, line: Line, fy: str, idx: list[int], actual: dict[dt.date, float],
+            forecast: Forecast, year_planned: float) -> tuple[float | None, str]:
+    if line.favourable is None:
+        return None, "neither side of plan is better for this line"
+    months = [doc.period.months[i] for i in idx]
+    planned = doc.values[line.line_id]
+    known = np.array([actual[m] if m in actual else (np.nan if m in forecast else planned[i])
+                      for i, m in zip(idx, months)], dtype=np.float64)
+    gaps = np.flatnonzero(np.isnan(known))
+    z = ar1_noise(stream(DEFAULT_SEED, "plan", doc.org_code, line.line_id, fy), len(gaps), DRAWS) if len(gaps) \
+        else np.zeros((0, 1), dtype=np.float32)
+    fc = np.array([forecast.get(m, (np.nan, 0.0, 0.0)) for m in months], dtype=np.float64).reshape(-1, 3)
+    plan_months = sum(1 for m in months if m not in actual and m not in forecast)
+    if not len(gaps) and plan_months:
+        return None, "no forecast of the rest of the year to draw from (its months are taken at plan)"
+    p = chance_of_meeting(known, fc[:, 0], fc[:, 1], fc[:, 2], z, line, year_planned)
+    if not len(gaps):
+        return p, "the year's months are all known: no draw"
+    return p, (f"{DRAWS:,} Monte Carlo draws of the baseline forecast for {len(gaps)} month(s)"
+               + (f"; {plan_months} month(s) beyond the forecast taken at plan" if plan_months else ""))
+
+
+def _variance_spc(rows: list[dict], line: Line) -> None:
+    """XmR limits and the variation of each month's variance, in place (the line's months in order)."""
+    if not rows:
+        return
+    direction = {"above": "increase", "below": "decrease"}.get(line.favourable or "", "neutral")
+    res = spc_series([r["variance"] for r in rows], direction)
+    for k, r in enumerate(rows):
+        lo, hi = float(res.lpl[k]), float(res.upl[k])
+        r.update(variance_centre=float(res.mean[k]), variance_lower=lo if np.isfinite(lo) else None,
+                 variance_upper=hi if np.isfinite(hi) else None, variance_variation=str(res.point_type[k]),
+                 variance_signal=str(res.special_cause_type[k]))
 
 
 def _agg(values: list[float], line: Line) -> float:
@@ -100,6 +172,7 @@ def plan_vs_actual(con: duckdb.DuckDBPyConnection, doc: PlanDocument, pid: str, 
             continue
         forecast = _forecast(con, doc.org_code, line)
         planned = doc.values[line_id]
+        line_rows: list[dict] = []
         for fy in doc.period.years:
             idx = [i for i, f in enumerate(fys) if f == fy]
             seen = [i for i in idx if months[i] in actual]
@@ -110,7 +183,7 @@ def plan_vs_actual(con: duckdb.DuckDBPyConnection, doc: PlanDocument, pid: str, 
                 if months[i] in actual:
                     path.append(actual[months[i]])
                 elif months[i] in forecast:
-                    path.append(forecast[months[i]])
+                    path.append(forecast[months[i]][0])
                     used.add("forecast")
                 else:
                     path.append(planned[i])
@@ -119,6 +192,7 @@ def plan_vs_actual(con: duckdb.DuckDBPyConnection, doc: PlanDocument, pid: str, 
                       + ("; then the plan" if "plan" in used else ""))
             year_planned = _agg([planned[i] for i in idx], line)
             outturn = _agg(path, line)
+            chance, chance_method = _chance(doc, line, fy, idx, actual, forecast, year_planned)
             for k, i in enumerate(seen):
                 m = months[i]
                 p, a = float(planned[i]), float(actual[m])
@@ -128,14 +202,18 @@ def plan_vs_actual(con: duckdb.DuckDBPyConnection, doc: PlanDocument, pid: str, 
                 ytd_a = _agg([actual[months[j]] for j in to_date], line)
                 fav = None if line.favourable is None or a == p else ((a > p) == (line.favourable == "above"))
                 exceptional = (abs(a - p) > pts_limit) if line.percent else (pct is not None and abs(pct) > pct_limit)
-                out.append({"plan_id": pid, "version": version, "org_code": doc.org_code, "example": doc.example,
-                            "part": line.part, "line_id": line_id, "line": line.label, "unit": line.unit,
-                            "month": m, "financial_year": fy, "planned": p, "actual": a, "variance": a - p,
-                            "variance_pct": pct, "ytd_planned": ytd_p, "ytd_actual": ytd_a,
-                            "ytd_variance_pct": 100 * (ytd_a - ytd_p) / ytd_p if ytd_p else None,
-                            "year_planned": year_planned, "outturn": outturn, "outturn_method": method,
-                            "favourable": fav, "is_exception": bool(exceptional),
-                            "sentence": _sentence(line, m, p, a, pct, fav), "actual_source": source})
+                line_rows.append({
+                    "plan_id": pid, "version": version, "org_code": doc.org_code, "example": doc.example,
+                    "part": line.part, "line_id": line_id, "line": line.label, "unit": line.unit,
+                    "month": m, "financial_year": fy, "planned": p, "actual": a, "variance": a - p,
+                    "variance_pct": pct, "ytd_planned": ytd_p, "ytd_actual": ytd_a,
+                    "ytd_variance_pct": 100 * (ytd_a - ytd_p) / ytd_p if ytd_p else None,
+                    "year_planned": year_planned, "outturn": outturn, "outturn_method": method,
+                    "p_meeting_plan": chance, "p_meeting_method": chance_method, "favourable": fav,
+                    "is_exception": bool(exceptional),
+                    "sentence": _sentence(line, m, p, a, pct, fav), "actual_source": source})
+        _variance_spc(line_rows, line)
+        out += line_rows
     return out
 
 

@@ -1,5 +1,6 @@
 """The plan's tables in the warehouse (schema `plan`, served): every version of every plan copied from the plan
-store, the triangulation of each version, each plan against its actuals, and its Six Steps workforce plan."""
+store, the triangulation of each version, each plan against its actuals, its Six Steps workforce plan, and the
+headroom its budget leaves."""
 import dagster as dg
 
 from ..resources import Warehouse
@@ -56,4 +57,17 @@ def workforce_six_steps(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
-plan_assets = [versions, triangulation, plan_vs_actual, workforce_six_steps]
+@dg.asset(key=["plan", "budget"], deps=[
+    dg.AssetKey(["plan", "versions"]), dg.AssetKey(["s4_gaps", "needs"]), dg.AssetKey(["s6_scenarios", "results"])],
+    **PLAN)
+def budget(warehouse: Warehouse) -> dg.MaterializeResult:
+    """The plan's surplus each year as the headroom its budget leaves, against the cost of step 4's needs and of
+    each scenario's initiatives."""
+    from .budget import build_budget
+
+    with warehouse.connect() as con:
+        n = build_budget(con)
+    return dg.MaterializeResult(metadata={"rows": n})
+
+
+plan_assets = [versions, triangulation, plan_vs_actual, workforce_six_steps, budget]

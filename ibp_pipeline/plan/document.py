@@ -48,10 +48,13 @@ class PlanDocument:
         """A bundled example, not an organisation's plan (README says so); labelled wherever it is shown."""
         return self.notes.get("example", "").strip().lower() in ("yes", "y", "true")
 
-    def assumption(self, assumption_id: str) -> float:
-        """The plan's own value of an assumption; the shipped default when its workbook predates it."""
+    def assumption(self, assumption_id: str, default: float | None = None) -> float:
+        """The plan's own value of an assumption; else `default`, else the shipped default (a workbook that
+        predates the assumption)."""
         found = [a.value for a in self.assumptions if a.assumption_id == assumption_id]
-        return found[0] if found else load().value(assumption_id)
+        if found:
+            return found[0]
+        return default if default is not None else load().value(assumption_id)
 
     def derive(self) -> "PlanDocument":
         """Fill the derived lines (totals, surplus) from the inputs."""

@@ -281,6 +281,12 @@ def draft(con: duckdb.DuckDBPyConnection, org_code: str, period: Period,
                                   f"({on_cost_text(on)})"))
     doc = PlanDocument(org_code, s.org_name, period, values, sources, rows, data_as_of=s.data_as_of)
     _workforce(s, doc, weighted_activity(base_values, prices), prices)
+    beds = base_values.get("ga_beds")
+    known = beds[np.isfinite(beds)] if beds is not None else np.array([])
+    doc.assumptions.append(AssumptionRow(
+        "baseline_ga_beds", f"General and acute beds in {fy_label(period.first_year - 1)} (average)",
+        round(float(known.mean()), 1) if known.size else 0.0, "beds",
+        "the same rules as the plan's beds line, for the year before the plan (0: none published)"))
     _finance(doc, prices)
     lines = by_id()
     for line_id, vals in doc.values.items():  # kept as the workbook shows them, so a round trip is exact

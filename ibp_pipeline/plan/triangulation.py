@@ -9,18 +9,30 @@ tested on constructed plans with known answers.
 - productivity: weighted activity (activity x the Assumptions sheet's unit costs) per FTE improves by at least the
   framework's % a year, year on year (the first plan year against the year before, from the Assumptions sheet);
   a shortfall with a reason on the README sheet is 'explained'.
-- pay: each staff group's pay in a year against its FTE x annual cost per FTE (agency at its multiplier).
+- pay: each staff group's pay in a year against its FTE x annual cost per FTE (agency at its multiplier), within
+  the tolerance plus the pay of the FTE the workbook's rounding to 0.01 can move.
 - income: activity income grows with weighted activity, year on year, within the tolerance in points.
 - beds: the planned beds hold the planned occupied beds at the occupancy ceiling (92%); the shortfall in beds is
   the capacity the plan needs and does not plan.
+- capacity: step 4's queueing (NHSRwaitinglist) on the plan's own RTT activity: to reach the 18-week % it plans for
+  the year's last month, the list must be no bigger than demand x the mean wait that % implies (Little's law, with
+  waits taken as exponential, so mean wait = 18 / -ln(1 - %)); the clock stops and removals it plans must be at
+  least the capacity that takes (relief capacity, to bring the list down to that size over the year, when it is
+  bigger; else the target capacity, demand with its variability allowance), within the Assumptions sheet's
+  tolerance.
+- staff: nurses (substantive, bank and agency) per planned G&A bed stay within the Assumptions sheet's tolerance of
+  the year before the plan's (its staff in post over its average beds): beds the plan adds need staff it plans.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
+from ..step4_gaps.needs import waiting_list_needs
 from . import prefill
 from .assumptions import load
 from .document import PlanDocument
@@ -45,7 +57,10 @@ class Check:
 
 CHECK_NAMES = {"waiting_list": "Waiting-list arithmetic", "trajectory": "Performance against the trajectory",
                "productivity": "Productivity (weighted activity per FTE)", "pay": "Pay bill against FTE",
-               "income": "Activity income against activity", "beds": "Beds for the planned occupancy"}
+               "income": "Activity income against activity", "beds": "Beds for the planned occupancy",
+               "capacity": "Treatment capacity for the planned waits", "staff": "Nurses for the planned beds"}
+WEEKS_PER_MONTH = 52 / 12
+RTT_WEEKS = 18.0
 
 
 def _v(doc: PlanDocument, line_id: str) -> np.ndarray:
@@ -142,10 +157,12 @@ def pay(doc: PlanDocument) -> list[Check]:
     out = []
     for g in load().staff_groups:
         planned_all, expected_all = _v(doc, f"pay_{g.id}"), prefill.pay_expected(doc, g.id)
+        # the workbook keeps FTE to 0.01: up to 0.005 FTE off in each contract, agency at its multiplier
+        rounding = 0.005 * (2 + doc.assumption("agency_cost_multiplier")) * doc.assumption(f"annual_cost_{g.id}") / 12
         for fy, mask in _years(doc):
             planned, expected = planned_all[mask].sum(), expected_all[mask].sum()
             diff = planned - expected
-            ok = abs(diff) <= tol / 100 * expected + 1
+            ok = abs(diff) <= tol / 100 * expected + rounding * mask.sum() + 1
             out.append(Check("pay", f"Pay: {g.label}", fy, "pass" if ok else "fail", planned, expected, tol, "GBP",
                              f"{fy}: {g.label} pay £{planned:,.0f} against FTE x average cost "
                              f"£{expected:,.0f} ({(100 * diff / expected) if expected else 0:+.1f}%, allowed "
@@ -191,10 +208,68 @@ def beds(doc: PlanDocument) -> list[Check]:
     return out
 
 
+def capacity(doc: PlanDocument) -> list[Check]:
+    tol = doc.assumption("capacity_tolerance_pct")
+    wl, pct = _v(doc, "rtt_waiting_list"), _v(doc, "rtt_18wk_pct")
+    starts = _v(doc, "rtt_clock_starts")
+    cleared = (_v(doc, "rtt_clock_stops_admitted") + _v(doc, "rtt_clock_stops_non_admitted")
+               + _v(doc, "rtt_validation_removals"))
+    out = []
+    for fy, mask in _years(doc):
+        idx = np.flatnonzero(mask)
+        share = pct[idx[-1]] / 100
+        demand, clear = starts[idx].mean() / WEEKS_PER_MONTH, cleared[idx].mean() / WEEKS_PER_MONTH
+        queue = wl[idx[0] - 1] if idx[0] > 0 else wl[idx[0]]
+        if demand <= 0 or not 0 < share < 1 or queue <= 0:
+            out.append(Check("capacity", "RTT clock stops", fy, "not checked", clear, None, tol, "pathways a week",
+                             f"{fy}: no clock starts, list or 18-week % planned: the capacity cannot be worked out"))
+            continue
+        factor = -math.log(1 - share)  # exponential waits: P(wait <= 18) = 1 - exp(-18 / mean wait)
+        need = waiting_list_needs(demand, clear, queue, None, RTT_WEEKS, factor, relief_weeks=len(idx)
+                                  * WEEKS_PER_MONTH)
+        over = queue > need["target_queue_size"]  # then only relief capacity reaches the target list in the year
+        needed = max(need["target_capacity"], need["relief_capacity"]) if over else need["target_capacity"]
+        ok = clear >= needed * (1 - tol / 100)
+        how = "bring the list down to it over the year" if over else "keep it there"
+        out.append(Check("capacity", "RTT clock stops", fy, "pass" if ok else "fail", clear, needed, tol,
+                         "pathways a week",
+                         f"{fy}: {pct[idx[-1]]:.1f}% within 18 weeks by {doc.period.months[idx[-1]]:%b %Y} needs a "
+                         f"list of about {need['target_queue_size']:,.0f} or fewer for {demand:,.0f} new pathways a "
+                         f"week (a mean wait of {need['target_mean_wait']:.1f} weeks); from {queue:,.0f}, to {how} "
+                         f"takes {needed:,.0f} clock stops and removals a week; the plan has {clear:,.0f}"
+                         + ("" if ok else f", {100 * (1 - clear / needed):.1f}% short (allowed {tol:g}%)")))
+    return out
+
+
+def staff(doc: PlanDocument) -> list[Check]:
+    tol = doc.assumption("staffing_tolerance_pct")
+    base_beds = doc.assumption("baseline_ga_beds", default=0.0)  # drafted per organisation; none in older plans
+    base_nurses = doc.assumption("baseline_fte_nurses_health_visitors", default=0.0)
+    nurses = sum(_v(doc, f"fte_nurses_health_visitors_{c}") for c in ("substantive", "bank", "agency"))
+    planned_beds = _v(doc, "ga_beds")
+    out = []
+    for fy, mask in _years(doc):
+        beds_y, nurses_y = planned_beds[mask].mean(), nurses[mask].mean()
+        if base_beds <= 0 or base_nurses <= 0 or beds_y <= 0:
+            out.append(Check("staff", "Nurses per G&A bed", fy, "not checked", None, None, tol, "FTE per bed",
+                             f"{fy}: no beds or nurses planned, or none the year before: not checked"))
+            continue
+        now, before = nurses_y / beds_y, base_nurses / base_beds
+        change = 100 * (now / before - 1)
+        ok = change >= -tol
+        out.append(Check("staff", "Nurses per G&A bed", fy, "pass" if ok else "fail", now, before, tol,
+                         "FTE per bed",
+                         f"{fy}: {nurses_y:,.0f} nurses for {beds_y:,.0f} beds, {now:.2f} per bed against {before:.2f} "
+                         f"the year before the plan ({change:+.1f}%"
+                         + (")" if ok else f"; allowed {tol:g}% fewer): the beds need "
+                                           f"{before * (1 - tol / 100) * beds_y - nurses_y:,.0f} more nurses")))
+    return out
+
+
 def triangulate(doc: PlanDocument, targets: dict[str, dict[dt.date, float]] | None = None) -> list[Check]:
     """Every check on one plan."""
     return (waiting_list(doc) + trajectory(doc, targets or {}) + productivity(doc) + pay(doc) + income(doc)
-            + beds(doc))
+            + beds(doc) + capacity(doc) + staff(doc))
 
 
 def summary(checks: list[Check]) -> list[str]:

@@ -72,11 +72,19 @@ def test_the_plan_page_shows_the_example_plan_against_the_example_ledger(app):
     summary = next(d.value for d in at.dataframe if "Verdict" in d.value.columns)
     assert set(summary["Check"]) == {"Waiting-list arithmetic", "Performance against the trajectory",
                                      "Productivity (weighted activity per FTE)", "Pay bill against FTE",
-                                     "Activity income against activity", "Beds for the planned occupancy"}
+                                     "Activity income against activity", "Beds for the planned occupancy",
+                                     "Treatment capacity for the planned waits", "Nurses for the planned beds"}
+    activity = next(d.value for d in at.dataframe if "Forecast outturn" in d.value.columns)
+    chance = activity.loc[activity["Line"].str.startswith("RTT waiting list"),
+                          "Chance of meeting the plan for the year (%)"]
+    assert len(chance) and 0 <= chance.iloc[0] <= 100
+    assert any(c.proto.id.endswith("-plan_spc_chart_activity") for c in at.get("plotly_chart"))
     at.radio(key="plan_part").set_value("finance").run()
     assert not at.exception
     assert any(c.proto.id.endswith("-plan_waterfall") for c in at.get("plotly_chart"))
     assert "Surplus (+) or deficit (-), 2026/27 year to date (Apr 2026 to Sep 2026)" in page_text(at)
+    budget = next(d.value for d in at.dataframe if "Within the budget?" in d.value.columns)
+    assert budget.loc[budget["What"] == "The plan's surplus", "Year"].tolist() == ["2026/27", "2027/28", "2028/29"]
 
 
 def test_an_organisation_without_a_plan_is_told_how_to_make_one(app):
@@ -116,7 +124,9 @@ def test_reviews_are_entered_on_the_page_by_icb_and_admin_users_and_kept_in_the_
     at.text_input(key="review_owner").input("Director of Nursing")
     next(b for b in at.button if b.label == "Save review").click().run()
     assert not at.exception
-    assert "Saved: revision 1 of the review of" in page_text(at)
+    text = page_text(at)
+    assert "Saved: revision 1 of the review of" in text
+    assert "(open; owner Director of Nursing" in text and "Agency nurses covered sickness" in text  # at once
     con = duckdb.connect(str(store), read_only=True)
     rows = con.execute("select org_code, revision, owner, status, entered_by, source from plan.reviews").fetchall()
     con.close()
@@ -153,3 +163,23 @@ def test_a_review_saved_while_the_plan_store_is_held_says_so_and_saves_nothing(t
     con = duckdb.connect(str(store), read_only=True)
     assert con.execute("select count(*) from plan.reviews").fetchone()[0] == 0
     con.close()
+
+
+def test_the_board_pack_carries_the_plan_its_exceptions_agreement_and_workforce(served_db: Path):
+    """RXL's board pack: the example plan's banner, April's nurses' pay exception worked out here from the ledger
+    CSV and the example workbook, the triangulation's checks and the Six Steps table."""
+    import datetime as dt
+
+    from ibp_pipeline.dashboards import board_pack
+
+    html = board_pack.build(Serving(served_db), "RXL", dt.date(2025, 4, 1), dt.date(2026, 3, 1))
+    assert "<h2>The plan</h2>" in html and "This is an example plan" in html
+    planned = example_cell("Finance", "pay_nurses_health_visitors", dt.date(2026, 4, 1))
+    actual = ledger_amount("pay_nurses_health_visitors", "2026-04")
+    assert (f"Pay: Nurses and health visitors in April 2026: £{actual:,.0f} against a plan of £{planned:,.0f}, "
+            f"{100 * (actual - planned) / planned:.1f}% above plan, worse than planned.") in html.replace("&#x27;", "'")
+    for check in ("Waiting-list arithmetic", "Treatment capacity for the planned waits", "Nurses for the planned beds"):
+        assert f"<td>{check}</td>" in html
+    assert "Workforce plan (Six Steps)" in html and "<td>Nurses and health visitors</td>" in html
+    assert "Chance of meeting the plan for the year (%)" in html
+    assert "Budget: the plan's surplus against what is needed or proposed" in html

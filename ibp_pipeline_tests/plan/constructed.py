@@ -7,7 +7,8 @@
   tests 5,000) x 100 = GBP 2,000,000 in 2026/27; the year before the plan is that / 1.02 (multiples of 2,500
   grow by 2% and 4.04% to whole numbers, so the values are what the workbook keeps);
 - annual cost per FTE GBP 12,000, so each staff group's pay is GBP 100,000 a month;
-- activity income = activity x unit cost; 100 beds at 90% occupancy; performance 70%.
+- activity income = activity x unit cost; 100 beds at 90% occupancy (100 the year before, with 100 nurses: one per
+  bed); performance 70%.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def constructed() -> PlanDocument:
     assumptions += [AssumptionRow(f"annual_cost_{g.id}", g.label, 12_000.0, "GBP", "constructed") for g in groups]
     assumptions += [AssumptionRow(f"baseline_fte_{g.id}", g.label, 100.0, "FTE", "constructed") for g in groups]
     assumptions.append(AssumptionRow("baseline_weighted_activity_gbp", "base", 12 * 2_000_000 / 1.02, "GBP", "c"))
+    assumptions.append(AssumptionRow("baseline_ga_beds", "beds", 100.0, "beds", "constructed"))
     doc = PlanDocument("RXL", "Constructed trust", PERIOD, values, {k: "constructed" for k in values},
                        assumptions, [CapitalScheme("New ward", "New capacity", 20.0, PERIOD.months[18],
                                                    {"2026/27": 0.0, "2027/28": 2_000_000.0, "2028/29": 500_000.0})])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import numpy as np
 import pytest
 
 from ibp_pipeline.plan.actuals import plan_vs_actual, unknown_ledger_lines
@@ -56,3 +57,46 @@ def test_a_ledger_line_the_plan_does_not_have_is_an_exception_not_dropped(con):
     rows = unknown_ledger_lines(con, constructed(), "RXL 2026/27-2028/29", 1)
     assert len(rows) == 1 and rows[0]["is_exception"] and rows[0]["actual"] == 25000
     assert "'consultancy', which is not a line of the plan" in rows[0]["sentence"]
+
+
+def test_chance_of_meeting_the_plan_matches_the_normal_distribution():
+    """One month known (100), one drawn from a symmetric forecast (mean 50, 80% interval +/- 12.816, so sd 10): a
+    year's plan of 150 is met half the time, one of 137.184 (1.2816 sd below) nine times in ten; a year already
+    known is met or not, with no draw."""
+    from ibp_pipeline.plan.actuals import chance_of_meeting
+    from ibp_pipeline.plan.lines import by_id
+    from ibp_pipeline.simulation.engine import ar1_noise, stream
+
+    cip = by_id()["cip"]  # a flow where above plan is good news
+    z = ar1_noise(stream(1, "test"), 1, 200_000)
+    known, mean, scale = np.array([100.0, np.nan]), np.array([0.0, 50.0]), np.array([0.0, 10.0])
+    assert chance_of_meeting(known, mean, scale, scale, z, cip, 150.0) == pytest.approx(0.5, abs=0.005)
+    assert chance_of_meeting(known, mean, scale, scale, z, cip, 137.184) == pytest.approx(0.9, abs=0.005)
+    wl = by_id()["rtt_waiting_list"]  # a level where below plan is good news: the year's average
+    assert chance_of_meeting(known, mean, scale, scale, z, wl, 75.0) == pytest.approx(0.5, abs=0.005)
+    done, none = np.array([100.0, 60.0]), np.zeros((0, 1), dtype=np.float32)
+    assert chance_of_meeting(done, done, done, done, none, cip, 160.0) == 1.0
+    assert chance_of_meeting(done, done, done, done, none, cip, 160.5) == 0.0
+
+
+def test_the_variance_gets_an_xmr_chart_and_the_year_a_chance(con):
+    """Twelve months of the 4-hour % (plan 78%): eleven months 1 point either side of 77, then a month 10 points
+    below: that month is special cause concern on the variance chart (below its lower limit); the variance's centre
+    line is the mean variance, worked out here by hand."""
+    c = con
+    values = [77.0 + (1 if m % 2 else -1) for m in range(11)] + [67.0]
+    months = [dt.date(2026 + (3 + k) // 12, (3 + k) % 12 + 1, 1) for k in range(12)]
+    for m, v in zip(months, values):
+        c.execute("insert into s1_current_state.metric_values values ('RXL', 'ae_4hr_pct', ?, 'month', ?)", [m, v])
+    doc = constructed()
+    plan = doc.values["ae_4hr_pct"]
+    rows = [r for r in plan_vs_actual(c, doc, "RXL 2026/27-2028/29", 1) if r["line_id"] == "ae_4hr_pct"]
+    assert len(rows) == 12
+    variances = [v - plan[i] for i, v in enumerate(values)]
+    assert rows[0]["variance_centre"] == pytest.approx(sum(variances) / 12)
+    assert rows[-1]["variance_variation"] == "special_cause_concern"
+    assert rows[0]["variance_variation"] == "common_cause"
+    # the whole year is known: the chance is 1 or 0, by the year's average against the plan's
+    met = sum(values) / 12 >= sum(plan[:12]) / 12
+    assert rows[-1]["p_meeting_plan"] == (1.0 if met else 0.0)
+    assert rows[-1]["p_meeting_method"] == "the year's months are all known: no draw"

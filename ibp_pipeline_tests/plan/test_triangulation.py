@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
 
-from ibp_pipeline.plan.triangulation import beds, income, pay, productivity, trajectory, triangulate, waiting_list
+from ibp_pipeline.plan.triangulation import (beds, capacity, income, pay, productivity, staff, trajectory, triangulate,
+                                             waiting_list)
 
 from .constructed import constructed
 
@@ -18,7 +20,8 @@ def failures(checks):
 def test_the_constructed_plan_passes_every_check():
     checks = triangulate(constructed(), {"rtt_18wk_pct": {dt.date(2027, 3, 1): 65.0}})
     assert checks and not failures(checks)
-    assert {c.check_id for c in checks} == {"waiting_list", "trajectory", "productivity", "pay", "income", "beds"}
+    assert {c.check_id for c in checks} == {"waiting_list", "trajectory", "productivity", "pay", "income", "beds",
+                                            "capacity", "staff"}
     prod = [c for c in checks if c.check_id == "productivity"]
     assert [round(c.planned, 6) for c in prod] == [2.0, 2.0, 2.0]  # exactly 2% a year by construction
 
@@ -78,3 +81,40 @@ def test_occupancy_above_92_per_cent_needs_more_beds_than_planned():
     assert [c.period for c in bad] == ["2028/29"]
     assert bad[0].expected == pytest.approx(100 * 96 / 92)
     assert "4 more than planned" in bad[0].message
+
+
+def test_an_18_week_promise_the_clock_stops_cannot_keep_fails_the_capacity_check_by_its_queueing_answer():
+    """Plan 95% within 18 weeks by March 2027 with the constructed flows: demand is 10,000 a month, 2,307.7 a week;
+    exponential waits give a mean wait of 18 / -ln(0.05) = 6.009 weeks, so a list of 2,307.7 x 6.009 = 13,867 or
+    fewer (Little's law). The list of 10,000 is within it, so the capacity needed is the target capacity:
+    demand + (1 + 1) / 2 x -ln(0.05) / 18 = 2,307.7 + 0.166 a week: the plan's clearances (exactly demand) pass
+    within 2%. At 99%: mean wait 3.909 weeks, target list 9,020; a list of 20,000 is bigger, so the relief
+    capacity applies: demand + (20,000 - 9,020) / 52.14 weeks = 2,518 a week, 8.4% more than planned."""
+    doc = constructed()
+    doc.values["rtt_18wk_pct"][:12] = 95.0
+    first = capacity(doc)[0]
+    assert first.status == "pass" and first.expected == pytest.approx(10000 * 12 / 52 + math.log(20) / 18, rel=1e-9)
+    doc.values["rtt_18wk_pct"][:12] = 99.0
+    doc.values["rtt_waiting_list"][:] = 20000.0
+    demand = 10000 * 12 / 52
+    target_list = demand * 18 / -math.log(0.01)
+    needed = demand + (20000 - target_list) / 52
+    first = capacity(doc)[0]
+    assert first.status == "fail" and first.expected == pytest.approx(needed, rel=1e-9)
+    assert first.planned == pytest.approx(demand)
+    assert f"about {target_list:,.0f} or fewer" in first.message and "short" in first.message
+
+
+def test_beds_added_without_nurses_fail_the_staffing_check():
+    """The constructed plan staffs 100 beds with 100 nurses, as the year before. From April 2027 it opens 20 beds
+    with no more nurses: 100 / 120 = 0.833 per bed, 16.7% fewer than 1.00, beyond the 5% allowed, and 120 x 0.95 -
+    100 = 14 more nurses are needed; 2026/27 still passes."""
+    doc = constructed()
+    doc.values["ga_beds"][12:] = 120.0
+    checks = staff(doc)
+    assert [c.status for c in checks] == ["pass", "fail", "fail"]
+    assert checks[1].planned == pytest.approx(100 / 120) and checks[1].expected == pytest.approx(1.0)
+    assert "(-16.7%; allowed 5% fewer): the beds need 14 more nurses" in checks[1].message
+    older = constructed()
+    older.assumptions = [a for a in older.assumptions if a.assumption_id != "baseline_ga_beds"]
+    assert {c.status for c in staff(older)} == {"not checked"}  # a plan drafted before the check: no baseline
