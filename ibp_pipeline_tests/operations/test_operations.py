@@ -190,7 +190,7 @@ def test_ingest_a_new_month_and_a_bad_file_with_no_code_change(copied_run, tmp_p
     assert out.returncode == 0 and "steps: 0 rebuilt" in out.stdout, out.stdout + out.stderr
 
 
-def test_nothing_new_rebuilds_nothing_and_a_new_scenario_only_the_scenarios(copied_run):
+def test_nothing_new_rebuilds_nothing_and_a_new_scenario_only_what_reads_scenarios(copied_run):
     """On a copy of a run (its fingerprints recorded, as `ibp run` leaves them): `ibp run` with nothing new
     rebuilds nothing and leaves the served file as it was; an analyst's new scenario document rebuilds the
     scenarios and publishing only (operations/up_to_date.py)."""
@@ -209,9 +209,10 @@ def test_nothing_new_rebuilds_nothing_and_a_new_scenario_only_the_scenarios(copi
     out = _ibp(data, "run")
     assert out.returncode == 0, out.stdout + out.stderr
     rebuilding = next(line for line in out.stdout.splitlines() if "up to date and skipped; rebuilding" in line)
-    assert rebuilding.endswith("rebuilding 2: s6_scenarios/results, serving/published"), rebuilding
+    assert rebuilding.endswith("rebuilding 3: s6_scenarios/results, plan/budget, serving/published"), rebuilding
     steps = [line.split("▸ ")[1] for line in out.stdout.splitlines() if "▸ " in line]
-    assert {s.split(".")[0].split("[")[0] for s in steps} == {"s6_scenarios/results", "serving/published"}, steps
+    assert {s.split(".")[0].split("[")[0] for s in steps} == {"s6_scenarios/results", "plan/budget",
+                                                                 "serving/published"}, steps
     con = duckdb.connect(str(serving), read_only=True)
     scenarios = {r[0] for r in con.execute("select distinct scenario from s6_scenarios.results").fetchall()}
     con.close()

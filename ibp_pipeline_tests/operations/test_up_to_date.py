@@ -72,7 +72,9 @@ def test_an_analysts_scenario_rebuilds_only_the_scenarios_and_publishing(data: P
     (data / "config" / "scenarios").mkdir(parents=True)
     shutil.copy(SCENARIO, data / "config" / "scenarios" / "my_surge.yaml")
     after = up_to_date.fingerprints(defs, get_paths())
-    assert changed(after, before) == {dg.AssetKey(["s6_scenarios", "results"]), up_to_date.SERVING}
+    # the scenarios, the plan's budget (it sets each scenario's cost against the plan's surplus) and publishing
+    assert changed(after, before) == {dg.AssetKey(["s6_scenarios", "results"]), dg.AssetKey(["plan", "budget"]),
+                                      up_to_date.SERVING}
 
 
 def test_local_ambitions_rebuild_the_standards_and_what_uses_them(data: Path,
@@ -88,8 +90,9 @@ def test_local_ambitions_rebuild_the_standards_and_what_uses_them(data: Path,
 
 def test_a_code_change_rebuilds_what_imports_it(data: Path, before: up_to_date.Fingerprints, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Step 4's needs module edited: the step-4 assets that import it, and all below them, rebuild; nothing of
-    steps 1-3 does. (The edit is made to a copy the module lookup is pointed at; the package is not touched.)"""
+    """Step 4's needs module edited: the assets that import it (step 4's, and the plan's, whose triangulation runs
+    step 4's queueing on the plan's flows), and all below them, rebuild; nothing of steps 1-3 does. (The edit is
+    made to a copy the module lookup is pointed at; the package is not touched.)"""
     real = up_to_date.discover()
     module = "ibp_pipeline.step4_gaps.needs"
     edited = tmp_path / "needs.py"
@@ -98,7 +101,8 @@ def test_a_code_change_rebuilds_what_imports_it(data: Path, before: up_to_date.F
     after = up_to_date.fingerprints(defs, get_paths())
     hit = changed(after, before)
     assert dg.AssetKey(["s4_gaps", "needs"]) in hit and up_to_date.SERVING in hit
-    assert hit == downstream(*(k for k in hit if k.path[0] == "s4_gaps"))
+    assert dg.AssetKey(["plan", "triangulation"]) in hit
+    assert hit == downstream(*(k for k in hit if k.path[0] in ("s4_gaps", "plan")))
     assert not any(k.path[0] in ("raw", "s1_current_state", "s2_triple_aim", "s3_resources") for k in hit)
 
 
