@@ -114,11 +114,11 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
                                units=standards["unit"].to_list()))
     sections += plan_sections(db, org_code)
-    sections.append(f"<p class='foot'>Source: {_e(db.label)} (run {_e(published['run_id'][0])}): "
-                    "s2_triple_aim.aim_scores, s4_gaps.metric_gaps, s2_triple_aim.spc and spc_summary, "
-                    "s2_triple_aim.targets; the plan from the plan store (plan.versions, plan_vs_actual, "
-                    "triangulation, workforce_six_steps, reviews). Public NHS statistics under the Open Government "
-                    "Licence v3.0. Built by ibp_pipeline.</p>")
+    sections.append(f"<p class='foot'>Source: the figures published by refresh {_e(published['run_id'][0])}: "
+                    "the Triple Aim scores, the gaps to the standards, the SPC charts and the standards' "
+                    "trajectories as the dashboards show them; the plan, its reviews and its checks from the plan "
+                    "store. Public NHS statistics under the Open Government Licence v3.0. Built by ibp_pipeline."
+                    "</p>")
     return _document(f"Board pack: {name}", "\n".join(sections))
 
 
