@@ -9,8 +9,8 @@ import html
 from datetime import date
 
 import plotly.io as pio
-import polars.selectors as cs
 import polars as pl
+import polars.selectors as cs
 
 from . import charts, data_quality, overview, plan, theme, workforce
 from .formatting import fmt_cell

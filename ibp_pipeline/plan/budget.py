@@ -34,8 +34,9 @@ def budget_rows(headroom: dict[str, float], needs: list[tuple[str, float, str]],
     out = []
     for fy, room in headroom.items():
         out.append({"financial_year": fy, "kind": "headroom", "item": "The plan's surplus (deficit if negative)",
-                    "cost_gbp": None, "headroom_gbp": room, "headroom_after_gbp": room, "fits": room >= -BREAK_EVEN_GBP,
-                    "months_costed": 12, "source": "the plan's Finance sheet: income less pay, non-pay and savings"})
+                    "cost_gbp": None, "headroom_gbp": room, "headroom_after_gbp": room,
+                    "fits": room >= -BREAK_EVEN_GBP, "months_costed": 12,
+                    "source": "the plan's Finance sheet: income less pay, non-pay and savings"})
         items = [("need", what, cost, 12, source) for what, cost, source in needs]
         items += [("scenario", name, cost, months, f"the latest run of scenario '{name}' ({months} month(s) of "
                                                    f"{fy} in its forecast)")
@@ -43,8 +44,7 @@ def budget_rows(headroom: dict[str, float], needs: list[tuple[str, float, str]],
         for kind, what, cost, months, source in items:
             out.append({"financial_year": fy, "kind": kind, "item": what, "cost_gbp": cost, "headroom_gbp": room,
                         "headroom_after_gbp": room - cost, "fits": room - cost >= -BREAK_EVEN_GBP,
-                        "months_costed": months,
-                        "source": source})
+                        "months_costed": months, "source": source})
     return out
 
 
@@ -85,4 +85,3 @@ def build_budget(con: duckdb.DuckDBPyConnection) -> int:
     frame = pl.DataFrame(rows, schema=SCHEMA) if rows else pl.DataFrame(schema=SCHEMA)
     replace_table(con, "plan", "budget", frame)
     return frame.height
-

@@ -26,9 +26,8 @@ tested on constructed plans with known answers.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -158,7 +157,8 @@ def pay(doc: PlanDocument) -> list[Check]:
     for g in load().staff_groups:
         planned_all, expected_all = _v(doc, f"pay_{g.id}"), prefill.pay_expected(doc, g.id)
         # the workbook keeps FTE to 0.01: up to 0.005 FTE off in each contract, agency at its multiplier
-        rounding = 0.005 * (2 + doc.assumption("agency_cost_multiplier")) * doc.assumption(f"annual_cost_{g.id}") / 12
+        rounding = (0.005 * (2 + doc.assumption("agency_cost_multiplier"))
+                    * doc.assumption(f"annual_cost_{g.id}") / 12)
         for fy, mask in _years(doc):
             planned, expected = planned_all[mask].sum(), expected_all[mask].sum()
             diff = planned - expected
