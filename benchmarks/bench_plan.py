@@ -33,10 +33,9 @@ def main() -> None:
     from ibp_pipeline.config import get_paths
     from ibp_pipeline.plan.actuals import build_plan_vs_actual
     from ibp_pipeline.plan.budget import build_budget
-    from ibp_pipeline.plan.loading import trusts_of
     from ibp_pipeline.plan.period import Period
     from ibp_pipeline.plan.prefill import draft
-    from ibp_pipeline.plan.tables import build_triangulation
+    from ibp_pipeline.plan.tables import build_triangulation, trusts_of
     from ibp_pipeline.plan.workforce import build_workforce_six_steps
 
     parser = argparse.ArgumentParser()

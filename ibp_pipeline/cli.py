@@ -339,7 +339,8 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
 def cmd_plan_draft(args: argparse.Namespace) -> int:
     """Write a prefilled plan workbook for one organisation, or one per NHS trust of an ICB (--trusts)."""
-    from .plan.loading import access_problem, draft_file, served, trusts_of
+    from .plan.loading import access_problem, draft_file, served
+    from .plan.tables import trusts_of
     from .plan.period import Period, PeriodError
     from .plan.prefill import DraftError
 

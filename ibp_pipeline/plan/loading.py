@@ -52,13 +52,6 @@ def default_user() -> str:
     return getpass.getuser()
 
 
-def trusts_of(con: duckdb.DuckDBPyConnection, icb: str) -> list[str]:
-    """The NHS trusts of an ICB today (ODS parent), for drafting every trust's plan."""
-    return [r[0] for r in con.execute("""select org_code from s1_current_state.organisations
-                                         where parent_icb_code = ? and org_type = 'nhs_trust' and valid_to is null
-                                         order by org_code""", [icb]).fetchall()]
-
-
 def draft_file(con: duckdb.DuckDBPyConnection, org_code: str, period: Period, out: Path) -> Path:
     return write_workbook(draft(con, org_code, period), out)
 

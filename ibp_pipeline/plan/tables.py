@@ -8,11 +8,14 @@ import duckdb
 import polars as pl
 
 from ..lib.duckdb_tables import replace_table, table_exists
+from .actuals import tracked_versions
+from .document import PlanDocument
 from .lines import ACTIVITY
-from .store import DDL, TABLES, ensure_store, read_document
+from .store import DDL, TABLES, ensure_store, plan_id, read_document
 from .triangulation import CHECK_NAMES, triangulate
 
 TARGETS = "s2_triple_aim.targets"
+ORGS = "s1_current_state.organisations"
 
 
 def copy_store(con: duckdb.DuckDBPyConnection, store: Path) -> dict[str, int]:
@@ -54,12 +57,33 @@ def org_targets(con: duckdb.DuckDBPyConnection, org_code: str) -> dict[str, dict
     return out
 
 
+def trusts_of(con: duckdb.DuckDBPyConnection, icb: str) -> list[str]:
+    """The NHS trusts of an ICB today (ODS parent): the trusts whose plans an ICB's plan should add up to."""
+    if not table_exists(con, ORGS):
+        return []
+    return [r[0] for r in con.execute(f"""select org_code from {ORGS}
+                                          where parent_icb_code = ? and org_type = 'nhs_trust' and valid_to is null
+                                          order by org_code""", [icb]).fetchall()]
+
+
+def trust_plans(con: duckdb.DuckDBPyConnection, doc: PlanDocument, tracked: dict[str, int]
+                ) -> dict[str, PlanDocument | None]:
+    """Each NHS trust of an ICB -> its tracked plan for the ICB plan's period (None: none yet); {} for a trust."""
+    out: dict[str, PlanDocument | None] = {}
+    for trust in trusts_of(con, doc.org_code):
+        pid = plan_id(trust, doc.period.label)
+        out[trust] = read_document(con, pid, tracked[pid]) if pid in tracked else None
+    return out
+
+
 def build_triangulation(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """plan.triangulation: every check of every version; returns (rows, failed checks)."""
+    """plan.triangulation: every check of every version (an ICB's also against its trusts' tracked plans);
+    returns (rows, failed checks)."""
     rows = []
+    tracked = dict(tracked_versions(con))
     for pid, version, org in con.execute("select plan_id, version, org_code from plan.versions").fetchall():
         doc = read_document(con, pid, version)
-        for c in triangulate(doc, org_targets(con, org)):
+        for c in triangulate(doc, org_targets(con, org), trust_plans(con, doc, tracked)):
             rows.append({"plan_id": pid, "version": version, "check_id": c.check_id,
                          "check_name": CHECK_NAMES[c.check_id], "subject": c.subject, "period": c.period,
                          "status": c.status, "planned": c.planned, "expected": c.expected,

@@ -22,6 +22,9 @@ tested on constructed plans with known answers.
   tolerance.
 - staff: nurses (substantive, bank and agency) per planned G&A bed stay within the Assumptions sheet's tolerance of
   the year before the plan's (its staff in post over its average beds): beds the plan adds need staff it plans.
+- system (an ICB's plan only): the ICB's activity, beds, staff and money against the sum of its NHS trusts' plans
+  for the same period, line by line and year by year, within the Assumptions sheet's tolerance; 'not checked',
+  naming the trusts, until every trust has a plan.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from ..step4_gaps.needs import waiting_list_needs
 from . import prefill
 from .assumptions import load
 from .document import PlanDocument
-from .lines import ACTIVITY, ACTIVITY_INCOME
+from .lines import ACTIVITY, ACTIVITY_INCOME, by_id
 from .period import financial_year
 
 ROUNDING_POINTS = 0.05
@@ -57,7 +60,11 @@ class Check:
 CHECK_NAMES = {"waiting_list": "Waiting-list arithmetic", "trajectory": "Performance against the trajectory",
                "productivity": "Productivity (weighted activity per FTE)", "pay": "Pay bill against FTE",
                "income": "Activity income against activity", "beds": "Beds for the planned occupancy",
-               "capacity": "Treatment capacity for the planned waits", "staff": "Nurses for the planned beds"}
+               "capacity": "Treatment capacity for the planned waits", "staff": "Nurses for the planned beds",
+               "system": "The ICB's plan against its trusts' plans"}
+SYSTEM_LINES = ("rtt_clock_starts", "rtt_clock_stops_admitted", "rtt_clock_stops_non_admitted", "rtt_waiting_list",
+                "ae_attendances", "ae_emergency_admissions", "dm01_tests", "ga_beds", "fte_total", "income_total",
+                "pay_total", "surplus")
 WEEKS_PER_MONTH = 52 / 12
 RTT_WEEKS = 18.0
 
@@ -266,10 +273,44 @@ def staff(doc: PlanDocument) -> list[Check]:
     return out
 
 
-def triangulate(doc: PlanDocument, targets: dict[str, dict[dt.date, float]] | None = None) -> list[Check]:
-    """Every check on one plan."""
+def _amount(v: float, unit: str) -> str:
+    return f"£{v:,.0f}" if unit == "GBP" else (f"{v:,.1f} FTE" if unit == "FTE" else f"{v:,.0f} {unit}")
+
+
+def system(doc: PlanDocument, trusts: dict[str, PlanDocument | None]) -> list[Check]:
+    """trusts: each NHS trust of the ICB -> its plan for the same period (None: no plan yet). [] for a trust's
+    plan (no trusts)."""
+    if not trusts:
+        return []
+    tol = doc.assumption("system_tolerance_pct")
+    missing = sorted(code for code, d in trusts.items() if d is None)
+    if missing:
+        return [Check("system", "The ICB's plan and its trusts' plans", fy, "not checked", None, None, tol, "",
+                      f"{fy}: {len(trusts) - len(missing)} of {len(trusts)} NHS trusts of {doc.org_code} have a "
+                      f"plan for {doc.period.label} (none yet from {', '.join(missing)}): the ICB's plan is checked "
+                      "against their sum once every trust has one") for fy in doc.period.years]
+    lines = by_id()
+    out = []
+    for line_id in SYSTEM_LINES:
+        line = lines[line_id]
+        mine = _v(doc, line_id)
+        theirs = np.sum([_v(d, line_id) for d in trusts.values() if d is not None], axis=0)
+        agg = np.mean if line.stock else np.sum
+        for fy, mask in _years(doc):
+            planned, expected = float(agg(mine[mask])), float(agg(theirs[mask]))
+            ok = abs(planned - expected) <= tol / 100 * abs(expected) + 0.5
+            pct = f"{100 * (planned - expected) / abs(expected):+.1f}%" if expected else "against none"
+            out.append(Check("system", line.label, fy, "pass" if ok else "fail", planned, expected, tol, line.unit,
+                             f"{fy}: {line.label}: the ICB plans {_amount(planned, line.unit)}; its {len(trusts)} "
+                             f"trusts' plans add up to {_amount(expected, line.unit)} ({pct}, allowed {tol:g}%)"))
+    return out
+
+
+def triangulate(doc: PlanDocument, targets: dict[str, dict[dt.date, float]] | None = None,
+                trusts: dict[str, PlanDocument | None] | None = None) -> list[Check]:
+    """Every check on one plan; `trusts` only for an ICB's plan (its NHS trusts' plans, for the system check)."""
     return (waiting_list(doc) + trajectory(doc, targets or {}) + productivity(doc) + pay(doc) + income(doc)
-            + beds(doc) + capacity(doc) + staff(doc))
+            + beds(doc) + capacity(doc) + staff(doc) + system(doc, trusts or {}))
 
 
 def summary(checks: list[Check]) -> list[str]:

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from ibp_pipeline.plan.triangulation import (beds, capacity, income, pay, productivity, staff, trajectory, triangulate,
-                                             waiting_list)
+from ibp_pipeline.plan.document import PlanDocument
+from ibp_pipeline.plan.triangulation import (SYSTEM_LINES, beds, capacity, income, pay, productivity, staff, system,
+                                             trajectory, triangulate, waiting_list)
 
 from .constructed import constructed
 
@@ -118,3 +119,63 @@ def test_beds_added_without_nurses_fail_the_staffing_check():
     older = constructed()
     older.assumptions = [a for a in older.assumptions if a.assumption_id != "baseline_ga_beds"]
     assert {c.status for c in staff(older)} == {"not checked"}  # a plan drafted before the check: no baseline
+
+
+def halved() -> PlanDocument:
+    """The constructed plan split evenly between two trusts: every input line at half."""
+    doc = constructed()
+    doc.org_code = "RXA"
+    doc.values = {k: v / 2 for k, v in doc.values.items()}
+    return doc.derive()
+
+
+def test_an_icb_plan_is_checked_against_the_sum_of_its_trusts_plans():
+    """The ICB plans the constructed figures; two trusts plan half each, so every line adds up. One trust then
+    plans 10% more A&E attendances: 2026/27's ICB 120,000 against the trusts' 5,000 x 12 + 5,500 x 12 = 126,000,
+    -4.8%, beyond the 2% allowed; every other line and year still agrees. With a trust's plan missing, nothing is
+    compared and the check names the trust that has none."""
+    icb = constructed()
+    icb.org_code = "QE1"
+    checks = system(icb, {"RXA": halved(), "RXB": halved()})
+    assert checks and not failures(checks) and len(checks) == len(SYSTEM_LINES) * 3
+    more = halved()
+    more.values["ae_attendances"] = more.values["ae_attendances"] * 1.1
+    bad = failures(system(icb, {"RXA": halved(), "RXB": more.derive()}))
+    assert {(c.subject, c.period) for c in bad} >= {("A&E attendances", "2026/27")}
+    first = next(c for c in bad if c.period == "2026/27" and c.subject == "A&E attendances")
+    assert (first.planned, first.expected) == (pytest.approx(120_000), pytest.approx(126_000))
+    assert "(-4.8%, allowed 2%)" in first.message
+    assert not any(c.subject not in ("A&E attendances", "Income: total", "Surplus (+) or deficit (-)") for c in bad)
+    waiting = system(icb, {"RXA": halved(), "RXB": None})
+    assert [c.status for c in waiting] == ["not checked"] * 3 and "none yet from RXB" in waiting[0].message
+    assert system(constructed(), {}) == []  # a trust's plan has no trusts to add up
+
+
+def test_the_refresh_checks_an_icb_plan_against_its_trusts_tracked_plans(tmp_path):
+    """In a real DuckDB: an ICB (QE1) with two NHS trusts and a closed one; the ICB's plan and both open trusts'
+    plans stored and copied as a refresh does; plan.triangulation then holds the system check for the ICB only,
+    and it agrees (the trusts plan half each). The closed trust is not asked for a plan."""
+    import duckdb
+
+    from ibp_pipeline.plan.store import save_version
+    from ibp_pipeline.plan.tables import build_triangulation, copy_store
+
+    store = tmp_path / "plans.duckdb"
+    icb = constructed()
+    icb.org_code = "QE1"
+    for doc, sha in ((icb, "a"), (halved(), "b")):
+        save_version(store, doc, "approved", "test", sha, "plan.xlsx")
+    other = halved()
+    other.org_code = "RXB"
+    save_version(store, other, "submitted", "test", "c", "plan.xlsx")
+    con = duckdb.connect()
+    con.execute("create schema plan; create schema s1_current_state")
+    con.execute("create table s1_current_state.organisations as select * from (values "
+                "('RXA', 'QE1', 'nhs_trust', null::date), ('RXB', 'QE1', 'nhs_trust', null::date), "
+                "('RXC', 'QE1', 'nhs_trust', '2024-03-31'::date)) t(org_code, parent_icb_code, org_type, valid_to)")
+    copy_store(con, store)
+    build_triangulation(con)
+    rows = con.execute("select plan_id, status, count(*) from plan.triangulation where check_id = 'system' "
+                       "group by 1, 2").fetchall()
+    con.close()
+    assert rows == [("QE1 2026/27-2028/29", "pass", len(SYSTEM_LINES) * 3)]
