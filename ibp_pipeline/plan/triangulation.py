@@ -298,11 +298,14 @@ def system(doc: PlanDocument, trusts: dict[str, PlanDocument | None]) -> list[Ch
         agg = np.mean if line.stock else np.sum
         for fy, mask in _years(doc):
             planned, expected = float(agg(mine[mask])), float(agg(theirs[mask]))
-            ok = abs(planned - expected) <= tol / 100 * abs(expected) + 0.5
-            pct = f"{100 * (planned - expected) / abs(expected):+.1f}%" if expected else "against none"
+            # a surplus near break-even has no scale of its own: measure it against the year's income
+            scale = abs(expected) if line_id != "surplus" else abs(float(_v(doc, "income_total")[mask].sum()))
+            of = "" if line_id != "surplus" else " of income"
+            ok = abs(planned - expected) <= tol / 100 * scale + 0.5
+            pct = f"{100 * (planned - expected) / scale:+.1f}%{of}" if scale else "against none"
             out.append(Check("system", line.label, fy, "pass" if ok else "fail", planned, expected, tol, line.unit,
                              f"{fy}: {line.label}: the ICB plans {_amount(planned, line.unit)}; its {len(trusts)} "
-                             f"trusts' plans add up to {_amount(expected, line.unit)} ({pct}, allowed {tol:g}%)"))
+                             f"trusts' plans add up to {_amount(expected, line.unit)} ({pct}, allowed {tol:g}%{of})"))
     return out
 
 

@@ -146,6 +146,16 @@ def test_an_icb_plan_is_checked_against_the_sum_of_its_trusts_plans():
     assert (first.planned, first.expected) == (pytest.approx(120_000), pytest.approx(126_000))
     assert "(-4.8%, allowed 2%)" in first.message
     assert not any(c.subject not in ("A&E attendances", "Income: total", "Surplus (+) or deficit (-)") for c in bad)
+    # a break-even surplus is measured against income, not against itself: £10 against £16 agrees
+    even = constructed()
+    even.org_code = "QE1"
+    even.values["income_other"] = even.values["income_other"] - even.derive().values["surplus"] + 10 / 12
+    split = [halved(), halved()]
+    for d in split:
+        d.values["income_other"] = d.values["income_other"] - d.derive().values["surplus"] + 8 / 12
+    surplus = [c for c in system(even.derive(), dict(zip(("RXA", "RXB"), (d.derive() for d in split))))
+               if c.subject == "Surplus (+) or deficit (-)"]
+    assert [c.status for c in surplus] == ["pass"] * 3 and "of income" in surplus[0].message
     waiting = system(icb, {"RXA": halved(), "RXB": None})
     assert [c.status for c in waiting] == ["not checked"] * 3 and "none yet from RXB" in waiting[0].message
     assert system(constructed(), {}) == []  # a trust's plan has no trusts to add up
