@@ -122,11 +122,27 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
     return _document(f"Board pack: {name}", "\n".join(sections))
 
 
-def _frame_table(frame: pl.DataFrame) -> str:
-    """Any small frame as an HTML table, every cell as the dashboards format it."""
+def _frame_table(frame: pl.DataFrame, units: dict[str, str | list[str | None]] | None = None) -> str:
+    """Any small frame as an HTML table, every cell as the dashboards format it; units: a column's unit, or each
+    row's (money in pounds, percentages with %)."""
+    units = units or {}
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_e(fmt_cell(v))}</td>" for v in row) + "</tr>" for row in frame.rows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    rows = []
+    for i, row in enumerate(frame.rows()):
+        cells = []
+        for c, v in zip(frame.columns, row):
+            unit = units.get(c)
+            cells.append(f"<td>{_e(fmt_cell(v, unit[i] if isinstance(unit, list) else unit))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _as_of(value: object) -> str:
+    """The plan's 'data as of' (an ISO date in the store) as a month: 'April 2026'."""
+    try:
+        return f"{date.fromisoformat(str(value)[:10]):%B %Y}"
+    except ValueError:
+        return str(value)
 
 
 def plan_sections(db: Serving, org_code: str) -> list[str]:
@@ -141,7 +157,7 @@ def plan_sections(db: Serving, org_code: str) -> list[str]:
     out.append(f"<p><strong>Plan {_e(v['period'])}, version {v['version']} ({_e(v['status'])}"
                f"{', the plan of record' if v['is_plan_of_record'] else ''})</strong>, loaded "
                f"{v['loaded_at']:%-d %B %Y} by {_e(v['loaded_by'])}; drafted from data up to "
-               f"{_e(fmt_cell(v['data_as_of']))}.</p>")
+               f"{_e(_as_of(v['data_as_of']))}.</p>")
     if v["example"]:
         out.append("<p class='warn'><strong>This is an example plan, not the organisation's own. Its finance "
                    "actuals come from an example ledger: example, not real figures.</strong></p>")
@@ -150,11 +166,14 @@ def plan_sections(db: Serving, org_code: str) -> list[str]:
     if pva.is_empty():
         out.append("<p>No month of the plan has an actual yet.</p>")
     else:
-        latest = (pva.filter(pl.col("planned").is_not_null()).sort("month")
-                  .group_by("line_id", maintain_order=True).last().sort("part", "line"))
+        latest = (pva.filter(pl.col("planned").is_not_null() & ((pl.col("planned") != 0) | (pl.col("actual") != 0)))
+                  .sort("month").group_by("line_id", maintain_order=True).last().sort("part", "line"))
+        row_units = latest["unit"].to_list()
         out.append(_frame_table(plan.variance_table(latest).select(
             "Line", "Month", "Plan", "Actual", "Variance (%)", "Plan for the year", "Forecast outturn",
-            "Chance of meeting the plan for the year (%)", "Variance: is it changing?")))
+            "Chance of meeting the plan for the year (%)", "Variance: is it changing?"),
+            {"Plan": row_units, "Actual": row_units, "Plan for the year": row_units, "Forecast outturn": row_units,
+             "Variance (%)": "%", "Chance of meeting the plan for the year (%)": "%"}))
         exceptions = pva.filter(pl.col("is_exception")).sort("month", descending=True)
         out.append(f"<h3>Exceptions ({exceptions.height})</h3>")
         out.append("<p>No line is off plan by more than the plan's thresholds.</p>" if exceptions.is_empty() else
@@ -173,8 +192,9 @@ def plan_sections(db: Serving, org_code: str) -> list[str]:
     spend = plan.budget(db, v["plan_id"], v["version"])
     if not spend.is_empty():
         out.append("<h3>Budget: the plan's surplus against what is needed or proposed</h3>")
-        out.append(_frame_table(plan.budget_table(spend).drop("Where it came from")
-                                .with_columns(cs.float().round(0))))
+        out.append(_frame_table(plan.budget_table(spend).drop("Where it came from"),
+                                {c: "GBP" for c in ("Cost in the year (£)", "Plan's surplus (£)",
+                                                    "Left after it (£)")}))
     steps = workforce.six_steps(db, v["plan_id"], v["version"])
     if not steps.is_empty():
         yearly = workforce.by_year(steps).select("Staff group", "Year", *[workforce.FTE_COLUMNS[c] for c in (
@@ -182,7 +202,8 @@ def plan_sections(db: Serving, org_code: str) -> list[str]:
             "gap_fte")], "Bank and agency cost (£)")
         out.append("<h3>Workforce plan (Six Steps), FTE averaged over each year</h3>")
         staffed = yearly.filter(pl.any_horizontal(cs.float() != 0))  # staff groups the organisation has
-        out.append(_frame_table(staffed.with_columns(cs.float().round(1) + 0.0)))  # + 0.0: never "-0"
+        out.append(_frame_table(staffed.with_columns(cs.float().round(1) + 0.0),  # + 0.0: never "-0"
+                                {"Bank and agency cost (£)": "GBP"}))
     return out
 
 

@@ -183,3 +183,6 @@ def test_the_board_pack_carries_the_plan_its_exceptions_agreement_and_workforce(
     assert "Workforce plan (Six Steps)" in html and "<td>Nurses and health visitors</td>" in html
     assert "Chance of meeting the plan for the year (%)" in html
     assert "Budget: the plan's surplus against what is needed or proposed" in html
+    september = example_cell("Finance", "pay_nurses_health_visitors", dt.date(2026, 9, 1))
+    assert f"<td>£{september:,.0f}</td>" in html  # the latest month's plan, in pounds
+    assert "drafted from data up to April 2026" in html
