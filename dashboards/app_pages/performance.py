@@ -45,6 +45,10 @@ with chart_col:
         lines = [f"{r['standard_name']}" + (" (a month-by-month trajectory)" if r["is_trajectory"] else "")
                  for r in standards.iter_rows(named=True)]
         st.caption("Red lines: the primary target that applies each month. " + "; ".join(lines) + ".")
+    rebases = performance.rebase_months(spc)
+    if rebases:
+        st.caption("Dashed blue line: the limits were recalculated (a new baseline). "
+                   + " ".join(f"From {m:%B %Y}: {why}." for m, why in rebases))
     changes = charts.coverage_notes(spc)
     if changes:
         st.caption("Dotted grey line: the providers this total covers change (the source changed), so a step there "
@@ -75,7 +79,10 @@ with info_col:
                 f"{ui.month_label(fact.get('last_period'))}.\n"
                 f"- **Limits:** mean {ui.fmt_value(latest['mean'], unit)}, process limits "
                 f"{ui.fmt_value(latest['lpl'], unit)} to {ui.fmt_value(latest['upl'], unit)}. "
-                + performance.provisional_sentence(fact.get("baseline_points") or latest["baseline_points"]))
+                + performance.baseline_sentence(latest["baseline_start"], latest["baseline_end"],
+                                                latest["baseline_points"], latest["period_reason"])
+                + ("" if (latest["baseline_points"] or 0) >= performance.MIN_POINTS
+                   else " " + performance.provisional_sentence(latest["baseline_points"])))
     with st.expander("How the limits were computed"):
         st.markdown(f"{latest['limits_formula'] or fact.get('limits_formula') or '-'}")
         if fact.get("rules"):
@@ -98,6 +105,7 @@ ui.table(performance.points_table(spc), f"spc {metric}", sel, key="perf-points",
     "Month": st.column_config.DateColumn("Month", format="MMM YYYY"),
     "Value": st.column_config.NumberColumn("Value", format="%.2f", help=f"{name} ({unit})"),
     "Mean": st.column_config.NumberColumn("Mean", format="%.2f", help="Centre line: mean of the baseline months"),
+    "Baseline": st.column_config.TextColumn(help="The months this point's limits were computed from"),
     "Lower process limit": st.column_config.NumberColumn(format="%.2f", help="Mean minus 2.66 x average moving "
                                                                               "range"),
     "Upper process limit": st.column_config.NumberColumn(format="%.2f", help="Mean plus 2.66 x average moving "

@@ -124,13 +124,14 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
     spc = with_gaps(spc, 3 if spc.height > 1 and _quarterly(spc) else 1)
     x = spc["period_start"].to_list()
     suffix = "%" if unit == "percent" else ""
-    fig.add_trace(go.Scatter(x=x, y=spc["upl"], name="Process limits", mode="lines",
+    lx, limits = period_breaks(spc, ("upl", "lpl", "mean"))
+    fig.add_trace(go.Scatter(x=lx, y=limits["upl"], name="Process limits", mode="lines",
                              line=dict(color=theme.NHS_MID_GREY, dash="dash", width=1), legendgroup="limits",
                              hovertemplate="upper process limit %{y:.1f}" + suffix + "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=spc["lpl"], name="Lower limit", mode="lines", showlegend=False,
+    fig.add_trace(go.Scatter(x=lx, y=limits["lpl"], name="Lower limit", mode="lines", showlegend=False,
                              line=dict(color=theme.NHS_MID_GREY, dash="dash", width=1), legendgroup="limits",
                              hovertemplate="lower process limit %{y:.1f}" + suffix + "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=spc["mean"], name="Mean", mode="lines",
+    fig.add_trace(go.Scatter(x=lx, y=limits["mean"], name="Mean", mode="lines",
                              line=dict(color=theme.NHS_BLACK, width=1),
                              hovertemplate="mean %{y:.1f}" + suffix + "<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=spc["value"], name="Value", mode="lines",
@@ -150,8 +151,49 @@ def spc_figure(spc: pl.DataFrame, targets: pl.DataFrame | None = None, *, title:
     _add_targets(fig, targets, suffix)
     gap_annotation(fig, spc)
     coverage_marks(fig, spc)
+    rebase_marks(fig, spc)
     _finish(fig, title, height, unit)
     return fig
+
+
+def period_breaks(spc: pl.DataFrame, columns: tuple[str, ...]) -> tuple[list, dict[str, list]]:
+    """x and the columns' values with a break (None) where a new SPC period (rebase_group) starts, so the centre
+    line and limits of one baseline are never joined to the next's by a slope."""
+    x = spc["period_start"].to_list()
+    values = {c: spc[c].to_list() for c in columns}
+    if "rebase_group" not in spc.columns:
+        return x, values
+    groups = spc["rebase_group"].fill_null(strategy="forward").to_list()
+    out_x: list = []
+    out = {c: [] for c in columns}
+    for i, month in enumerate(x):
+        if i and groups[i] is not None and groups[i - 1] is not None and groups[i] != groups[i - 1]:
+            out_x.append(month)
+            for c in columns:
+                out[c].append(None)
+        out_x.append(month)
+        for c in columns:
+            out[c].append(values[c][i])
+    return out_x, out
+
+
+def rebase_marks(fig: go.Figure, spc: pl.DataFrame) -> None:
+    """A dashed vertical line where the limits were recalculated, labelled 'Limits recalculated' with the reason
+    on hover, so a step in the limits is read as a stated rebase."""
+    if "rebase_group" not in spc.columns:
+        return
+    rows = spc.filter(pl.col("rebase_group").is_not_null()).sort("period_start")
+    groups, months, reasons = rows["rebase_group"].to_list(), rows["period_start"].to_list(), \
+        rows["period_reason"].to_list()
+    for g0, g, month, reason in zip(groups, groups[1:], months[1:], reasons[1:]):
+        if g == g0:
+            continue
+        fig.add_shape(type="line", x0=month, x1=month, y0=0, y1=1, yref="paper", layer="below",
+                      line=dict(color=theme.NHS_DARK_BLUE, dash="dash", width=1))
+        fig.add_annotation(text="Limits recalculated", hovertext=_wrap(f"From {month:%B %Y}: {reason}", 60),
+                           x=month, y=0, xref="x", yref="paper", showarrow=False, xanchor="left",
+                           yanchor="bottom", font=dict(size=10, color=theme.NHS_DARK_BLUE),
+                           bgcolor="rgba(255,255,255,0.85)")
 
 
 def _quarterly(frame: pl.DataFrame) -> bool:

@@ -54,7 +54,8 @@ def spc_series(db: Serving, org_code: str, metric_id: str, period_from: date, pe
     """The SPC rows of one series inside the period, oldest first (what charts.spc_figure draws)."""
     return db.query("""
         select period_start, value, mean, lpl, upl, lower_2sigma, upper_2sigma, mean_moving_range, point_type,
-               special_cause_type, provisional, baseline_points, improvement_direction, source, limits_formula
+               special_cause_type, provisional, baseline_points, rebase_group, baseline_start, baseline_end,
+               period_reason, improvement_direction, source, limits_formula
         from s2_triple_aim.spc
         where org_code = $org and metric_id = $metric and period_start between $from and $to
           and value is not null
@@ -88,7 +89,7 @@ def series_facts(db: Serving, org_code: str, metric_id: str) -> pl.DataFrame:
     return db.query("""
         select c.metric_id, c.name, c.definition, c.unit, c.formula, c.aggregation, c.source, c.higher_is_better,
                c.triple_aim_domain, s.n_points, s.first_period, s.last_period, s.n_missing_months,
-               s.baseline_points, s.variation_type, s.assurance_type, s.target_value, s.provisional,
+               s.baseline_points, s.baseline_start, s.baseline_end, s.baseline_reason, s.rebases, s.variation_type, s.assurance_type, s.target_value, s.provisional,
                s.n_special_cause_improvement, s.n_special_cause_concern, s.n_special_cause_neutral,
                s.limits_formula, s.rules, s.reference, s.improvement_direction
         from s1_current_state.metric_catalogue c
@@ -134,6 +135,9 @@ def points_table(spc: pl.DataFrame) -> pl.DataFrame:
         pl.col("period_start").alias("Month"),
         pl.col("value").alias("Value"),
         pl.col("mean").alias("Mean"),
+        *([pl.format("{} to {}", pl.col("baseline_start").dt.strftime("%b %Y"),
+                     pl.col("baseline_end").dt.strftime("%b %Y")).alias("Baseline")]
+          if "baseline_start" in spc.columns else []),
         pl.col("lpl").alias("Lower process limit"),
         pl.col("upl").alias("Upper process limit"),
         pl.col("point_type").map_elements(lambda c: theme.variation_label(c)[0], return_dtype=pl.String)
@@ -157,6 +161,30 @@ def month_runs(months: list[date]) -> str:
         start = prev = m
     spans.append((start, prev))
     return ", ".join(f"{a:%b %Y}" if a == b else f"{a:%b %Y} to {b:%b %Y}" for a, b in spans)
+
+
+def baseline_sentence(baseline_start: date | None, baseline_end: date | None, baseline_points: int | None,
+                      reason: str | None, min_months: int = 20) -> str:
+    """Where the latest limits come from: 'The limits come from April 2024 to December 2025 (21 months). Why then:
+    the organisations this total covers changed (a new source).'"""
+    if baseline_start is None or baseline_end is None or not baseline_points:
+        return "No baseline: the limits are computed from the whole series."
+    months = f"{baseline_points} month{'s' if baseline_points != 1 else ''}"
+    text = (f"The limits come from {baseline_start:%B %Y} to {baseline_end:%B %Y} ({months}). Why then: "
+            f"{reason or 'start of the series'}.")
+    if baseline_points < min_months:
+        text += f" That is fewer than the {min_months} months Making Data Count asks for, so read them with care."
+    return text
+
+
+def rebase_months(spc: pl.DataFrame) -> list[tuple[date, str]]:
+    """(first month, why) of each period that starts inside the rows after their first: where the limits were
+    recalculated, for the chart's marks and the page's words."""
+    if spc.is_empty() or "rebase_group" not in spc.columns:
+        return []
+    rows = spc.sort("period_start")
+    groups, months, reasons = rows["rebase_group"].to_list(), rows["period_start"].to_list(),         rows["period_reason"].to_list()
+    return [(m, r) for g0, g, m, r in zip(groups, groups[1:], months[1:], reasons[1:]) if g != g0]
 
 
 def provisional_sentence(baseline_points: int | None) -> str:

@@ -50,6 +50,7 @@ DOCUMENTS_READ_BY: dict[str, tuple[str, ...]] = {
     "ibp_pipeline.simulation.scenarios": ("documents/scenarios/*.yaml",),
     "ibp_pipeline.step6_scenarios.assets": ("data/config/scenarios/*.yaml",),
     "ibp_pipeline.plan.assumptions": ("documents/plan_assumptions.yaml",),
+    "ibp_pipeline.step2_triple_aim.spc_baselines": ("documents/spc_baselines.yaml", "data/config/spc_rebase.yaml"),
     "ibp_pipeline.plan.tables": ("plan store",),
 }
 LIBRARIES = ("dagster", "duckdb", "polars", "numpy", "scipy", "statsmodels", "scikit-learn", "great-expectations",

@@ -83,11 +83,12 @@ def scores(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(key=["s2_triple_aim", "spc"], deps=[S1("metric_values"), S2("targets")], **STEP2)
 def spc(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Making Data Count XmR charts for every organisation x monthly metric, with variation and assurance."""
-    from .spc import build_spc
+    """Making Data Count XmR charts for every organisation x monthly metric, with variation and assurance; limits
+    from each series' stated baseline periods (documents/spc_baselines.yaml, data/config/spc_rebase.yaml)."""
+    from .spc import build_spc, load_baselines
 
     with warehouse.connect() as con:
-        n = build_spc(con, assurance_targets(con))
+        n = build_spc(con, assurance_targets(con), baselines=load_baselines(con))
         summary = dict(con.execute(
             "select variation_type, count(*) from s2_triple_aim.spc_summary group by 1").fetchall())
     return dg.MaterializeResult(metadata={"rows": n, **{f"series_{k}": v for k, v in summary.items() if k}})

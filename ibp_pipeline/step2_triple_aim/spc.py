@@ -49,10 +49,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
+
+from .spc_baselines import Period, Policy, check_rebases, load_policy, load_rebases, rebase_path, series_periods
 
 log = logging.getLogger(__name__)
 
@@ -346,9 +350,10 @@ def spc_series(values: Sequence[float], improvement_direction: str, target: floa
 
 # ---- the build: every organisation x monthly metric ------------------------------------------------------------
 
-def _series_sql() -> str:
+def _series_sql(coverage: bool = True) -> str:
     return f"""
         select v.org_code, v.org_level, v.current_org_code, v.metric_id, v.period_start, v.value, v.source,
+               {'v.coverage' if coverage else 'null::varchar as coverage'},
                case c.higher_is_better when true then 'increase' when false then 'decrease' else 'neutral' end
                    as improvement_direction
         from {S1}.metric_values v
@@ -373,12 +378,31 @@ def _target_lookup(targets: pl.DataFrame | None) -> dict[tuple[str, str], float 
                                           pl.col("target_value").cast(pl.Float64)).iter_rows()}
 
 
+@dataclass(frozen=True)
+class Baselines:
+    """What splits each series into periods (spc_baselines.series_periods): the policy document, mergers into
+    each organisation (org_code -> [(first month after, who joined)]) and the analyst's rebases
+    ((org_code, metric_id) -> [(month, reason)])."""
+    policy: Policy
+    mergers: dict[str, list[tuple[date, str]]] = field(default_factory=dict)
+    rebases: dict[tuple[str, str], list[tuple[date, str]]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> SpcSettings:
+        return SpcSettings(baseline_points=self.policy.baseline_months)
+
+
 def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
-               settings: SpcSettings = SpcSettings()) -> tuple[pl.DataFrame, pl.DataFrame]:
+               settings: SpcSettings = SpcSettings(),
+               baselines: Baselines | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per-point and per-series frames for long input (org_code, org_level, current_org_code, metric_id,
-    period_start, value, source, improvement_direction), sorted by org_code, metric_id, period_start. Series
-    with fewer than 2 points are left out (no moving range)."""
+    period_start, value, source, improvement_direction; coverage optional), sorted by org_code, metric_id,
+    period_start. Series with fewer than 2 points are left out (no moving range).
+
+    baselines: split each series into periods (rebase groups) with the reason each starts; without it a series
+    is one period (NHS-R with no rebase)."""
     target_of = _target_lookup(targets)
+    coverage = series["coverage"].to_list() if "coverage" in series.columns else None
     org = series["org_code"].to_numpy()
     metric = series["metric_id"].to_numpy()
     values = series["value"].to_numpy().astype(np.float64)
@@ -407,17 +431,33 @@ def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
         ("upper_2sigma", np.float64), ("mean_moving_range", np.float64), ("relative_to_mean", np.int8),
         ("beyond_limits", bool), ("close_to_limits", bool), ("shift", bool), ("trend", bool),
         ("two_in_three", bool), ("special_cause_type", object), ("point_type", object),
-        ("provisional", bool), ("baseline_points", np.int64))}
+        ("provisional", bool), ("baseline_points", np.int64), ("rebase_group", np.int64),
+        ("period_reason", object), ("baseline_start", object), ("baseline_end", object))}
     summaries: list[dict] = []
     for lo, hi in zip(starts.tolist(), ends.tolist()):
         if hi - lo < 2:
             continue
         key = (org[lo], metric[lo])
         target = target_of.get(key)
-        r = spc_series(values[lo:hi], directions[lo], target, settings)
+        months = periods[lo:hi]
+        if baselines is None:
+            found = [Period(0, "the whole series")]
+        else:
+            found = series_periods(months, baselines.policy, measure=key[1],
+                                   coverage=None if coverage is None else coverage[lo:hi],
+                                   mergers=baselines.mergers.get(key[0], ()),
+                                   rebases=baselines.rebases.get(key, ()))
+        r = spc_series(values[lo:hi], directions[lo], target, settings, rebase_at=[p.start for p in found[1:]])
         keep[lo:hi] = True
         for name, arr in point_cols.items():
-            arr[lo:hi] = getattr(r, name)
+            if hasattr(r, name):
+                arr[lo:hi] = getattr(r, name)
+        reasons = [p.reason for p in found]
+        group_lo = [p.start for p in found]
+        groups = r.rebase_group
+        point_cols["period_reason"][lo:hi] = [reasons[g] for g in groups]
+        point_cols["baseline_start"][lo:hi] = [months[group_lo[g]] for g in groups]
+        point_cols["baseline_end"][lo:hi] = [months[group_lo[g] + b - 1] for g, b in zip(groups, r.baseline_points)]
         types = r.point_type
         summaries.append({
             "org_code": key[0], "org_level": org_levels[lo], "current_org_code": current_orgs[hi - 1],
@@ -428,6 +468,9 @@ def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
             "lpl": _finite(r.lpl[-1]), "upl": _finite(r.upl[-1]),
             "lower_2sigma": _finite(r.lower_2sigma[-1]), "upper_2sigma": _finite(r.upper_2sigma[-1]),
             "mean_moving_range": _finite(r.mean_moving_range[-1]), "baseline_points": int(r.baseline_points[-1]),
+            "baseline_start": point_cols["baseline_start"][hi - 1], "baseline_end": point_cols["baseline_end"][hi - 1],
+            "baseline_reason": reasons[-1], "n_periods": len(found),
+            "rebases": "; ".join(f"{months[p.start]:%B %Y}: {p.reason}" for p in found[1:]) or None,
             "variation_type": r.variation_type, "last_special_cause_type": str(r.special_cause_type[-1]),
             "target_value": target, "assurance_type": r.assurance_type, "provisional": r.is_provisional,
             "n_special_cause_improvement": int(np.sum(types == "special_cause_improvement")),
@@ -444,6 +487,8 @@ def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
         col = arr[idx]
         if col.dtype == np.float64:
             extra.append(pl.Series(name, col).fill_nan(None))
+        elif name in ("baseline_start", "baseline_end"):
+            extra.append(pl.Series(name, col.tolist(), dtype=pl.Date))
         elif col.dtype == object:
             extra.append(pl.Series(name, col.tolist(), dtype=pl.String))
         else:
@@ -453,14 +498,16 @@ def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
         "org_code", "org_level", "current_org_code", "metric_id", "period_start", "value", "mean", "lpl", "upl",
         "lower_2sigma", "upper_2sigma", "mean_moving_range", "point_type", "special_cause_type", "relative_to_mean",
         "beyond_limits", "shift", "trend", "two_in_three", "close_to_limits", "improvement_direction",
-        "provisional", "baseline_points", "source")
+        "provisional", "baseline_points", "rebase_group", "baseline_start", "baseline_end", "period_reason",
+        "source")
     summary = pl.DataFrame(summaries, schema={
         "org_code": pl.String, "org_level": pl.String, "current_org_code": pl.String, "metric_id": pl.String,
         "improvement_direction": pl.String, "n_points": pl.Int64, "first_period": pl.Date, "last_period": pl.Date,
         "n_missing_months": pl.Int64,
         "last_value": pl.Float64, "mean": pl.Float64, "lpl": pl.Float64, "upl": pl.Float64,
         "lower_2sigma": pl.Float64, "upper_2sigma": pl.Float64, "mean_moving_range": pl.Float64,
-        "baseline_points": pl.Int64, "variation_type": pl.String, "last_special_cause_type": pl.String,
+        "baseline_points": pl.Int64, "baseline_start": pl.Date, "baseline_end": pl.Date,
+        "baseline_reason": pl.String, "n_periods": pl.Int64, "rebases": pl.String, "variation_type": pl.String, "last_special_cause_type": pl.String,
         "target_value": pl.Float64, "assurance_type": pl.String, "provisional": pl.Boolean,
         "n_special_cause_improvement": pl.Int64, "n_special_cause_concern": pl.Int64,
         "n_special_cause_neutral": pl.Int64})
@@ -471,17 +518,47 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def load_baselines(con: duckdb.DuckDBPyConnection, policy_path: Path | None = None,
+                   rebase_file: Path | None = None) -> Baselines:
+    """The baseline policy (documents/spc_baselines.yaml), the mergers into each organisation (from
+    s1_current_state.organisations: a trust closed into a successor joins it the month after it closed) and the
+    analyst's rebase dates (data/config/spc_rebase.yaml), checked against the organisations and measures held."""
+    policy = load_policy(policy_path) if policy_path else load_policy()
+    mergers: dict[str, list[tuple[date, str]]] = {}
+    for successor, month, name in con.sql(f"""
+            select successor_code, date_trunc('month', close_date + interval 1 day)::date, org_name
+            from {S1}.organisations
+            where successor_code is not null and close_date is not null and successor_code <> org_code
+            order by 1, 2""").fetchall():
+        mergers.setdefault(successor, []).append((month, name))
+    path = rebase_file or rebase_path()
+    rebases = load_rebases(path)
+    if rebases:
+        orgs = {r[0] for r in con.sql(f"select distinct org_code from {S1}.metric_values").fetchall()}
+        measures = {r[0] for r in con.sql(f"select metric_id from {S1}.metric_catalogue").fetchall()}
+        check_rebases(rebases, path, orgs, measures)
+    by_series: dict[tuple[str, str], list[tuple[date, str]]] = {}
+    for r in rebases:
+        by_series.setdefault((r.org_code, r.measure), []).append((r.month, r.reason))
+    return Baselines(policy, mergers, by_series)
+
+
 def build_spc(con: duckdb.DuckDBPyConnection, targets: pl.DataFrame | None = None,
-              settings: SpcSettings = SpcSettings()) -> int:
+              settings: SpcSettings | None = None, baselines: Baselines | None = None) -> int:
     """Write s2_triple_aim.spc (one row per organisation x monthly metric x month) and s2_triple_aim.spc_summary
     (one row per series) and return the number of spc rows.
 
     targets: optional frame (org_code, metric_id, target_value), one row per series, in the metric's units;
     series without a target get assurance_type NULL. Series run by org_code as published (a merged trust's
-    series stops at the merger; its successor's starts on its own)."""
+    series stops at the merger; its successor's starts on its own). baselines: the periods each series' limits
+    come from (load_baselines); without it each series is one period. settings default to the baselines' (limits
+    from each period's first baseline_months points) or NHS-R's."""
     started = time.perf_counter()
-    series = con.sql(_series_sql()).pl()
-    points, summary = spc_frames(series, targets, settings)
+    settings = settings or (baselines.settings if baselines else SpcSettings())
+    has_coverage = bool(con.execute(f"""select count(*) from information_schema.columns where table_schema = '{S1}'
+                                          and table_name = 'metric_values' and column_name = 'coverage'""").fetchone()[0])
+    series = con.sql(_series_sql(has_coverage)).pl()
+    points, summary = spc_frames(series, targets, settings, baselines)
     rules = RULES_TEXT.format(shift=settings.shift_length, trend=settings.trend_length)
     settings_text = (f"shift_length={settings.shift_length}, trend_length={settings.trend_length}, "
                      f"screen_outliers={settings.screen_outliers}, baseline_points={settings.baseline_points}, "

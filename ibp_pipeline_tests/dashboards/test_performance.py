@@ -25,7 +25,9 @@ def _spc_row(org: str, metric: str, month: date, value: float, point: str = "com
     return {"org_code": org, "metric_id": metric, "period_start": month, "value": value, "mean": 80.0,
             "lpl": 70.0, "upl": 90.0, "lower_2sigma": 73.3, "upper_2sigma": 86.7, "mean_moving_range": 3.76,
             "point_type": point, "special_cause_type": rule, "provisional": True, "baseline_points": 4,
-            "improvement_direction": "increase", "source": "ae_trust_monthly", "limits_formula": LIMITS}
+            "improvement_direction": "increase", "source": "ae_trust_monthly", "limits_formula": LIMITS,
+            "rebase_group": 0, "baseline_start": date(2024, 1, 1), "baseline_end": date(2024, 4, 1),
+            "period_reason": "start of the series"}
 
 
 @pytest.fixture
@@ -50,7 +52,9 @@ def tiny(tmp_path: Path) -> Serving:
         "variation_type": ["common_cause"], "assurance_type": ["inconsistent"], "target_value": [78.0],
         "provisional": [True], "n_special_cause_improvement": [1], "n_special_cause_concern": [0],
         "n_special_cause_neutral": [0], "limits_formula": [LIMITS], "rules": ["beyond a limit"],
-        "reference": ["NHSRplotthedots"], "improvement_direction": ["increase"]})
+        "reference": ["NHSRplotthedots"], "improvement_direction": ["increase"], "baseline_start": [date(2024, 1, 1)],
+        "baseline_end": [date(2024, 4, 1)], "baseline_reason": ["start of the series"], "rebases": [None]},
+        schema_overrides={"rebases": pl.String})
     targets = pl.DataFrame({
         "org_code": ["AAA"] * 4, "metric_id": ["ae_4hr_pct"] * 4,
         "period_start": [date(2024, 1, 1), date(2024, 2, 1), date(2024, 2, 1), date(2024, 6, 1)],
@@ -97,8 +101,9 @@ def test_special_cause_months_and_points_table_in_words(tiny: Serving) -> None:
     special = performance.special_cause_months(spc)
     assert special.rows() == [(date(2024, 2, 1), 92.5, "Improving", "above the upper process limit")]
     table = performance.points_table(spc)
-    assert table.columns == ["Month", "Value", "Mean", "Lower process limit", "Upper process limit", "Variation",
-                             "Why"]
+    assert table.columns == ["Month", "Value", "Mean", "Baseline", "Lower process limit", "Upper process limit",
+                             "Variation", "Why"]
+    assert table["Baseline"].to_list() == ["Jan 2024 to Apr 2024"] * 4
     assert table["Variation"].to_list() == ["Common cause", "Improving", "Common cause", "Common cause"]
     assert performance.special_cause_months(spc.clear()).is_empty()
 
@@ -160,8 +165,10 @@ def test_trust_page_downloads_and_org_change(app, served_db: Path) -> None:
     # the special-cause months listed are exactly the special-cause points of the table
     special = shown.filter(pl.col("Variation").is_in(["Improving", "Concerning", "Higher than usual",
                                                       "Lower than usual"]))
-    if special.height:
-        assert performance.month_runs(special["Month"].cast(pl.Date).to_list()) in page_text(at)
+    for kind in special["Variation"].unique().to_list():
+        months = special.filter(pl.col("Variation") == kind)["Month"].cast(pl.Date).to_list()
+        assert f"{kind}** ({len(months)} months): {performance.month_runs(months)}" in \
+            "\n".join(m.value for m in at.markdown)
     # downloads: what the buttons deliver is what is on screen
     frame = at.session_state["ibp_downloads"][f"spc-ae-4hr-pct-rxl-{sel.period_to:%Y-%m}"]
     csv = pl.read_csv(io.BytesIO(exports.csv_bytes(frame)), try_parse_dates=True)
@@ -174,3 +181,65 @@ def test_trust_page_downloads_and_org_change(app, served_db: Path) -> None:
     assert not at.exception
     assert _shown(at)["Value"].to_list() != shown["Value"].to_list()
     assert "QE1" in page_text(at)
+
+
+def test_england_ae_last_36_months_limits_from_the_stated_baseline_agree_with_nhsr(app, served_db: Path) -> None:
+    """England's A&E 4-hour % over the last 36 months: limits from a recent baseline that spans no break, equal to
+    NHSRplotthedots (the literal port of its R code) run period by period on the same points with
+    fix_after_n_points = 24, and the page states that baseline."""
+    from ibp_pipeline_tests.step2.test_spc import _r_ptd
+
+    con = duckdb.connect(str(served_db), read_only=True)
+    rows = con.execute("""select period_start, value, coverage from s1_current_state.metric_values
+                          where org_code = 'ENGLAND' and metric_id = 'ae_4hr_pct' and period_grain = 'month'
+                          order by period_start""").fetchall()
+    last = rows[-1][0]
+    window = date(last.year - 3 + (last.month == 12), (last.month % 12) + 1, 1)   # the last 36 months
+    recent = [r for r in rows if r[0] >= window]
+    # periods: the window's start, then every change in the providers the total covers (a new source)
+    cuts = [0] + [i for i in range(1, len(recent)) if recent[i][2] != recent[i - 1][2]]
+    expected_kinds, expected_limits = [], []
+    for a, b in zip(cuts, cuts[1:] + [len(recent)]):
+        _, kinds, (_, lpl, upl) = _r_ptd([v for _, v, _ in recent[a:b]], "increase", fix=24)
+        expected_kinds += kinds
+        expected_limits += [(lpl, upl)] * (b - a)
+    table = con.execute("""select period_start, point_type, lpl, upl, baseline_start from s2_triple_aim.spc
+                           where org_code = 'ENGLAND' and metric_id = 'ae_4hr_pct' and period_start >= ?
+                           order by period_start""", [window]).fetchall()
+    summary = con.execute("""select variation_type, assurance_type, target_value, baseline_start, baseline_end,
+                                    baseline_points from s2_triple_aim.spc_summary
+                             where org_code = 'ENGLAND' and metric_id = 'ae_4hr_pct'""").fetchone()
+    con.close()
+    assert [t[0] for t in table] == [r[0] for r in recent] and len(recent) >= 30
+    assert [t[1] for t in table] == expected_kinds
+    assert [(t[2], t[3]) for t in table] == [pytest.approx(x) for x in expected_limits]
+    assert min(t[4] for t in table) >= window                  # no limits from months before the window
+    lpl, upl = expected_limits[-1]
+    target = summary[2]
+    expected_assurance = ("consistent_fail" if target > upl else "consistent_pass" if target < lpl
+                          else "inconsistent")
+    assert (summary[0], summary[1]) == (expected_kinds[-1], expected_assurance)
+    assert summary[3] == recent[cuts[-1]][0] and summary[5] == min(24, len(recent) - cuts[-1]) >= 20
+    # the page says where the limits come from, and never promises a target the limits sit below
+    at = app(page="performance.py")
+    assert not at.exception
+    assert f"The limits come from {summary[3]:%B %Y} to {summary[4]:%B %Y}" in page_text(at)
+
+
+def test_chart_breaks_the_limits_at_a_rebase_and_marks_it() -> None:
+    from ibp_pipeline.dashboards import charts
+    months = [date(2024, m, 1) for m in range(1, 7)]
+    spc = pl.DataFrame({"period_start": months, "value": [1.0, 2, 1, 5, 6, 5], "mean": [1.3] * 3 + [5.3] * 3,
+                        "upl": [3.0] * 3 + [7.0] * 3, "lpl": [0.0] * 3 + [4.0] * 3,
+                        "point_type": ["common_cause"] * 6, "special_cause_type": ["Common Cause"] * 6,
+                        "rebase_group": [0, 0, 0, 1, 1, 1], "period_reason": ["start of the series"] * 3
+                        + ["rebased by the analyst: a new unit"] * 3})
+    fig = charts.spc_figure(spc)
+    mean = next(t for t in fig.data if t.name == "Mean")
+    assert list(mean.y) == [1.3, 1.3, 1.3, None, 5.3, 5.3, 5.3]        # no slope from one baseline to the next
+    notes = [a for a in fig.layout.annotations if a.text == "Limits recalculated"]
+    assert len(notes) == 1 and "April 2024: rebased by the analyst: a new unit" in notes[0].hovertext
+    assert performance.rebase_months(spc) == [(date(2024, 4, 1), "rebased by the analyst: a new unit")]
+    assert performance.baseline_sentence(date(2024, 4, 1), date(2025, 12, 1), 21, "a merger: B joined") == (
+        "The limits come from April 2024 to December 2025 (21 months). Why then: a merger: B joined.")
+    assert "fewer than the 20 months" in performance.baseline_sentence(date(2024, 4, 1), date(2025, 6, 1), 15, "x")
