@@ -21,6 +21,7 @@ PAGES = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
             default=True),
     st.Page("app_pages/performance.py", title="Performance", icon=":material/show_chart:", url_path="performance"),
+    st.Page("app_pages/ipr.py", title="Performance report", icon=":material/summarize:", url_path="report"),
     st.Page("app_pages/benchmarking.py", title="Benchmarking", icon=":material/leaderboard:",
             url_path="benchmarking"),
     st.Page("app_pages/resources.py", title="Resources", icon=":material/groups:", url_path="resources"),

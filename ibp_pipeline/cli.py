@@ -16,6 +16,7 @@ Errors end in one readable line and a non-zero exit; --debug shows Dagster's ful
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import shutil
@@ -553,6 +554,59 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_board_pack(args: argparse.Namespace) -> int:
+    """One organisation's board pack (--org), or every organisation's the reader may see (--all, into a folder),
+    from the served database, with the dashboards' access rules: when users are configured, --as names who it is
+    for, and an organisation that user may not see is refused."""
+    paths = get_paths()
+    if not paths.serving.exists():
+        print(f"ibp board-pack: {paths.serving} does not exist yet; run `ibp run` first", file=sys.stderr)
+        return 1
+    from .access import load_users, users_file_path, visible_orgs
+    from .dashboards import board_pack
+    from .dashboards.organisations import selector_options
+    from .dashboards.serving import Serving
+
+    db = Serving(paths.serving)
+    users = load_users(users_file_path())
+    user = None
+    if users:
+        if not args.as_user:
+            print(f"ibp board-pack: users are configured ({users_file_path()}): say whose pack it is with --as "
+                  "USERNAME (the pack shows only what that user may see)", file=sys.stderr)
+            return 1
+        user = users.get(args.as_user)
+        if user is None:
+            print(f"ibp board-pack: no user {args.as_user!r} in {users_file_path()}", file=sys.stderr)
+            return 1
+    orgs = selector_options(db)
+    visible = visible_orgs(user, orgs, db.query("select org_code, peer_group_id from s2_triple_aim.peer_groups"))
+    codes = orgs["org_code"].to_list()
+    if args.all:
+        wanted = [c for c in codes if visible is None or c in visible]
+    else:
+        wanted = [args.org.upper()]
+        if wanted[0] not in codes:
+            print(f"ibp board-pack: {wanted[0]} is not an organisation with published figures (an ODS code such as "
+                  "RXL, an ICB such as QE1, a region such as Y61, or ENGLAND)", file=sys.stderr)
+            return 1
+    try:
+        last = dt.date.fromisoformat(args.to + "-01") if args.to else None
+    except ValueError:
+        print(f"ibp board-pack: --to {args.to!r} is not a month written YYYY-MM", file=sys.stderr)
+        return 1
+    try:
+        written = board_pack.write_packs(db, wanted, Path(args.out), board_pack.default_period(db, last=last),
+                                         None if visible is None
+                                         else frozenset(visible), shared_js=args.all)
+    except PermissionError as exc:
+        print(f"ibp board-pack: refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"ibp board-pack: {len(written)} pack{'s' if len(written) != 1 else ''} written"
+          + (f" to {written[0]}" if len(written) == 1 else f" into {args.out}"))
+    return 0
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     """Add or replace a dashboard user; the password is read without echo (or from IBP_NEW_PASSWORD)."""
     import getpass
@@ -676,6 +730,18 @@ def main(argv: list[str] | None = None) -> int:
     p_dash.add_argument("--port", type=int, default=8501)
     p_dash.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (configure users)")
     p_dash.set_defaults(func=cmd_dashboard)
+    p_pack = sub.add_parser("board-pack", help="write the board pack (HTML, prints to A4) for an organisation, "
+                            "or for every organisation", parents=[common])
+    which = p_pack.add_mutually_exclusive_group(required=True)
+    which.add_argument("--org", help="the organisation's code: an ODS code (RXL), an ICB (QE1), a region, ENGLAND")
+    which.add_argument("--all", action="store_true", help="every organisation the reader may see, into the --out "
+                                                          "folder (one shared plotly.min.js beside them)")
+    p_pack.add_argument("--out", required=True, help="the HTML file to write (a folder with --all)")
+    p_pack.add_argument("--to", help="the last month of the pack, YYYY-MM (default: the latest month published); "
+                                     "the pack covers the 36 months to it")
+    p_pack.add_argument("--as", dest="as_user", help="the dashboard user the pack is for, when users are "
+                                                     "configured: the same access rules as the dashboards")
+    p_pack.set_defaults(func=cmd_board_pack)
     p_user = sub.add_parser("user", help="dashboard users", parents=[common])
     user_sub = p_user.add_subparsers(dest="user_command", required=True)
     p_add = user_sub.add_parser("add", help="add or replace a dashboard user", parents=[common])

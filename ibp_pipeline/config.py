@@ -30,6 +30,11 @@ class Paths:
         """Every version of every plan (`ibp plan load`): its own database, which no refresh or rebuild drops."""
         return get_path("IBP_PLAN_STORE", self.data / "plans.duckdb")
 
+    @property
+    def records_store(self) -> Path:
+        """What people enter for the board (exception reports, risks): its own database, never rebuilt."""
+        return get_path("IBP_RECORDS_STORE", self.data / "records.duckdb")
+
     def ensure(self) -> "Paths":
         for p in (self.landing, self.archive, self.reports, self.dagster_home, self.warehouse.parent):
             p.mkdir(parents=True, exist_ok=True)

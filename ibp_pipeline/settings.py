@@ -49,6 +49,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IBP_PLAN_STORE", "Folders and files", "plans.duckdb in the data folder",
             "Every version of every plan loaded with `ibp plan load`, kept apart from the warehouse so no refresh "
             "or rebuild drops one; back it up with the data folder."),
+    Setting("IBP_RECORDS_STORE", "Folders and files", "records.duckdb in the data folder",
+            "What people enter for the board: exception reports and the risk register. No refresh or rebuild "
+            "touches it; back it up with the data folder."),
     Setting("IBP_LOCAL_AMBITIONS", "Planning", "config/local_ambitions.yaml in the data folder",
             "The ICB's or trust's own ambitions, replacing national standards for the organisations they name."),
     # ---- planning ----------------------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ emailed, and prints to PDF from any browser."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import plotly.io as pio
 import polars as pl
 import polars.selectors as cs
 
-from . import charts, data_quality, overview, plan, theme, workforce
+from . import charts, data_quality, ipr, overview, plan, theme, workforce
 from .formatting import fmt_cell
 from .organisations import plain_name
 from .serving import Serving
@@ -38,7 +40,7 @@ def _table(frame: pl.DataFrame, columns: dict[str, str], units: list[str | None]
 
 
 def build(db: Serving, org_code: str, period_from: date, period_to: date,
-          visible: frozenset[str] | None = None, today: date | None = None) -> str:
+          visible: frozenset[str] | None = None, today: date | None = None, plotly_js: str | bool = "inline") -> str:
     """The board pack HTML for one organisation; refuses an organisation the reader may not see. today dates the
     "latest month loaded" line's verdicts (which files are behind), as on the dashboards."""
     if visible is not None and org_code not in visible:
@@ -104,7 +106,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
                                     targets.filter(pl.col("metric_id") == row["metric_id"]),
                                     title=row["metric_name"], unit=row["unit"] or "", height=330)
             fig.update_layout(template="plotly_white+nhs" if "nhs" in pio.templates else "plotly_white")
-            sections.append(pio.to_html(fig, include_plotlyjs="inline" if i == 0 else False, full_html=False,
+            sections.append(pio.to_html(fig, include_plotlyjs=plotly_js if i == 0 else False, full_html=False,
                                         config={"displaylogo": False, "responsive": True}))
             notes = charts.coverage_notes(spc.filter(pl.col("metric_id") == row["metric_id"]))
             if notes:
@@ -113,6 +115,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<h2>Gaps to the standards</h2>")
         sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
                                units=standards["unit"].to_list()))
+    sections += ipr_sections(db, org_code, period_to, today)
     sections += plan_sections(db, org_code)
     sections.append(f"<p class='foot'>Source: the figures published by refresh {_e(published['run_id'][0])}: "
                     "the Triple Aim scores, the gaps to the standards, the SPC charts and the standards' "
@@ -120,6 +123,44 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
                     "store. Public NHS statistics under the Open Government Licence v3.0. Built by ibp_pipeline."
                     "</p>")
     return _document(f"Board pack: {name}", "\n".join(sections))
+
+
+def default_period(db: Serving, months: int = 36, last: date | None = None) -> tuple[date, date]:
+    """The `months` months up to `last` (default: the latest month any measure has)."""
+    last = last or db.query("select max(period_start) as m from s1_current_state.metric_values "
+                            "where period_grain = 'month'")["m"][0]
+    first = last.year * 12 + last.month - months
+    return date(first // 12, first % 12 + 1, 1), last
+
+
+def write_packs(db: Serving, org_codes: list[str], out: Path, period: tuple[date, date] | None = None,
+                visible: frozenset[str] | None = None, shared_js: bool = False,
+                progress: Callable[[str], None] = print) -> list[Path]:
+    """Write one pack per organisation: to `out` for one organisation, else into the folder `out` as
+    board-pack-<code>-<yyyy-mm>.html. shared_js: one plotly.min.js beside the packs instead of 4.6 MB inside each
+    (for every organisation's pack at once). Refuses, before writing anything, an organisation the reader may not
+    see (PermissionError)."""
+    period_from, period_to = period or default_period(db)
+    hidden = [c for c in org_codes if visible is not None and c not in visible]
+    if hidden:
+        raise PermissionError(f"organisation {', '.join(hidden)} is not visible to this user")
+    many = len(org_codes) > 1 or out.is_dir()
+    if many:
+        out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, code in enumerate(org_codes, start=1):
+        target = out / f"board-pack-{code.lower()}-{period_to:%Y-%m}.html" if many else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page = build(db, code, period_from, period_to, visible=visible,
+                     plotly_js="directory" if shared_js else "inline")
+        if shared_js and not (target.parent / "plotly.min.js").exists():
+            from plotly.offline import get_plotlyjs
+
+            (target.parent / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        target.write_text(page, encoding="utf-8")
+        written.append(target)
+        progress(f"board pack {i} of {len(org_codes)}: {code} -> {target}")
+    return written
 
 
 def _frame_table(frame: pl.DataFrame, units: dict[str, str | list[str | None]] | None = None) -> str:
@@ -143,6 +184,89 @@ def _as_of(value: object) -> str:
         return f"{date.fromisoformat(str(value)[:10]):%B %Y}"
     except ValueError:
         return str(value)
+
+
+def _pill(label: str, colour: str, tooltip: str) -> str:
+    return (f"<span class='pill' style='background:{colour};color:{theme.text_on(colour)}' title='{_e(tooltip)}'>"
+            f"{_e(label)}</span>")
+
+
+def ipr_sections(db: Serving, org_code: str, period_to: date, today: date | None = None) -> list[str]:
+    """The Integrated Performance Report: every measure, the exceptions with what the organisation entered, the
+    risk register, the forecasts at each standard's deadline and the scenarios; for an ICB, its trusts first."""
+    from ..step2_triple_aim.standards import financial_year_start, planning_year_in_force
+
+    out = ["<h2 class='new-page'>Integrated Performance Report</h2>"]
+    trusts = ipr.icb_trusts(db, org_code, period_to)
+    if not trusts.is_empty():
+        out.append("<h3>The system's trusts</h3><p>How many of each trust's measures are in special-cause concern "
+                   "(the latest month) and how many will consistently miss their target, on the same limits as "
+                   "the trust's own report.</p>")
+        out.append(_frame_table(trusts.select(
+            pl.col("org_name").map_elements(plain_name, return_dtype=pl.String).alias("Trust"),
+            pl.col("org_code").alias("Code"), pl.col("measures").alias("Measures"),
+            pl.col("concerning").alias("Special-cause concern"),
+            pl.col("failing").alias("Will consistently miss the target"))))
+    rows = ipr.summary(db, org_code, period_to)
+    if rows.is_empty():
+        return out + ["<p>No measure has monthly figures in the two years to the end of the period.</p>"]
+    out.append("<h3>Every measure</h3><p>Making Data Count: variation says whether the latest month is usual; "
+               "assurance whether the process, as it runs, will meet the target. The line is the last 13 months.</p>")
+    head = "".join(f"<th>{h}</th>" for h in ("Measure", "Month", "Latest", "Target", "Variation", "Assurance",
+                                             "Last 13 months"))
+    body, section = [], None
+    for r in rows.iter_rows(named=True):
+        if r["section"] != section:
+            section = r["section"]
+            body.append(f"<tr class='section'><th colspan='7'>{_e(section)}</th></tr>")
+        var = theme.variation_label(r["point_type"])
+        ass = theme.assurance_label(r["assurance_type"]) if r["target_value"] is not None else \
+            ("No target", "No standard applies to this measure.", theme.NHS_DARK_GREY)
+        body.append(f"<tr><td>{_e(r['name'])}</td><td>{r['period_start']:%b %Y}</td>"
+                    f"<td>{_e(fmt_cell(r['value'], r['unit']))}</td>"
+                    f"<td>{_e(fmt_cell(r['target_value'], r['unit']) if r['target_value'] is not None else '-')}</td>"
+                    f"<td>{_pill(var[0], var[2], var[1])}</td><td>{_pill(ass[0], ass[2], ass[1])}</td>"
+                    f"<td>{ipr.sparkline_svg(r['trend'])}</td></tr>")
+    out.append(f"<table class='ipr'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    found = ipr.exceptions(rows)
+    entered = ipr.entered_exceptions([org_code])
+    out.append(f"<h3>Exceptions ({found.height})</h3>")
+    if found.is_empty():
+        out.append("<p>No measure is in special-cause concern or consistently missing its target.</p>")
+    for r in found.iter_rows(named=True):
+        mine = entered.filter(pl.col("metric_id") == r["metric_id"]) if not entered.is_empty() else entered
+        out.append(f"<div class='exception'><h4>{_e(r['name'])}: {_e(fmt_cell(r['value'], r['unit']))} in "
+                   f"{r['period_start']:%B %Y}</h4><p><strong>Why it is an exception:</strong> {_e(r['reason'])}.</p>")
+        if mine.height:
+            e = mine.row(0, named=True)
+            out.append(f"<p><strong>Narrative:</strong> {_e(e['narrative'])}</p><p><strong>Actions:</strong> "
+                       f"{_e(e['actions'])}</p><p><strong>Owner:</strong> {_e(e['owner'])} · <strong>Recovery "
+                       f"expected by</strong> {e['recovery_date']:%-d %B %Y} <span class='sub'>(entered by "
+                       f"{_e(e['entered_by'])}, {e['entered_at']:%-d %B %Y})</span></p>")
+        else:
+            out.append("<p class='warn'>No exception report has been entered: the board expects a narrative, "
+                       "actions, an owner and a recovery date.</p>")
+        out.append("</div>")
+    out.append("<h3>Risk register</h3><p>Risks the organisation entered (impact x likelihood on the NHS 5 x 5 "
+               "matrix) beside the simulated chance of missing the standard each threatens; standards with no "
+               "risk entered are listed after them.</p>")
+    register = ipr.risk_register(ipr.simulated_risks(db, org_code), ipr.entered_risks([org_code]))
+    out.append("<p>No risk entered and no standard simulated.</p>" if register.is_empty() else
+               _frame_table(register))
+    forecasts = ipr.forecast_table(db, org_code)
+    if not forecasts.is_empty():
+        out.append("<h3>Forecasts: where each standard is heading</h3><p>The forecast at the month each standard "
+                   "is judged, from the Monte Carlo simulation of the pipeline's forecast: the median, the range "
+                   "8 in 10 futures fall in, and the share of futures that meet the target.</p>")
+        out.append(_frame_table(forecasts))
+    year_end = date(financial_year_start(planning_year_in_force(today)).year + 1, 3, 1)
+    scenarios = ipr.scenario_table(db, org_code, year_end)
+    if not scenarios.is_empty():
+        out.append(f"<h3>Scenarios against the baseline, {year_end:%B %Y}</h3><p>Each scenario's chance of "
+                   "meeting the target at the end of the planning year against the baseline's, and what it adds "
+                   "to cost over the year.</p>")
+        out.append(_frame_table(scenarios))
+    return out
 
 
 def plan_sections(db: Serving, org_code: str) -> list[str]:
@@ -228,7 +352,21 @@ th, td {{ border: 1px solid {theme.NHS_PALE_GREY}; padding: .3rem .5rem; }}
 .warn {{ border-left: 6px solid {theme.NHS_WARM_YELLOW}; padding: .3rem .6rem; }}
 h3 {{ color: {theme.NHS_DARK_BLUE}; margin-bottom: .3rem; }}
 .foot {{ color: {theme.NHS_DARK_GREY}; font-size: .8rem; margin-top: 2rem; }}
-@media print {{ h2 {{ page-break-after: avoid; }} .js-plotly-plot {{ page-break-inside: avoid; }} }}
+tr.section th {{ background: {theme.NHS_BLUE}; color: {theme.NHS_WHITE}; }}
+.exception {{ border-left: 6px solid {theme.MDC_CONCERN}; padding: .1rem .8rem; margin: .6rem 0; }}
+.exception h4 {{ margin: .3rem 0; color: {theme.NHS_DARK_BLUE}; }}
+a:focus-visible {{ outline: 3px solid {theme.NHS_WARM_YELLOW}; }}
+@page {{ size: A4 portrait; margin: 12mm; }}
+@media print {{
+  body {{ max-width: none; padding: 0; font-size: 10pt; }}
+  h1, tr.section th, .pill {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+  h2 {{ page-break-after: avoid; }} h2.new-page {{ page-break-before: always; }}
+  h3, h4 {{ page-break-after: avoid; }}
+  tr, .tile, .exception {{ page-break-inside: avoid; }}
+  thead {{ display: table-header-group; }}
+  table {{ font-size: 8.5pt; }}
+  .js-plotly-plot, .plotly-graph-div {{ page-break-inside: avoid; width: 100% !important; max-width: 180mm; }}
+}}
 </style></head><body>
 {body}
 </body></html>"""
