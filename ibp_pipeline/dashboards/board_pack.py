@@ -14,29 +14,41 @@ import plotly.io as pio
 import polars as pl
 import polars.selectors as cs
 
-from . import charts, data_quality, ipr, overview, plan, theme, workforce
-from .formatting import fmt_cell
+from . import charts, data_quality, gaps, ipr, overview, plan, theme, workforce
+from .formatting import PERCENT_UNITS, fmt_cell, fmt_value
 from .organisations import plain_name
 from .serving import Serving
 
-GAP_COLUMNS = {"metric_name": "Measure", "period_start": "Month", "value": "Value", "standard_name": "Standard",
-               "target_value": "Target", "gap_points": "Gap (points)", "meets_target": "Meets target",
-               "trend_status": "Trend", "constitutional_target_value": "Constitutional standard"}
 
 
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _table(frame: pl.DataFrame, columns: dict[str, str], units: list[str | None] | None = None) -> str:
-    head = "".join(f"<th>{_e(label)}</th>" for label in columns.values())
-    rows = []
-    for i, row in enumerate(frame.iter_rows(named=True)):
-        unit = units[i] if units else None
-        cells = "".join(f"<td>{_e(fmt_cell(row[c], unit if c in ('value', 'target_value') else None))}</td>"
-                        for c in columns)
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def gap_text(gap: float | None, unit: str | None) -> str:
+    """The gap to a target in words (gap_points is positive when short of it): '2.8 points short' for a
+    percentage, '1,200 short' for a count, 'met, 1.6 points to spare', 'met exactly'."""
+    if gap is None:
+        return "-"
+    size = f"{abs(gap):.1f} points" if (unit or "").lower() in PERCENT_UNITS else fmt_value(abs(gap), unit)
+    if gap > 0:
+        return f"{size} short"
+    return "met exactly" if gap == 0 else f"met, {size} to spare"
+
+
+def gaps_table(standards: pl.DataFrame) -> pl.DataFrame:
+    """The key standards' gaps in the words of the Gaps page: every figure through the one formatter."""
+    return pl.DataFrame([{
+        "Measure": r["metric_name"], "Month": fmt_cell(r["period_start"]), "Value": fmt_value(r["value"], r["unit"]),
+        "Standard": r["standard_name"] or "-", "Target": fmt_value(r["target_value"], r["unit"]),
+        "Gap to target": gap_text(r["gap_points"], r["unit"]),
+        "Meets target": "-" if r["meets_target"] is None else ("yes" if r["meets_target"] else "no"),
+        "Trend": gaps.TREND_STATUS.get(r["trend_status"], "-") if r["trend_status"] else "-",
+        "Constitutional standard": fmt_value(r["constitutional_target_value"], r["unit"])
+        if r["constitutional_target_value"] is not None else "-",
+    } for r in standards.iter_rows(named=True)], schema={c: pl.String for c in (
+        "Measure", "Month", "Value", "Standard", "Target", "Gap to target", "Meets target", "Trend",
+        "Constitutional standard")})
 
 
 def build(db: Serving, org_code: str, period_from: date, period_to: date,
@@ -66,9 +78,11 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         first = scores.row(0, named=True)
         sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
                         f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
-        sections.append(_table(scores.with_columns(pl.col("aim").replace(overview.AIMS)),
-                               {"aim": "Aim", "score": "Score (1 best)", "national_rank": "National rank",
-                                "national_n": "of", "metrics_scored": "Measures"}))
+        sections.append(_frame_table(scores.select(
+            pl.col("aim").replace_strict(overview.AIMS, default=pl.col("aim")).alias("Aim"),
+            pl.col("score").round(2).alias("Score (1 best, 4 worst)"),
+            pl.format("{} of {}", "national_rank", "national_n").alias("National rank"),
+            pl.col("metrics_scored").str.count_matches("=").alias("Measures scored"))))
     sections.append("<h2>Key standards</h2>")
     if standards.is_empty():
         sections.append("<p>No standard applies to this organisation in the period.</p>")
@@ -113,8 +127,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
                 sections.append(f"<p class='sub'>Dotted grey line: the providers this total covers change: "
                                 f"{_e('. '.join(notes))}.</p>")
         sections.append("<h2>Gaps to the standards</h2>")
-        sections.append(_table(standards, {k: v for k, v in GAP_COLUMNS.items() if k in standards.columns},
-                               units=standards["unit"].to_list()))
+        sections.append(_frame_table(gaps_table(standards)))
     sections += ipr_sections(db, org_code, period_to, today)
     sections += plan_sections(db, org_code)
     sections.append(f"<p class='foot'>Source: the figures published by refresh {_e(published['run_id'][0])}: "

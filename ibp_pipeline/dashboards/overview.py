@@ -37,7 +37,8 @@ def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
             from s4_gaps.metric_gaps where org_code = $org and period_start <= $to),
         latest as (select * from g where recency = 1),
         previous as (select metric_id, period_start as prev_period, value as prev_value from g where recency = 2)
-        select l.metric_id, coalesce(c.name, l.metric_name) as metric_name, c.unit, c.definition,
+        select l.metric_id, coalesce(c.name, l.metric_name) as metric_name,
+               coalesce(c.unit, case when l.metric_id like '%pct%' then 'percent' end) as unit, c.definition,
                c.higher_is_better, l.period_start, l.value, p.prev_period, p.prev_value,
                l.value - p.prev_value as change, l.standard_name, l.kind, l.target_value, l.is_trajectory,
                l.end_target_value, l.deadline, l.gap_points, l.meets_target, l.trend_status, l.months_to_target,

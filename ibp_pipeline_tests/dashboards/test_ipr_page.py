@@ -235,3 +235,10 @@ def test_board_pack_command_for_a_trust_and_an_icb_with_access_rules(served_db: 
     assert set(written) == {small_icb} | members and len(members) == n_members
     assert (folder / "plotly.min.js").exists()
     assert all(p.stat().st_size < 2_000_000 for p in folder.glob("*.html"))
+
+
+def test_board_pack_gap_words() -> None:
+    from ibp_pipeline.dashboards.board_pack import gap_text
+    assert [gap_text(g, u) for g, u in ((0.7, "percent"), (-2.66, "percent"), (0.0, "percent"), (1200.0, "count"),
+                                        (-35.0, "count"), (None, "count"))] == [
+        "0.7 points short", "met, 2.7 points to spare", "met exactly", "1,200 short", "met, 35 to spare", "-"]
