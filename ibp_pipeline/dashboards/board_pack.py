@@ -30,7 +30,8 @@ def gap_text(gap: float | None, unit: str | None) -> str:
     percentage, '1,200 short' for a count, 'met, 1.6 points to spare', 'met exactly'."""
     if gap is None:
         return "-"
-    size = f"{abs(gap):.1f} points" if (unit or "").lower() in PERCENT_UNITS else fmt_value(abs(gap), unit)
+    places = 2 if 0 < abs(gap) < 0.05 else 1  # never '0.0 points short'
+    size = f"{abs(gap):.{places}f} points" if (unit or "").lower() in PERCENT_UNITS else fmt_value(abs(gap), unit)
     if gap > 0:
         return f"{size} short"
     return "met exactly" if gap == 0 else f"met, {size} to spare"
@@ -39,8 +40,9 @@ def gap_text(gap: float | None, unit: str | None) -> str:
 def gaps_table(standards: pl.DataFrame) -> pl.DataFrame:
     """The key standards' gaps in the words of the Gaps page: every figure through the one formatter."""
     return pl.DataFrame([{
-        "Measure": r["metric_name"], "Month": fmt_cell(r["period_start"]), "Value": fmt_value(r["value"], r["unit"]),
-        "Standard": r["standard_name"] or "-", "Target": fmt_value(r["target_value"], r["unit"]),
+        "Measure": r["metric_name"], "Month": fmt_cell(r["period_start"]),
+        "Value": ipr.fmt_against(r["value"], r["target_value"], r["unit"])[0],
+        "Standard": r["standard_name"] or "-", "Target": ipr.fmt_against(r["value"], r["target_value"], r["unit"])[1],
         "Gap to target": gap_text(r["gap_points"], r["unit"]),
         "Meets target": "-" if r["meets_target"] is None else ("yes" if r["meets_target"] else "no"),
         "Trend": gaps.TREND_STATUS.get(r["trend_status"], "-") if r["trend_status"] else "-",
@@ -235,9 +237,9 @@ def ipr_sections(db: Serving, org_code: str, period_to: date, today: date | None
         var = theme.variation_label(r["point_type"])
         ass = theme.assurance_label(r["assurance_type"]) if r["target_value"] is not None else \
             ("No target", "No standard applies to this measure.", theme.NHS_DARK_GREY)
-        body.append(f"<tr><td>{_e(r['name'])}</td><td>{r['period_start']:%b %Y}</td>"
-                    f"<td>{_e(fmt_cell(r['value'], r['unit']))}</td>"
-                    f"<td>{_e(fmt_cell(r['target_value'], r['unit']) if r['target_value'] is not None else '-')}</td>"
+        value, target = ipr.fmt_against(r["value"], r["target_value"], r["unit"])
+        body.append(f"<tr><td>{_e(r['name'])}</td><td>{r['period_start']:%b %Y}</td><td>{_e(value)}</td>"
+                    f"<td>{_e(target if r['target_value'] is not None else '-')}</td>"
                     f"<td>{_pill(var[0], var[2], var[1])}</td><td>{_pill(ass[0], ass[2], ass[1])}</td>"
                     f"<td>{ipr.sparkline_svg(r['trend'])}</td></tr>")
     out.append(f"<table class='ipr'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

@@ -17,7 +17,7 @@ import polars as pl
 from ..config import get_paths
 from ..records import store
 from . import theme
-from .formatting import fmt_value
+from .formatting import PERCENT_UNITS, fmt_value
 from .serving import Serving
 
 # Board sections, in the order an IPR reads, by measure id prefix; the staff-group breakdowns of the workforce
@@ -28,6 +28,15 @@ SECTIONS = (("ae_", "Urgent and emergency care"), ("rtt_", "Planned care"), ("dm
 LEFT_OUT = "workforce_fte_"
 TREND_MONTHS = 13
 RECENT_MONTHS = 24  # a measure whose latest month is older than this before the report month is not reported
+
+
+def fmt_against(value: float | None, target: float | None, unit: str | None) -> tuple[str, str]:
+    """A value and its target, with one more decimal place on both while rounding would make them look equal when
+    they are not: 92.04% against a 92% ceiling reads '92.04%' and '92.00%', never '92.0%' marked a miss."""
+    a, b = fmt_value(value, unit), fmt_value(target, unit)
+    if value is None or target is None or value == target or a != b or (unit or "").lower() not in PERCENT_UNITS:
+        return a, b
+    return f"{value:.2f}%", f"{target:.2f}%"
 
 
 def section_of(metric_id: str) -> str | None:
@@ -100,8 +109,9 @@ def summary_table(summary_rows: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame()
     return pl.DataFrame([{
         "Section": r["section"], "Measure": r["name"], "Month": f"{r['period_start']:%b %Y}",
-        "Latest": fmt_value(r["value"], r["unit"]),
-        "Target": fmt_value(r["target_value"], r["unit"]) if r["target_value"] is not None else "No target",
+        "Latest": fmt_against(r["value"], r["target_value"], r["unit"])[0],
+        "Target": fmt_against(r["value"], r["target_value"], r["unit"])[1] if r["target_value"] is not None
+        else "No target",
         "Variation": theme.variation_label(r["point_type"])[0],
         "Assurance": theme.assurance_label(r["assurance_type"])[0] if r["target_value"] is not None else "No target",
         "Trend": r["trend"],

@@ -507,7 +507,8 @@ def spc_frames(series: pl.DataFrame, targets: pl.DataFrame | None = None,
         "last_value": pl.Float64, "mean": pl.Float64, "lpl": pl.Float64, "upl": pl.Float64,
         "lower_2sigma": pl.Float64, "upper_2sigma": pl.Float64, "mean_moving_range": pl.Float64,
         "baseline_points": pl.Int64, "baseline_start": pl.Date, "baseline_end": pl.Date,
-        "baseline_reason": pl.String, "n_periods": pl.Int64, "rebases": pl.String, "variation_type": pl.String, "last_special_cause_type": pl.String,
+        "baseline_reason": pl.String, "n_periods": pl.Int64, "rebases": pl.String, "variation_type": pl.String,
+        "last_special_cause_type": pl.String,
         "target_value": pl.Float64, "assurance_type": pl.String, "provisional": pl.Boolean,
         "n_special_cause_improvement": pl.Int64, "n_special_cause_concern": pl.Int64,
         "n_special_cause_neutral": pl.Int64})
@@ -555,8 +556,9 @@ def build_spc(con: duckdb.DuckDBPyConnection, targets: pl.DataFrame | None = Non
     from each period's first baseline_months points) or NHS-R's."""
     started = time.perf_counter()
     settings = settings or (baselines.settings if baselines else SpcSettings())
-    has_coverage = bool(con.execute(f"""select count(*) from information_schema.columns where table_schema = '{S1}'
-                                          and table_name = 'metric_values' and column_name = 'coverage'""").fetchone()[0])
+    has_coverage = bool(con.execute(f"""select count(*) from information_schema.columns
+                                          where table_schema = '{S1}' and table_name = 'metric_values'
+                                            and column_name = 'coverage'""").fetchone()[0])
     series = con.sql(_series_sql(has_coverage)).pl()
     points, summary = spc_frames(series, targets, settings, baselines)
     rules = RULES_TEXT.format(shift=settings.shift_length, trend=settings.trend_length)

@@ -242,3 +242,11 @@ def test_board_pack_gap_words() -> None:
     assert [gap_text(g, u) for g, u in ((0.7, "percent"), (-2.66, "percent"), (0.0, "percent"), (1200.0, "count"),
                                         (-35.0, "count"), (None, "count"))] == [
         "0.7 points short", "met, 2.7 points to spare", "met exactly", "1,200 short", "met, 35 to spare", "-"]
+
+
+def test_a_value_that_rounds_onto_its_target_shows_the_difference() -> None:
+    assert ipr.fmt_against(92.0369, 92.0, "percent") == ("92.04%", "92.00%")
+    assert ipr.fmt_against(92.0, 92.0, "percent") == ("92.0%", "92.0%")
+    assert ipr.fmt_against(77.3, 78.0, "percent") == ("77.3%", "78.0%")
+    from ibp_pipeline.dashboards.board_pack import gap_text
+    assert gap_text(0.0369, "percent") == "0.04 points short"
