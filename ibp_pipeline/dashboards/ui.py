@@ -152,8 +152,10 @@ def measure_select(metrics: pl.DataFrame, key: str, help_text: str,
 
 
 def icon(label: str, colour: str, tooltip: str = "") -> str:
-    """A small coloured pill (HTML) with readable text colour and a hover explanation."""
-    return (f'<span class="ibp-icon" style="background:{colour};color:{theme.text_on(colour)}" '
+    """A small coloured pill (HTML) with a hover explanation; text and fill from theme.pill_colours, so the label
+    meets 4.5:1 whatever the meaning colour."""
+    background, text = theme.pill_colours(colour)
+    return (f'<span class="ibp-icon" style="background:{background};color:{text}" '
             f'title="{html.escape(tooltip)}">{html.escape(label)}</span>')
 
 
