@@ -142,9 +142,9 @@ if sel.org_level != "provider":
         matrix = fc.register_matrix(shown)
         if not matrix.is_empty():
             st.plotly_chart(fc.register_heatmap(matrix), key="fc_members_heatmap")
-            st.caption("Chance of meeting each primary standard at its deadline (or last forecast month): red under "
-                       "10%, orange 10-40%, yellow 40-60%, green-blue 60-90%, green 90% or more. Blank: the "
-                       "standard does not apply or there is no forecast.")
+            st.caption("Chance of meeting each primary standard at its deadline (or last forecast month): orange "
+                       "for a low chance, through grey at even odds, to dark blue for a high chance (the number "
+                       "is in every cell). Blank: the standard does not apply or there is no forecast.")
         table = fc.register_table(fc.rank_register(members), with_org=True)
         ui.table(table, "risk register within", sel, key="fc-register-within",
                  column_config=month_format(table, CHANCE))

@@ -20,12 +20,12 @@ KEY_METRICS = ("ae_4hr_pct", "rtt_18wk_pct", "dm01_6wk_pct", "cancer_fds_pct", "
 HISTORY_FALLBACK_MONTHS = 36
 
 # Risk bands of s5_impact.risk_register (probability of meeting the standard), worst first, with NHS colours.
-RISK_BANDS = {
-    "very unlikely": ("Very unlikely (under 10%)", theme.NHS_RED),
-    "unlikely": ("Unlikely (10% to 40%)", theme.NHS_ORANGE),
-    "uncertain": ("Uncertain (40% to 60%)", theme.NHS_WARM_YELLOW),
-    "likely": ("Likely (60% to 90%)", theme.NHS_AQUA_GREEN),
-    "very likely": ("Very likely (90% or more)", theme.NHS_GREEN),
+RISK_BANDS = {  # the stops of theme.DIVERGING_SCALE, so bars, pills and the heatmap read alike (no red-green)
+    "very unlikely": ("Very unlikely (under 10%)", theme.NHS_ORANGE),
+    "unlikely": ("Unlikely (10% to 40%)", theme.NHS_WARM_YELLOW),
+    "uncertain": ("Uncertain (40% to 60%)", theme.NHS_PALE_GREY),
+    "likely": ("Likely (60% to 90%)", theme.NHS_LIGHT_BLUE),
+    "very likely": ("Very likely (90% or more)", theme.NHS_DARK_BLUE),
 }
 
 
@@ -377,6 +377,7 @@ def register_figure(register_rows: pl.DataFrame) -> go.Figure:
     fig.add_trace(go.Bar(
         y=labels, x=(rows["prob_meet_target"] * 100).to_list(), orientation="h", showlegend=False,
         marker_color=[band_colour(b) for b in rows["risk_band"]],
+        marker_line=dict(color=theme.NHS_DARK_GREY, width=1),  # a pale bar still has an edge on white
         text=[f"{p:.0%} · {band_label(b).split(' (')[0].lower()}" for p, b in
               zip(rows["prob_meet_target"], rows["risk_band"])], textposition="outside", cliponaxis=False,
         customdata=rows.select("target_value", "p10", "p50", "p90").to_numpy(),
@@ -402,20 +403,21 @@ def register_matrix(members: pl.DataFrame) -> pl.DataFrame:
 
 
 def register_heatmap(matrix: pl.DataFrame) -> go.Figure:
-    """Heatmap of register_matrix with the risk-band colours (red under 10% through green at 90% or more)."""
+    """Heatmap of register_matrix on the theme's colour-blind-safe diverging scale (NHS orange for a low chance,
+    pale grey at even odds, NHS dark blue for a high chance), every organisation's row labelled."""
     standards = [c for c in matrix.columns if c not in ("org_code", "org_name")]
     z = (matrix.select(standards).to_numpy() * 100).round(0)
     labels = [f"{n} ({c})" for c, n in zip(matrix["org_code"], matrix["org_name"])]
-    scale = [[0.0, theme.NHS_RED], [0.0999, theme.NHS_RED], [0.1, theme.NHS_ORANGE], [0.3999, theme.NHS_ORANGE],
-             [0.4, theme.NHS_WARM_YELLOW], [0.5999, theme.NHS_WARM_YELLOW], [0.6, theme.NHS_AQUA_GREEN],
-             [0.8999, theme.NHS_AQUA_GREEN], [0.9, theme.NHS_GREEN], [1.0, theme.NHS_GREEN]]
     fig = go.Figure(go.Heatmap(
-        z=z, x=standards, y=labels, zmin=0, zmax=100, colorscale=scale, xgap=2, ygap=2,
+        z=z, x=standards, y=labels, zmin=0, zmax=100, colorscale=theme.DIVERGING_SCALE, xgap=2, ygap=2,
         text=[[("" if v != v else f"{v:.0f}%") for v in row] for row in z], texttemplate="%{text}",
         colorbar=dict(title="Chance", ticksuffix="%"),
         hovertemplate="%{y}<br>%{x}<br>%{z:.0f}% chance<extra></extra>"))
-    fig.update_layout(height=max(300, 26 * len(labels) + 160), yaxis=dict(autorange="reversed", automargin=True),
-                      xaxis=dict(tickangle=-30, automargin=True))
+    fig.update_layout(height=max(300, 30 * len(labels) + 160),
+                      yaxis=dict(autorange="reversed", automargin=True, tickmode="array", tickvals=labels,
+                                 ticktext=labels),  # plotly thins category labels to fit; a register names all
+                      xaxis=dict(tickangle=-30, automargin=True, tickmode="array", tickvals=standards,
+                                 ticktext=standards))
     return fig
 
 
