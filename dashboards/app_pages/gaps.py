@@ -5,6 +5,7 @@ import streamlit as st
 
 from ibp_pipeline.dashboards import ui
 from ibp_pipeline.dashboards import gaps
+from ibp_pipeline.dashboards.formatting import unit_words
 
 sel = ui.selection()
 ui.header("Gaps and needs", sel, "How far each measure is from its target in the latest month of the period, "
@@ -94,7 +95,8 @@ else:
     else:
         ui.table(headline.select(
             pl.col("need").alias("Need"), pl.col("what").alias("What"), pl.col("result").alias("Result"),
-            pl.col("unit").alias("Unit"), pl.col("month").alias("Month"),
+            pl.col("unit").map_elements(unit_words, return_dtype=pl.String).alias("Unit"),
+            pl.col("month").alias("Month"),
             pl.col("is_estimate").alias("Estimate"), pl.col("formula").alias("Formula")), "needs", sel,
             key="needs-table",
             column_config={"Result": st.column_config.NumberColumn(format="%,.1f"),
@@ -117,7 +119,8 @@ else:
     with st.expander("Every figure behind the needs"):
         ui.table(need_rows.select(
             pl.col("need_type").replace_strict(gaps.NEED_TYPES, default=pl.col("need_type")).alias("Need"),
-            pl.col("description").alias("Figure"), pl.col("result").alias("Result"), pl.col("unit").alias("Unit"),
+            pl.col("description").alias("Figure"), pl.col("result").alias("Result"),
+            pl.col("unit").map_elements(unit_words, return_dtype=pl.String).alias("Unit"),
             pl.col("period_start").alias("Month"), pl.col("is_estimate").alias("Estimate"),
             pl.col("formula").alias("Formula"), pl.col("inputs").alias("Inputs"),
             pl.col("assumptions").alias("Assumptions"), pl.col("source").alias("Source")), "needs detail", sel,

@@ -191,12 +191,18 @@ else:
     if points.is_empty():
         st.info(f"No scenario results for {info['name']} at {sel.title} in {ui.month_label(month)}.")
     else:
-        st.plotly_chart(sc.cost_figure(points, colours, title=f"{info['name']}, {ui.month_label(month)}"),
-                        key="sc_cost")
-        st.caption("Cost: the yearly rate of the scenario's initiatives at this organisation (12 x that month's "
-                   "cost, from `s6_scenarios.results.cost_gbp` summed over the measures, where each initiative's "
-                   "cost is recorded once). Scenarios without initiatives (demand, workforce, funding, policy) "
-                   "are pressures from outside, at no cost here, so they sit at £0.")
+        if sc.has_costs(points):
+            st.plotly_chart(sc.cost_figure(points, colours, title=f"{info['name']}, {ui.month_label(month)}"),
+                            key="sc_cost")
+            st.caption("Cost: the yearly rate of the scenario's initiatives at this organisation (12 times that "
+                       "month's cost, each initiative's cost counted once however many measures it moves). "
+                       "Scenarios without initiatives (demand, workforce, funding, policy) are pressures from "
+                       "outside, at no cost here, so they sit at £0.")
+        else:
+            st.info(f"None of the scenarios shown has a cost at {sel.title} in {ui.month_label(month)}: they are "
+                    "pressures from outside (demand, workforce, funding, policy) or their initiatives cost "
+                    "nothing here, so there is no cost to weigh against the chance. The table gives the "
+                    "chances.")
         table = sc.cost_table(points)
         ui.table(table, f"cost and chance {metric}", sel, key="sc-cost",
                  column_config=month_format(table))
@@ -212,6 +218,6 @@ else:
         st.caption("Effect per £1 million a year = effect per unit / yearly cost per unit x 1,000,000, assuming the "
                    "effect grows in proportion to spend; the bar is the middle and the line the 80% interval "
                    "(p10 to p90). Effects marked 'at the reference trust' are for a 700-bed trust at 93% occupancy "
-                   "and scale with a trust's beds. Costs are planning assumptions from the catalogue "
-                   "(ibp_pipeline/documents/initiatives.yaml), to be replaced by local business cases.")
+                   "and scale with a trust's beds. Costs are planning assumptions from the project's catalogue of "
+                   "initiatives, to be replaced by local business cases.")
         ui.table(sc.initiatives_table(per_m), f"initiatives {metric}", sel, key="sc-initiatives")

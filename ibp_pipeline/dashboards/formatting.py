@@ -49,10 +49,10 @@ def plural(n: float, word: str, many: str | None = None) -> str:
 
 
 def unit_words(unit: str | None) -> str:
-    """A catalogue unit in plain words: 'patients per week' -> 'patients a week', 'gbp per year' -> 'a year'."""
+    """A catalogue unit in plain words: 'patients per week' -> 'patients a week', 'gbp per year' -> '£ a year'."""
     text = (unit or "").strip()
     if text.lower().startswith("gbp"):
-        text = text[3:].strip()
+        text = ("£ " + text[3:].strip()).strip()
     for per, words in PER_WORDS.items():
         text = text.replace(per, words)
     return text.replace("_", " ")

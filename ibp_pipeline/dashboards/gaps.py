@@ -13,6 +13,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from . import theme
+from .formatting import fmt_months, fmt_value, unit_words
 from .serving import Serving
 
 TREND_STATUS = {
@@ -148,13 +149,14 @@ def gap_sentence(row: dict) -> str:
     """One plain line per measure: 'RTT ...: 57.1% in Mar 2025 against 92.0%, 34.9 points short; improving, at
     the current trend it reaches the target in about 289 months.' A trajectory met this month but short of its
     end target says so, rather than 'meets the target' beside a count of months to it."""
-    fmt = (lambda v: f"{v:.1f}%") if row.get("unit") == "percent" else (lambda v: f"{v:,.1f}")
+    fmt = (lambda v: f"{v:.1f}%") if row.get("unit") == "percent" else (lambda v: fmt_value(v, row.get("unit")))
     if row["value"] is None or row["target_value"] is None:
         return f"{row['metric_name']}: no target applies."
     gap = row["gap_points"] or 0.0
     text = (f"{row['metric_name']}: {fmt(row['value'])} in {row['period_start']:%b %Y} against "
             f"{fmt(row['target_value'])}, ")
-    text += "meets the target" if row["meets_target"] else f"{abs(gap):.1f} points short"
+    short = f"{abs(gap):.1f} points" if row.get("unit") == "percent" else fmt_value(abs(gap), row.get("unit"))
+    text += "meets the target" if row["meets_target"] else f"{short} short"
     end = row.get("end_target_value")
     goal = "the target"
     if row.get("is_trajectory") and end is not None and end != row["target_value"]:
@@ -162,7 +164,9 @@ def gap_sentence(row: dict) -> str:
         text += " of this month's step on the trajectory"
     status = row.get("trend_status")
     if status == "improving" and row.get("months_to_target") is not None:
-        text += f"; improving, at the current trend it reaches {goal} in about {row['months_to_target']:.0f} months"
+        when = fmt_months(row["months_to_target"])
+        text += f"; improving, at the current trend it reaches {goal} in {when}" if when.startswith("about") else \
+            f"; improving, but at the current trend it takes {when} to reach {goal}"
     elif status == "not_at_current_trend":
         text += f"; at the current trend it will not reach {goal}"
     elif status == "too_few_points":
@@ -174,7 +178,7 @@ UNIT_WORDS = {"fte": "FTE", "gbp per year": "a year", "percent": "%"}
 
 
 def format_need(value: float | None, unit: str | None) -> str:
-    """A need's result with its unit in words: '£51,673 a year', '985 patients per week', '2.07 (ratio)'."""
+    """A need's result with its unit in words: '£51,673 a year', '985 patients a week', '2.07 (ratio)'."""
     if value is None:
         return "-"
     unit = unit or ""
@@ -185,7 +189,7 @@ def format_need(value: float | None, unit: str | None) -> str:
     if unit == "ratio":
         return f"{value:.2f} (ratio)"
     number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
-    return f"{number} {UNIT_WORDS.get(unit, unit)}".strip()
+    return f"{number} {UNIT_WORDS.get(unit) or unit_words(unit)}".strip()
 
 
 def parse_inputs(text: str | None) -> dict:

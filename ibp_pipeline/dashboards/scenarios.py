@@ -390,6 +390,11 @@ def tornado_figure(bars: pl.DataFrame, measure: str, unit: str | None, *, title:
     return fig
 
 
+def has_costs(points: pl.DataFrame) -> bool:
+    """Whether any scenario has a yearly cost here: six dots at £0 say nothing, so the page says so instead."""
+    return "annual_cost" in points.columns and bool(points["annual_cost"].fill_null(0).abs().max() or 0)
+
+
 def cost_figure(points: pl.DataFrame, colours: dict[str, str] | None = None, *, title: str = "") -> go.Figure:
     """Scenarios as points: yearly cost of their initiatives at this organisation (x) against the chance of
     meeting the target (y); baseline in black; names in the legend, and on the point when it has a cost."""
