@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import theme
-from .formatting import fmt_value
+from .formatting import chance_percent, chance_percents, fmt_chance, fmt_value
 from .organisations import plain_name
 from .serving import Serving
 
@@ -298,11 +298,15 @@ def probability_sentence(row: dict, unit: str | None) -> str:
     why = "its deadline" if row["is_deadline_month"] else "the last forecast month"
     direction = "at least" if row["direction"] == "at_least" else "at most"
     chance = row["prob_meet_target"]
-    chance_text = "-" if chance is None else (f"{chance:.0%}" if 0.005 <= chance <= 0.995
-                                              else ("almost none" if chance < 0.005 else "almost certain"))
+    chance_text = fmt_chance(chance)  # the one rounding rule, as in the register, its bars and the heatmap
     spread = range_sentence(row["p10"], row["p50"], row["p90"], unit)
     return (f"**{row['standard_name']}**: in {when} ({why}), {spread}."
             f" Chance of being {direction} {fmt_value(row['target_value'], unit)}: **{chance_text}**.")
+
+
+def chance_column(column: str = "prob_meet_target") -> pl.Expr:
+    """A probability column as the whole percentage every other place shows (formatting.chance_percent)."""
+    return (pl.col(column) * 100 + 0.5 + 1e-9).floor().cast(pl.Int64)
 
 
 def band_label(band: str | None) -> str:
@@ -343,7 +347,7 @@ def probability_figure(risk_rows: pl.DataFrame, *, title: str = "", height: int 
         colour = theme.SERIES[i % len(theme.SERIES)]
         name = part["standard_name"][0] + ("" if part["is_primary"][0] else " (not the primary standard)")
         fig.add_trace(go.Scatter(
-            x=part["period_start"].to_list(), y=(part["prob_meet_target"] * 100).to_list(), mode="lines+markers",
+            x=part["period_start"].to_list(), y=chance_percents(part["prob_meet_target"]), mode="lines+markers",
             name=name, line=dict(color=colour, width=2), marker=dict(size=5),
             customdata=part.select("target_value", "p10", "p50", "p90").to_numpy(),
             hovertemplate="%{x|%b %Y}: %{y:.0f}% chance of meeting %{customdata[0]:.1f}<br>"
@@ -352,7 +356,7 @@ def probability_figure(risk_rows: pl.DataFrame, *, title: str = "", height: int 
         deadline = part.filter(pl.col("is_deadline_month"))
         if not deadline.is_empty():
             fig.add_trace(go.Scatter(
-                x=deadline["period_start"].to_list(), y=(deadline["prob_meet_target"] * 100).to_list(),
+                x=deadline["period_start"].to_list(), y=chance_percents(deadline["prob_meet_target"]),
                 mode="markers", name=f"Deadline: {part['standard_name'][0]}", showlegend=False,
                 marker=dict(symbol="diamond", size=14, color=colour, line=dict(color=theme.NHS_BLACK, width=1.5)),
                 hovertemplate="Deadline %{x|%b %Y}: %{y:.0f}% chance<extra></extra>"))
@@ -375,10 +379,10 @@ def register_figure(register_rows: pl.DataFrame) -> go.Figure:
     rows = rank_register(register_rows)
     labels = [f"{name} ({when:%b %Y})" for name, when in zip(rows["standard_name"], rows["assessed_period"])]
     fig.add_trace(go.Bar(
-        y=labels, x=(rows["prob_meet_target"] * 100).to_list(), orientation="h", showlegend=False,
+        y=labels, x=chance_percents(rows["prob_meet_target"]), orientation="h", showlegend=False,
         marker_color=[band_colour(b) for b in rows["risk_band"]],
         marker_line=dict(color=theme.NHS_DARK_GREY, width=1),  # a pale bar still has an edge on white
-        text=[f"{p:.0%} · {band_label(b).split(' (')[0].lower()}" for p, b in
+        text=[f"{fmt_chance(p)} · {band_label(b).split(' (')[0].lower()}" for p, b in
               zip(rows["prob_meet_target"], rows["risk_band"])], textposition="outside", cliponaxis=False,
         customdata=rows.select("target_value", "p10", "p50", "p90").to_numpy(),
         hovertemplate="%{y}<br>%{x:.0f}% chance of meeting %{customdata[0]:.1f}; 8 in 10 futures between "
@@ -406,11 +410,11 @@ def register_heatmap(matrix: pl.DataFrame) -> go.Figure:
     """Heatmap of register_matrix on the theme's colour-blind-safe diverging scale (NHS orange for a low chance,
     pale grey at even odds, NHS dark blue for a high chance), every organisation's row labelled."""
     standards = [c for c in matrix.columns if c not in ("org_code", "org_name")]
-    z = (matrix.select(standards).to_numpy() * 100).round(0)
+    z = [[None if v is None else chance_percent(v) for v in row] for row in matrix.select(standards).rows()]
     labels = [f"{n} ({c})" for c, n in zip(matrix["org_code"], matrix["org_name"])]
     fig = go.Figure(go.Heatmap(
         z=z, x=standards, y=labels, zmin=0, zmax=100, colorscale=theme.DIVERGING_SCALE, xgap=2, ygap=2,
-        text=[[("" if v != v else f"{v:.0f}%") for v in row] for row in z], texttemplate="%{text}",
+        text=[["" if v is None else f"{v}%" for v in row] for row in z], texttemplate="%{text}",
         colorbar=dict(title="Chance", ticksuffix="%"),
         hovertemplate="%{y}<br>%{x}<br>%{z:.0f}% chance<extra></extra>"))
     fig.update_layout(height=max(300, 30 * len(labels) + 160),
@@ -441,7 +445,7 @@ def risk_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("is_deadline_month").alias("Deadline month"), pl.col("target_value").round(2).alias("Target"),
         pl.col("p10").round(2).alias("Low (p10)"), pl.col("p50").round(2).alias("Median (p50)"),
         pl.col("p90").round(2).alias("High (p90)"),
-        (pl.col("prob_meet_target") * 100).round(1).alias("Chance of meeting (%)"),
+        chance_column().alias("Chance of meeting (%)"),
         pl.col("target_basis").alias("Target used"), pl.col("draws").alias("Simulated futures"))
 
 
@@ -451,7 +455,7 @@ def register_table(rows: pl.DataFrame, *, with_org: bool) -> pl.DataFrame:
            pl.col("org_level").alias("Level")] if with_org else []
     return rows.select(
         pl.col("rank").alias("Rank"), *org, pl.col("standard_name").alias("Standard"),
-        (pl.col("prob_meet_target") * 100).round(1).alias("Chance of meeting (%)"),
+        chance_column().alias("Chance of meeting (%)"),
         pl.col("risk_band").map_elements(band_label, return_dtype=pl.String).alias("Risk"),
         pl.col("assessed_period").alias("Assessed at"), pl.col("assessed_basis").alias("Why that month"),
         pl.col("target_value").round(2).alias("Target"), pl.col("p10").round(2).alias("Low (p10)"),

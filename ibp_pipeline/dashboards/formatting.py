@@ -101,6 +101,12 @@ def chance_percent(p: float) -> int:
     return int(p * 100 + 0.5 + 1e-9)
 
 
+def chance_percents(values) -> list[int | None]:
+    """chance_percent of each probability (None stays None): for chart values, so a bar, a hover and a sentence
+    agree."""
+    return [None if p is None else chance_percent(p) for p in values]
+
+
 def fmt_chance(p: float | None) -> str:
     """0.1749 -> '17%'; under half a percent 'almost none', over 99.5% 'almost certain'; None -> '-'."""
     if p is None:

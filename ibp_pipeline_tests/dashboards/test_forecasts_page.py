@@ -349,3 +349,18 @@ def test_member_register_is_the_organisations_within(tiny, org, level, expected)
     assert members["prob_meet_target"].is_sorted()
     if "RA1" in expected:
         assert set(members.filter(pl.col("org_code") == "RA1")["org_name"]) == {"Org Ra1"}  # plain name
+
+
+def test_a_chance_reads_the_same_in_the_sentence_the_bars_the_heatmap_and_the_tables():
+    """0.175 once read 18% in the headline and 17% (or 17.5) elsewhere: one rounding rule now."""
+    row = {"org_code": "X", "org_name": "x", "standard_id": "s", "standard_name": "S", "is_primary": True,
+           "prob_meet_target": 0.175, "risk_band": "unlikely", "assessed_period": date(2026, 3, 1),
+           "direction": "at_least", "gap_p50": -1.0, "target_value": 78.0, "p10": 70.0, "p50": 75.0, "p90": 80.0,
+           "period_start": date(2026, 3, 1), "is_deadline_month": True}
+    frame = pl.DataFrame([row])
+    sentence = fc.probability_sentence(row, "percent")
+    bars = fc.register_figure(frame).to_plotly_json()["data"][0]
+    heat = fc.register_heatmap(fc.register_matrix(frame)).to_plotly_json()["data"][0]
+    assert "**18%**" in sentence and list(bars["x"]) == [18] and bars["text"][0].startswith("18%")
+    assert heat["z"][0][0] == 18 and heat["text"][0][0] == "18%"
+    assert frame.select(fc.chance_column())["prob_meet_target"].to_list() == [18]
