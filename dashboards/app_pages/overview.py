@@ -52,7 +52,8 @@ else:
         with cols[i % 3]:
             ui.tile(row["metric_name"], ui.fmt_value(row["value"], row["unit"]), lines,
                     pills=[ui.icon(var_label, var_colour, var_help), ui.icon(ass_label, ass_colour, ass_help),
-                           ui.icon("Meets target" if met else "Misses target", colour,
+                           ui.icon("No target" if met is None else ("Meets target" if met else "Misses target"),
+                                   colour,
                                    "Against the target that applies this month")],
                     help_text=f"{row['definition']} Source: {row['source']}.", colour=colour)
     changes = overview.change_sentences(standards)

@@ -112,8 +112,9 @@ with tabs[1]:
     metric(c4, "adult_critical_care_occupancy_pct", "Adult critical care occupancy")
     if occ is not None:
         verdict = resources.occupancy_verdict(occ["value"])
-        colour = theme.NHS_RED if occ["value"] > resources.OCCUPANCY_STANDARD else theme.NHS_GREEN
-        st.markdown(ui.icon("Above 92%" if occ["value"] > resources.OCCUPANCY_STANDARD else "Within 92%", colour,
+        within = resources.within_occupancy_standard(occ["value"])
+        colour = theme.NHS_GREEN if within else theme.NHS_RED
+        st.markdown(ui.icon("Within 92%" if within else "Above 92%", colour,
                             "General and acute bed occupancy against the 92% planning standard")
                     + f" In {ui.month_label(occ['period_start'])} occupancy was {occ['value']:.1f}%, {verdict}.",
                     unsafe_allow_html=True)

@@ -44,8 +44,11 @@ QUEUE_EXPLANATION = (
 
 
 def gap_table(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
-    """Each measure's gap at its latest month on or before the end of the period, with its unit."""
-    return db.query("""
+    """Each measure's gap at its latest month on or before the end of the period, with its unit; whether the
+    target is met is judged on the figures as shown (overview.judged_as_shown: 92.0% meets a 92% ceiling)."""
+    from .overview import judged_as_shown
+
+    return judged_as_shown(db.query("""
         select g.metric_id, coalesce(c.name, g.metric_name) as metric_name, c.unit, c.definition, g.period_start,
                g.value, g.numerator, g.denominator, g.standard_name, g.kind, g.direction, g.target_value,
                g.is_trajectory, g.end_target_value, g.deadline, g.gap_points, g.gap_pct, g.meets_target,
@@ -61,7 +64,7 @@ def gap_table(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
         qualify row_number() over (partition by g.metric_id order by g.period_start desc) = 1
         order by case g.metric_id when 'ae_4hr_pct' then 0 when 'rtt_18wk_pct' then 1 when 'dm01_6wk_pct' then 2
                  when 'cancer_62d_pct' then 3 when 'cancer_31d_pct' then 4 else 5 end, g.metric_id""",
-                    {"org": org_code, "to": period_to})
+                    {"org": org_code, "to": period_to}))
 
 
 def needs(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import theme
+from .formatting import meets
 from .serving import Serving
 
 # The NHS Workforce Statistics staff groups that add up to the total (doctors' grades are a breakdown of "HCHS
@@ -184,10 +185,17 @@ def occupancy_verdict(occupancy_pct: float | None, standard: float = OCCUPANCY_S
     """'above 92%' style plain words on G&A bed occupancy against the planning standard."""
     if occupancy_pct is None:
         return "no occupancy figure"
-    gap = occupancy_pct - standard
-    if gap > 0:
+    gap = round(occupancy_pct, 1) - standard  # judged on the figure as shown: 92.04% reads 92.0%, at the standard
+    if not within_occupancy_standard(occupancy_pct, standard):
         return f"{gap:.1f} points above the {standard:g}% standard"
+    if abs(gap) < 0.05:
+        return f"at the {standard:g}% standard, which meets it"
     return f"within the {standard:g}% standard ({-gap:.1f} points below it)"
+
+
+def within_occupancy_standard(occupancy_pct: float | None, standard: float = OCCUPANCY_STANDARD) -> bool | None:
+    """At or below the standard on the figure as shown (one decimal place): equal to a ceiling meets it."""
+    return meets(occupancy_pct, standard, "at_most", "percent")
 
 
 def cost_summary(months: pl.DataFrame) -> pl.DataFrame:

@@ -71,3 +71,11 @@ def test_change_sentences_on_known_values():
         "A&E: 80.0% in Jul 2025, up 2.0 points on Jun 2025 (better); special cause improvement (Above UCL); "
         "meets its target.",
         "Occupancy: 93.0% in Jul 2025, unchanged on Jun 2025; misses its target."]
+
+
+def test_a_value_equal_to_its_ceiling_as_shown_meets_it():
+    """An occupancy of 92.04%, shown as 92.0%, was marked 'misses' against a 92% ceiling."""
+    frame = pl.DataFrame({"value": [92.04, 92.06, 95.0, 80.0], "target_value": [92.0, 92.0, 95.0, 90.0],
+                          "direction": ["at_most", "at_most", "at_least", None], "unit": ["percent"] * 4,
+                          "meets_target": [False, False, True, False]})
+    assert overview.judged_as_shown(frame)["meets_target"].to_list() == [True, False, True, False]

@@ -141,6 +141,9 @@ def test_ratio_comparison_percent_from_the_medians() -> None:
 def test_occupancy_verdict_and_money() -> None:
     assert resources.occupancy_verdict(93.5) == "1.5 points above the 92% standard"
     assert resources.occupancy_verdict(90.0) == "within the 92% standard (2.0 points below it)"
+    # 92.04% shows as 92.0%: equal to the 92% ceiling, so it meets it (it read '0.0 points above', marked red)
+    assert resources.occupancy_verdict(92.04) == "at the 92% standard, which meets it"
+    assert resources.within_occupancy_standard(92.04) is True and resources.within_occupancy_standard(92.06) is False
     assert resources.occupancy_verdict(None) == "no occupancy figure"
     assert [resources.money(v) for v in (950, 13.84e6, 23.7e9, None)] == ["£950", "£13.8m", "£23.7bn", "-"]
 
