@@ -55,15 +55,21 @@ else:
                            ui.icon("No target" if met is None else ("Meets target" if met else "Misses target"),
                                    colour,
                                    "Against the target that applies this month")],
-                    help_text=f"{row['definition']} Source: {row['source']}.", colour=colour)
+                    help_text=" ".join(part for part in (row["definition"], row["source"] and
+                                                         f"Source: {row['source']}.") if part), colour=colour)
     changes = overview.change_sentences(standards)
     st.subheader("What changed since last month")
     st.markdown("\n".join(f"- {line}" for line in changes) if changes else "Nothing to compare yet.")
     with st.expander("The figures behind the tiles"):
         ui.table(standards.select(
             pl.col("metric_name").alias("measure"), pl.col("period_start").alias("month"), "value",
-            pl.col("prev_value").alias("previous month"), "target_value", "standard_name", "meets_target",
-            "point_type", "special_cause_type", "assurance_type", "trend_status", "source"),
+            pl.col("prev_value").alias("previous month"), pl.col("target_value").alias("target"),
+            pl.col("standard_name").alias("standard"), pl.col("meets_target").alias("meets target"),
+            pl.col("point_type").map_elements(lambda c: theme.variation_label(c)[0], return_dtype=pl.String)
+            .alias("variation"), pl.col("special_cause_type").alias("special cause"),
+            pl.col("assurance_type").map_elements(lambda c: theme.assurance_label(c)[0], return_dtype=pl.String)
+            .alias("assurance"), pl.col("trend_status").str.replace_all("_", " ").alias("trend"),
+            pl.col("source").map_elements(ui.plain, return_dtype=pl.String).alias("source")),
             "key standards", sel)
 
 st.subheader("Board pack")

@@ -74,10 +74,10 @@ with tabs[0]:
             pl.col("fte").alias("FTE"), pl.col("share_pct").alias("Share of staff (%)"),
             pl.col("peer_median").alias("Peer median FTE"), pl.col("national_median").alias("National median FTE"),
             pl.col("period_start").alias("Month")), "workforce by staff group", sel,
-            column_config={"FTE": st.column_config.NumberColumn(format="%.0f"),
+            column_config={"FTE": st.column_config.NumberColumn(format="%,.0f"),
                            "Share of staff (%)": st.column_config.NumberColumn(format="%.1f"),
-                           "Peer median FTE": st.column_config.NumberColumn(format="%.0f", help=MEDIAN_HELP),
-                           "National median FTE": st.column_config.NumberColumn(format="%.0f", help=MEDIAN_HELP)})
+                           "Peer median FTE": st.column_config.NumberColumn(format="%,.0f", help=MEDIAN_HELP),
+                           "National median FTE": st.column_config.NumberColumn(format="%,.0f", help=MEDIAN_HELP)})
         grades = resources.doctor_grades(latest)
         if not grades.is_empty():
             with st.expander("Doctors by grade"):

@@ -9,8 +9,11 @@ from ibp_pipeline.dashboards import scenarios as sc
 
 
 def month_format(frame: pl.DataFrame) -> dict:
-    """Show date columns as 'Aug 2025' (Streamlit would add a time of day)."""
-    return {c: st.column_config.DateColumn(c, format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
+    """Show date columns as 'Aug 2025' (Streamlit would add a time of day) and money in whole pounds with
+    thousands separators ('1,543,333', not '1543333')."""
+    dates = {c: st.column_config.DateColumn(c, format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
+    money = {c: st.column_config.NumberColumn(c, format="%,.0f") for c in frame.columns if "(£" in c or "£)" in c}
+    return dates | money
 
 
 sel = ui.selection()
@@ -53,19 +56,22 @@ info = ui.measure_select(metrics, "sc_metric", "Measures with scenario results f
 metric, unit = info["metric_id"], info["unit"]
 ui.data_as_of([metric])
 
-lines = [f"- **Baseline**: {descriptions.get('baseline') or 'no description'}"]
+lines = [f"- **Baseline**: {ui.plain(descriptions.get('baseline')) or 'no description'}"]
 for row in runs.filter(pl.col("scenario").is_in(chosen)).iter_rows(named=True):
-    extra = "".join(f" *{label}*: {row[col]}." for col, label in (("initiatives", "Initiatives"),
+    extra = "".join(f" *{label}*: {ui.plain(row[col])}." for col, label in (("initiatives", "Initiatives"),
                                                                    ("policy_overrides", "New targets"))
                     if row[col])
-    lines.append(f"- **{sc.scenario_label(row['scenario'])}**: {row['description']}{extra}")
+    lines.append(f"- **{sc.scenario_label(row['scenario'])}**: {ui.plain(row['description'])}{extra}")
 st.markdown("\n".join(lines))
 with st.expander("The scenario runs (version, simulated futures, when)"):
     ui.table(runs.select(pl.col("scenario").map_elements(sc.scenario_label, return_dtype=pl.String).alias("Scenario"),
-                         pl.col("description").alias("What it assumes"), pl.col("run_id").alias("Run"),
+                         pl.col("description").map_elements(ui.plain, return_dtype=pl.String)
+                         .alias("What it assumes"), pl.col("run_id").alias("Run"),
                          pl.col("scenario_version").alias("Version"), pl.col("draws").alias("Simulated futures"),
                          pl.col("seed").alias("Random seed"), pl.col("run_at").alias("Run at"),
-                         pl.col("initiatives").alias("Initiatives"), pl.col("policy_overrides").alias("New targets"),
+                         pl.col("initiatives").map_elements(ui.plain, return_dtype=pl.String).alias("Initiatives"),
+                         pl.col("policy_overrides").map_elements(ui.plain, return_dtype=pl.String)
+                         .alias("New targets"),
                          pl.col("notes").alias("Notes")),
              "scenario runs", sel, key="sc-runs")
 
@@ -220,4 +226,5 @@ else:
                    "(p10 to p90). Effects marked 'at the reference trust' are for a 700-bed trust at 93% occupancy "
                    "and scale with a trust's beds. Costs are planning assumptions from the project's catalogue of "
                    "initiatives, to be replaced by local business cases.")
-        ui.table(sc.initiatives_table(per_m), f"initiatives {metric}", sel, key="sc-initiatives")
+        table = sc.initiatives_table(per_m)
+        ui.table(table, f"initiatives {metric}", sel, key="sc-initiatives", column_config=month_format(table))

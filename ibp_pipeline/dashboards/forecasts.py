@@ -229,6 +229,12 @@ def model_plain(model: str | None) -> str:
     return simple.get(model, model)
 
 
+def benchmark_words(benchmark: str | None) -> str:
+    """The simple rule a forecast is scored against, in words ('seasonal_naive_12' -> 'same month a year before')."""
+    return ("same month a year before" if benchmark == "seasonal_naive_12" else
+            "last month's value" if benchmark in ("naive", "naive_1") else (benchmark or "-").replace("_", " "))
+
+
 def mase_sentence(mase: float | None, benchmark: str | None) -> str:
     """MASE in plain English: below 1 the forecast beat the simple rule it is compared with."""
     if mase is None:
@@ -433,7 +439,8 @@ def forecast_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("period_start").alias("Month"), pl.col("horizon").alias("Months ahead"),
         pl.col("mean").round(2).alias("Forecast (central)"), pl.col("lo80").round(2).alias("80% range: low"),
         pl.col("hi80").round(2).alias("80% range: high"), pl.col("lo95").round(2).alias("95% range: low"),
-        pl.col("hi95").round(2).alias("95% range: high"), pl.col("model").alias("Model"),
+        pl.col("hi95").round(2).alias("95% range: high"),
+        pl.col("model").map_elements(model_plain, return_dtype=pl.String).alias("Model"),
         pl.col("forecast_origin").alias("Last actual month used"),
         (pl.col("status") if "status" in rows.columns else pl.lit("Forecast")).alias("Status"))
 
@@ -466,10 +473,12 @@ def register_table(rows: pl.DataFrame, *, with_org: bool) -> pl.DataFrame:
 def accuracy_table(rows: pl.DataFrame) -> pl.DataFrame:
     """Backtest accuracy of every forecast with readable headings."""
     return rows.select(
-        pl.col("metric_name").alias("Measure"), pl.col("model").alias("Model"),
+        pl.col("metric_name").alias("Measure"),
+        pl.col("model").map_elements(model_plain, return_dtype=pl.String).alias("Model"),
         pl.col("mae").round(3).alias("Typical error (MAE)"), pl.col("unit").alias("Unit"),
         pl.col("mase").round(2).alias("MASE (below 1 = better than simple rule)"),
-        pl.col("mase_benchmark").alias("Simple rule compared with"),
+        pl.col("mase_benchmark").map_elements(benchmark_words, return_dtype=pl.String)
+        .alias("Simple rule compared with"),
         (pl.col("coverage80") * 100).round(0).alias("Inside 80% range (%)"),
         (pl.col("coverage95") * 100).round(0).alias("Inside 95% range (%)"),
         pl.col("n_forecasts").alias("Test forecasts"), pl.col("horizon_max").alias("Up to months ahead"),

@@ -102,7 +102,7 @@ def gap_display(gaps: pl.DataFrame) -> pl.DataFrame:
         pl.col("meets_target").alias("Meets target"),
         pl.col("trend_status").replace_strict(TREND_STATUS, default=pl.col("trend_status")).alias("Trend"),
         pl.col("trend_slope_per_month").alias("Change a month (points)"),
-        pl.col("months_to_target").alias("Months to target at trend"),
+        pl.col("months_to_target").map_elements(fmt_months, return_dtype=pl.String).alias("Time to target at trend"),
         pl.col("projected_period_reaching_target").alias("Reaches target in"),
         pl.col("deadline").alias("Deadline"),
         pl.col("on_track_for_deadline").alias("On track for deadline"),

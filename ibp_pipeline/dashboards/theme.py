@@ -131,11 +131,13 @@ header[data-testid="stHeader"] {{ background: {NHS_BLUE}; }}
   font-size: .78rem; font-weight: 600; margin-right: .25rem; }}
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p,
 [data-testid="stWidgetLabel"] [data-testid="stTooltipIcon"] {{ color: {NHS_TEXT_GREY} !important; }}
-.ibp-masthead {{ position: fixed; top: 0; left: 0; right: 0; height: 3.75rem; z-index: 999991;
-  display: flex; align-items: center; justify-content: center; gap: 1.2rem; pointer-events: none;
-  color: {NHS_WHITE}; font-family: Frutiger, Arial, sans-serif; }}
-.ibp-masthead .product {{ font-weight: 700; font-size: 1.05rem; }}
-.ibp-masthead .org {{ font-size: 1rem; }}
+.ibp-masthead {{ position: fixed; top: 0; left: 50%; transform: translateX(-50%); height: 3.75rem;
+  z-index: 999991; display: flex; flex-direction: column; align-items: center; justify-content: center;
+  padding: 0 1rem; background: {NHS_BLUE}; color: {NHS_WHITE}; pointer-events: none; line-height: 1.25;
+  font-family: Frutiger, Arial, sans-serif; max-width: 60vw; text-align: center; }}
+.ibp-masthead .product {{ font-weight: 700; font-size: 1rem; white-space: nowrap; }}
+.ibp-masthead .org {{ font-size: .95rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  max-width: 60vw; }}
 a:focus, button:focus {{ outline: 3px solid {NHS_WARM_YELLOW} !important; outline-offset: 2px; }}
 a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible,
 [role="button"]:focus-visible, [role="tab"]:focus-visible, [role="slider"]:focus-visible,

@@ -176,7 +176,7 @@ def test_gaps_page_for_a_trust_then_england(app, served_db) -> None:
     assert {"gap_chart", "needs_chart"} <= {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
     labels = [e.label for e in at.expander]
     assert any(label.startswith("Beds: ") for label in labels) and any(label.startswith("Cost: ") for label in labels)
-    assert "ga_beds_occupied / 0.92 - ga_beds_available" in text  # the formula, on demand
+    assert "/ 0.92 - General and acute beds available (monthly)" in text and "ga_beds_available" not in text  # the formula, in words
     rxl = at.dataframe[0].value["Value"].tolist()
 
     at.selectbox(key="ibp_org").select("ENGLAND").run()

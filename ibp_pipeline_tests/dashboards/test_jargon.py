@@ -5,7 +5,7 @@ import pytest
 
 from ibp_pipeline.dashboards.jargon import leaks
 
-IDS = {"ae_4hr_pct", "ae_12hr_dta_waits_pct_of_ae_attendances", "virtual_ward_places"}
+IDS = {"ae_4hr_pct", "ae_12hr_dta_waits_pct_of_ae_attendances", "virtual_ward_places", "ae_attendances"}
 TABLES = {"s6_scenarios.results", "s1_current_state.metric_values"}
 
 
@@ -35,6 +35,7 @@ def test_the_reviews_leaks_are_caught(text, rule):
     "See https://www.england.nhs.uk/statistics/statistical-work-areas/rtt-waiting-times/ for the rules.",
     "Beds: 92.0% occupied against a 92% ceiling (meets it); 12 of 42 ICBs; NHS England (Y56)",
     "Download CSV",
+    "no negative ae attendances type 1",  # words, not the id 'ae_attendances' (no machine-made part)
 ])
 def test_plain_english_passes(text):
     assert leaks(text, IDS, TABLES) == []
@@ -43,3 +44,38 @@ def test_plain_english_passes(text):
 def test_table_cells_skip_the_number_rules_only():
     assert leaks("1543333", numbers=False) == []
     assert leaks("virtual_ward_places", IDS, numbers=False)[0].rule == "metric id"
+
+
+def test_table_cells_may_name_a_publication_file_but_never_a_path():
+    assert leaks("Monthly-AE-March-2025.csv", file_names=False) == []
+    assert leaks("ae_trust_monthly.csv.gz", file_names=False) == []
+    assert leaks("Monthly-AE-March-2025.csv")[0].rule == "file name"
+    assert leaks("/data/landing/Monthly-AE-March-2025.csv", file_names=False)[0].rule == "file path"
+
+
+def test_in_words_turns_warehouse_text_into_a_readers():
+    from ibp_pipeline.dashboards.jargon import in_words
+
+    names = {"ae_4hr_pct": "A&E four-hour performance", "rtt_52wk_waiters": "RTT patients waiting over 52 weeks",
+             "rtt_waiting_list": "RTT waiting list", "ae_monthly_official": "A&E monthly file"}
+    cases = {
+        "ratio(num=ETS(A,N,A); den=ETS(A,Ad,N))": "a ratio of two forecasts (the numerator by exponential smoothing "
+                                                  "with seasonality, the denominator by exponential smoothing with "
+                                                  "a damped trend)",
+        "Numerator: ETS(A,N,N) (alpha=0.987, sigma=522), lowest AICc of [ETS(A,A,N)=940.0]":
+            "Numerator: exponential smoothing (level only)",
+        "Source: s1_current_state.metric_values.ae_4hr_pct (ae_monthly_official)":
+            "Source: A&E four-hour performance (A&E monthly file)",
+        "s2_triple_aim.targets: row for this month": "the targets: row for this month",
+        "rtt_52wk_waiters_pct_of_rtt_waiting_list: derived": "RTT patients waiting over 52 weeks as a percentage of "
+                                                             "RTT waiting list: derived",
+        "e.g. discharge_trust_daily.csv.gz: row 120685": "row 120,685",
+        "`virtual_ward_places x 3`": "virtual ward places x 3",
+        "non_negative:rtt_52wk_waiters_per_100k": "non negative:RTT patients waiting over 52 weeks per 100k",
+    }
+    for text, expected in cases.items():
+        got = in_words(text, names)
+        assert got == expected, (text, got)
+        assert leaks(got, names) == [], got
+    assert in_words("ibp_pipeline — Integrated Business Plan") == "ibp_pipeline — Integrated Business Plan"
+    assert in_words(None) == ""

@@ -195,3 +195,15 @@ def test_resource_downloads_read_back_as_shown(app) -> None:
     assert set(costs["Activity"]) == {"A&E attendances", "Emergency admissions", "Diagnostic tests (DM01)",
                                       "Elective admissions (admitted RTT clock stops)"}
     assert_frame_equal(pl.read_excel(io.BytesIO(exports.excel_bytes(costs, "costs"))), costs, check_dtypes=False)
+
+
+def test_trend_lines_break_at_missing_months() -> None:
+    """A series with no figure for Feb-Apr 2025 was drawn straight across them; the gap is now left blank."""
+    history = pl.DataFrame({"period_start": [date(2025, 1, 1), date(2025, 5, 1), date(2025, 6, 1)],
+                            "value": [90.0, 93.0, 94.0], "measure_name": ["Occupancy"] * 3,
+                            "national_median": [91.0, 92.0, 92.5]})
+    fig = resources.trend_figure(history, unit="percent").to_plotly_json()
+    line = fig["data"][0]
+    assert len(line["x"]) == 6 and list(line["y"]) == [90.0, None, None, None, 93.0, 94.0]
+    median = fig["data"][1]
+    assert list(median["y"]) == [91.0, None, None, None, 92.0, 92.5]
