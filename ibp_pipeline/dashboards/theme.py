@@ -110,6 +110,10 @@ def register_plotly_template() -> str:
     return "nhs"
 
 
+# Streamlit's chart theme repaints every chart's default text (ticks, axis and subplot titles, legend) in its
+# grey (#808495, 3.7:1 on white); the CSS below paints it near-black on every page, whoever wrote the chart.
+STREAMLIT_CHART_GREY = "rgb(128, 132, 149)"
+
 # Keyboard focus: a warm yellow ring inside a black one, as the NHS design system does (yellow alone is 1.7:1
 # on white; the black ring is 19:1 on white and the yellow 11:1 on black, both over the 3:1 of WCAG 1.4.11).
 FOCUS_RING = (NHS_WARM_YELLOW, "#0B0C0C")
@@ -130,7 +134,12 @@ header[data-testid="stHeader"] {{ background: {NHS_BLUE}; }}
 .ibp-icon {{ display: inline-block; padding: .05rem .45rem; border-radius: 1rem; color: {NHS_WHITE};
   font-size: .78rem; font-weight: 600; margin-right: .25rem; }}
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p,
-[data-testid="stWidgetLabel"] [data-testid="stTooltipIcon"] {{ color: {NHS_TEXT_GREY} !important; }}
+[data-testid="stWidgetLabel"] [data-testid="stTooltipIcon"] {{ color: {NHS_TEXT_GREY} !important;
+  opacity: 1 !important; }}
+.js-plotly-plot .xaxislayer-above text, .js-plotly-plot .yaxislayer-above text,
+.js-plotly-plot .infolayer [class*="title"], .js-plotly-plot .infolayer [class*="title"] text,
+.js-plotly-plot .legendtext, .js-plotly-plot .colorbar text,
+.js-plotly-plot text[style*="{STREAMLIT_CHART_GREY}"] {{ fill: {PLOTLY_TICK_FONT["color"]} !important; }}
 .ibp-masthead {{ position: fixed; top: 0; left: 50%; transform: translateX(-50%); height: 3.75rem;
   z-index: 999991; display: flex; flex-direction: column; align-items: center; justify-content: center;
   padding: 0 1rem; background: {NHS_BLUE}; color: {NHS_WHITE}; pointer-events: none; line-height: 1.25;

@@ -61,7 +61,7 @@ def test_text_pairs_cover_the_streamlit_theme_and_the_plotly_template():
                    layout.legend.font.color):
         assert (colour.upper(), layout.paper_bgcolor.upper()) in pairs
         assert contrast_ratio(colour, layout.paper_bgcolor) >= contrast.AA_TEXT
-    css_text_colours = set(re.findall(r"(?<![-\w])color:\s*(#[0-9A-Fa-f]{6})", theme.APP_CSS))
+    css_text_colours = set(re.findall(r"(?<![-\w])(?:color|fill):\s*(#[0-9A-Fa-f]{6})", theme.APP_CSS))
     assert css_text_colours and css_text_colours <= {t for _, t, _ in theme.text_pairs()}, css_text_colours
     assert theme.NHS_MID_GREY not in css_text_colours
 
