@@ -22,13 +22,14 @@ else:
         rank = (f"national rank {row['national_rank']} of {row['national_n']}" if row["national_rank"] else "")
         col.metric(overview.AIMS.get(row["aim"], row["aim"]), f"{row['score']:.2f}" if row["score"] else "-",
                    help=f"Scored 1 (best quarter nationally) to 4 (worst quarter); {rank}. "
-                        f"Measures: {row['metrics_scored'] or 'none'}.", delta=None)
+                        f"Measures: {overview.scored_measures(row['metrics_scored'], ui.metric_names())}.",
+                   delta=None)
     segment = first["segment"]
     st.markdown(f"**{overview.SEGMENTS.get(segment, 'No segment')}** in {ui.month_label(first['period_start'])}"
                 + (f" · peer group: {first['peer_group_label']} (rank {first['peer_rank']} of {first['peer_n']})"
                    if first["peer_rank"] else ""),
                 help="Segment from the overall score: 1 if 1.75 or less, 2 up to 2.5, 3 up to 3.25, else 4 "
-                     f"({first['segment_rule']}).")
+                     f"({ui.plain(first['segment_rule'])}).")
 
 standards = ui.call(overview.key_standards, sel.org_code, sel.period_to)
 st.subheader("Key standards")

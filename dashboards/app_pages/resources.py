@@ -4,6 +4,7 @@ import polars as pl
 import streamlit as st
 
 from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards.formatting import plural
 from ibp_pipeline.dashboards import resources, theme
 
 sel = ui.selection()
@@ -37,7 +38,7 @@ def metric(col, measure_id: str, label: str, help_text: str = "") -> dict | None
     shown = resources.money(row["value"]) if row["unit"] == "gbp" else ui.fmt_value(row["value"], row["unit"])
     col.metric(label, shown,
                help=f"{row['measure_name']}, {ui.month_label(row['period_start'])}. {help_text}{extra} "
-                    f"Source: {row['source']}.")
+                    f"Source: {ui.plain(row['source'])}.")
     return row
 
 
@@ -206,10 +207,10 @@ with tabs[4]:
         cols = st.columns(len(summary))
         for col, row in zip(cols, summary.iter_rows(named=True)):
             col.metric(f"{row['activity']}", resources.money(row["estimated_cost_gbp"]),
-                       help=f"{row['activity_count']:,.0f} over {row['months']} months "
+                       help=f"{row['activity_count']:,.0f} over {plural(row['months'], 'month')} "
                             f"({ui.month_label(row['first_month'])} to {ui.month_label(row['last_month'])}) "
                             "x average unit cost "
-                            f"£{row['unit_cost_gbp']:,.0f}. {row['method']}.")
+                            f"£{row['unit_cost_gbp']:,.0f}. {ui.plain(row['method'])}.")
         st.plotly_chart(resources.cost_figure(months), key="res_cost")
         ui.table(summary.select(
             pl.col("activity").alias("Activity"), pl.col("months").alias("Months"),

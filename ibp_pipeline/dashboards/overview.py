@@ -1,11 +1,13 @@
 """The overview a leader reads first: Triple Aim scorecard, one tile per key standard, what changed."""
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import polars as pl
 
 from .formatting import fmt_value, meets
+from .jargon import in_words
 from .serving import Serving
 
 AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "population_health": "Population health",
@@ -54,6 +56,19 @@ def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
         order by case l.metric_id when 'ae_4hr_pct' then 0 when 'rtt_18wk_pct' then 1 when 'dm01_6wk_pct' then 2
                  when 'cancer_fds_pct' then 3 when 'cancer_62d_pct' then 4 when 'cancer_31d_pct' then 5
                  else 6 end, l.metric_id""", {"org": org_code, "to": period_to}))
+
+
+def scored_measures(text: str | None, names: dict[str, str]) -> str:
+    """aim_scores.metrics_scored ('ae_4hr_pct=2; rtt_18wk_pct=3', or the aims for the overall score) in words:
+    'A&E four-hour performance (quartile 2), RTT ... (quartile 3)'; the review met 'ae 4hr pct=2' in a table."""
+    if not text:
+        return "none"
+    parts = []
+    for item in re.split(r"[;,]\s*", text.strip()):
+        code, _, score = item.partition("=")
+        label = AIMS.get(code.strip()) or in_words(code.strip(), names)
+        parts.append(f"{label} (quartile {float(score):g})" if score.strip() else label)
+    return ", ".join(parts)
 
 
 def judged_as_shown(standards: pl.DataFrame) -> pl.DataFrame:

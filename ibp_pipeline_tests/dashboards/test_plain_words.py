@@ -62,9 +62,12 @@ def visible_strings(at: AppTest) -> list[tuple[str, str]]:
             else:
                 out.append((kind, text))
     out += [("metric", f"{m.label} {m.value}") for m in at.metric]
+    out += [("metric tooltip", m.proto.help) for m in at.metric if m.proto.help]
     for kind in ("selectbox", "multiselect", "radio", "select_slider"):
         for widget in getattr(at, kind):
             out.append((kind, str(widget.label)))
+            if getattr(widget, "help", None):
+                out.append((f"{kind} tooltip", str(widget.help)))
             out += [(f"{kind} option", str(o)) for o in widget.options]
     out += [("expander", str(e.label)) for e in at.expander]
     out += [("tab", str(t.label)) for t in at.tabs]
