@@ -118,6 +118,18 @@ def data_as_of(metric_ids: Iterable[str] | None = None, behind: bool = True) -> 
             st.markdown("\n".join(f"- {s}" for s in late))
 
 
+def thousands_columns(frame: pl.DataFrame, at_least: float = 10_000) -> list[str]:
+    """Decimal columns holding figures of at_least 10,000: the grid would show '1543333.0', so they are shown
+    '1,543,333' (whole numbers; a page's own column settings still win)."""
+    out = []
+    for c, t in frame.schema.items():
+        if t.is_float() and frame.height:
+            top = frame[c].abs().max()
+            if top is not None and top >= at_least:
+                out.append(c)
+    return out
+
+
 def plain_frame(frame: pl.DataFrame, keep: Iterable[str] = ()) -> pl.DataFrame:
     """Every text column through plain() (each distinct value once), except those in keep and those named for
     files ('File', 'File names', 'File used': there the NHS England file name is the information)."""
@@ -146,7 +158,8 @@ def table(frame: pl.DataFrame, name: str, sel: Selection, *, column_config: dict
     if plain_text:
         frame = plain_frame(frame, keep)
     months = {c: st.column_config.DateColumn(format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
-    st.dataframe(frame, hide_index=True, column_config=months | (column_config or {}), height=height,
+    big = {c: st.column_config.NumberColumn(format="%,.0f") for c in thousands_columns(frame)}
+    st.dataframe(frame, hide_index=True, column_config=big | months | (column_config or {}), height=height,
                  width="stretch")
     base = exports.safe_filename(f"{name} {sel.org_code} {sel.period_to:%Y-%m}")
     downloads = st.session_state.setdefault("ibp_downloads", {})

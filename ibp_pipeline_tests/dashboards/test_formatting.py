@@ -76,3 +76,15 @@ def test_a_ceiling_is_met_by_a_value_equal_to_it_as_shown():
     assert meets(92.06, 92.0, "at_most", "percent") is False  # shows as 92.1%
     assert meets(95.0, 95.0, "at_least", "percent") is True and meets(94.9, 95, "at_least", "percent") is False
     assert meets(None, 92.0, "at_most") is None
+
+
+def test_big_decimal_columns_get_thousands_separators():
+    """A budget column read '1543333.0' in the grid; ui.table now formats such columns '1,543,333'."""
+    import polars as pl
+
+    from ibp_pipeline.dashboards.ui import thousands_columns
+
+    frame = pl.DataFrame({"Budget (£)": [1543333.0, 12.0], "Rate (%)": [92.04, 80.0], "Year": [2025, 2026],
+                          "Deficit (£)": [-25_000.0, None]})
+    assert thousands_columns(frame) == ["Budget (£)", "Deficit (£)"]
+    assert thousands_columns(frame.clear()) == []
