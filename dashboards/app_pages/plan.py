@@ -1,5 +1,7 @@
 """Plan: the organisation's three-year plan (activity, workforce, finance) against what happened, its exceptions,
 whether its parts agree, and the plan itself, by year, with its workbook to download."""
+from datetime import date
+
 import polars as pl
 import streamlit as st
 
@@ -10,10 +12,9 @@ ui.header("Plan", sel, "The organisation's operational plan for 2026/27 to 2028/
           "performance, workforce, finance), month by month: how the months so far compare with it, the lines off "
           "plan, and whether activity, staff and money in the plan agree with each other.")
 
-def plan_month(value) -> "date | None":
-    """The plan's data month as a date, whether stored as a date or as 'YYYY-MM-DD' text."""
-    from datetime import date
 
+def plan_month(value: object) -> date | None:
+    """The plan's data month as a date, whether stored as a date or as 'YYYY-MM-DD' text."""
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])

@@ -80,7 +80,8 @@ _ETS = re.compile(r"\bETS\(([AM]),([NA]d?),([NAM])\)")
 _PARAMS = re.compile(r"\s*\((?:[a-z_]+=[^,;()]+[,;]?\s*)+\)")
 _CANDIDATES = re.compile(r",?\s*lowest AICc of \[[^\]]*\]")
 _RATIO = re.compile(r"\bratio\(num=([^;()]*(?:\([^)]*\))?[^;()]*);\s*den=([^;()]*(?:\([^)]*\))?[^;()]*)\)")
-_FILE_REF = re.compile(r"\s*(?:in |from |e\.g\. )?\b[\w-]+\.(?:ya?ml|py|duckdb|csv|parquet|toml|json|xlsx)(?:\.gz)?\b:?")
+_FILE_REF = re.compile(r"\s*(?:in |from |e\.g\. )?\b[\w-]+\.(?:ya?ml|py|duckdb|csv|parquet|toml|json|xlsx)"
+                       r"(?:\.gz)?\b:?")
 
 
 def ets_words(match: re.Match) -> str:

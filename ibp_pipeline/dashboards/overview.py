@@ -32,7 +32,8 @@ def scorecard(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
 def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
     """One row per measure with a standard: the latest month in the period, the month before, the primary
     target (trajectory where one exists), the constitutional standard, the variation of that month's point and
-    the series' assurance; whether the target is met is judged on the figures as shown (judged_as_shown). Every figure comes from s4_gaps.metric_gaps and s2_triple_aim.spc/spc_summary."""
+    the series' assurance; whether the target is met is judged on the figures as shown (judged_as_shown).
+    Every figure comes from s4_gaps.metric_gaps and s2_triple_aim.spc/spc_summary."""
     return judged_as_shown(db.query("""
         with g as (
             select *, row_number() over (partition by metric_id order by period_start desc) as recency

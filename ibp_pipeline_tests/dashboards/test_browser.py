@@ -139,7 +139,8 @@ LAPTOP = PROJECT_ROOT / "test-artifacts" / "laptop"  # 1366 x 768 viewport scree
 # over white), and plotly's SVG text against the white plot; disabled controls are exempt (WCAG 1.4.3).
 _CONTRAST_SCAN = """() => {
   const parse = c => { const m = (c || '').match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
-    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(parseFloat); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(parseFloat);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
   const lum = c => { const f = v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
   const blend = (top, base) => base.map((v, i) => v * (1 - top[3]) + top[i] * top[3]);
@@ -168,7 +169,8 @@ _CONTRAST_SCAN = """() => {
     fg = blend([fg[0], fg[1], fg[2], fg[3] * opacity], bg);
     const [a, b] = [lum(fg), lum(bg)];
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    if (ratio < (icon ? 3 : 4.5)) out.push({text: el.textContent.trim().slice(0, 60), ratio: Math.round(ratio * 100) / 100,
+    if (ratio < (icon ? 3 : 4.5)) out.push({text: el.textContent.trim().slice(0, 60),
+      ratio: Math.round(ratio * 100) / 100,
       opacity: Math.round(opacity * 100) / 100,
       fg: fg.map(Math.round).join(','), bg: bg.map(Math.round).join(','),
       where: (el.closest('[data-testid]') || el).getAttribute('data-testid') || el.tagName});

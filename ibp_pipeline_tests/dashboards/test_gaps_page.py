@@ -176,7 +176,8 @@ def test_gaps_page_for_a_trust_then_england(app, served_db) -> None:
     assert {"gap_chart", "needs_chart"} <= {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
     labels = [e.label for e in at.expander]
     assert any(label.startswith("Beds: ") for label in labels) and any(label.startswith("Cost: ") for label in labels)
-    assert "/ 0.92 - General and acute beds available (monthly)" in text and "ga_beds_available" not in text  # the formula, in words
+    # the formula, in words
+    assert "/ 0.92 - General and acute beds available (monthly)" in text and "ga_beds_available" not in text
     rxl = at.dataframe[0].value["Value"].tolist()
 
     at.selectbox(key="ibp_org").select("ENGLAND").run()
