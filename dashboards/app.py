@@ -15,6 +15,8 @@ from ibp_pipeline.dashboards.serving import ServingUnavailable
 st.set_page_config(page_title="IBP dashboards", layout="wide",  # no page_icon: a material icon is fetched from Google
                    initial_sidebar_state="expanded")
 st.markdown(theme.APP_CSS, unsafe_allow_html=True)
+masthead = st.empty()  # the blue header strip's words: the product now, the organisation once it is chosen
+masthead.markdown(theme.masthead_html(None), unsafe_allow_html=True)
 theme.register_plotly_template()
 
 PAGES = [
@@ -156,4 +158,5 @@ denied = st.session_state.pop("ibp_denied", None)
 if denied:
     st.error(f"{denied}: showing {selection.title} instead.")
 st.session_state["ibp_selection"] = selection
+masthead.markdown(theme.masthead_html(selection.title), unsafe_allow_html=True)
 st.navigation(PAGES).run()

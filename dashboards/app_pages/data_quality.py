@@ -6,6 +6,7 @@ import polars as pl
 import streamlit as st
 
 from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards.formatting import plural
 from ibp_pipeline.dashboards import data_quality as dq
 
 sel = ui.selection()
@@ -54,7 +55,7 @@ else:
         st.markdown(dq.next_file_lines(fresh))
     st.plotly_chart(dq.freshness_figure(fresh, today), key="dq_freshness")
     ui.table(fresh.select(
-        pl.col("title").alias("Source"), pl.col("source").alias("Source id"), pl.col("freshness").alias("Freshness"),
+        pl.col("title").alias("Source"), pl.col("freshness").alias("Freshness"),
         pl.col("latest_month").alias("Latest month"), pl.col("next_file").alias("Next file"),
         pl.col("due_date").alias("Due"), pl.col("overdue_files").alias("Files overdue"),
         pl.col("period_min").alias("First period"), pl.col("age_days").alias("Days old"),
@@ -108,14 +109,16 @@ sources = ui.call(dq.quarantine_sources)
 if sources.is_empty():
     st.success("No row has been quarantined: every row of every file passed the row rules.")
 else:
-    labels = {r["source"]: f"{r['source']} ({r['rows']:,} rows)" for r in sources.iter_rows(named=True)}
+    labels = {r["source"]: f"{ui.plain(r['source'])} ({plural(r['rows'], 'row')})"
+              for r in sources.iter_rows(named=True)}
     choice = st.selectbox("Source", ["(all sources)"] + sources["source"].to_list(), key="dq_source",
                           format_func=lambda s: labels.get(s, s),
                           help="Quarantined rows are kept out of the data with the rule they broke.")
     rows = ui.call(dq.quarantine, None if choice == "(all sources)" else choice)
     rules = dq.quarantine_rules(rows)
-    st.markdown("\n".join(f"- **{r['source']}**: {r['rows']:,} row{'s' if r['rows'] != 1 else ''} broke rule "
-                          f"`{r['rule']}`, e.g. {r['example']}" for r in rules.iter_rows(named=True)))
+    st.markdown("\n".join(f"- **{ui.plain(r['source'])}**: {plural(r['rows'], 'row')} broke the rule "
+                          f"'{ui.plain(r['rule'])}', for example {ui.plain(r['example'])}"
+                          for r in rules.iter_rows(named=True)))
     if len(rows) >= dq.QUARANTINE_LIMIT:
         st.caption(f"Showing the newest {dq.QUARANTINE_LIMIT:,} rows.")
     ui.table(rows.select(

@@ -81,7 +81,7 @@ else:
                      "`ibp ingest FILE` and the actual figures replace the forecast.")
     st.caption(" ".join(notes))
     with st.expander("The forecast figures and how they were made"):
-        st.markdown(f"**Method**: {forecast['method'][0]}")
+        st.markdown(f"**Method**: {ui.plain(forecast['method'][0])}")
         table = fc.forecast_table(forecast)
         ui.table(table, f"forecast {metric}", sel, key="fc-forecast", column_config=month_format(table))
 
@@ -142,9 +142,9 @@ if sel.org_level != "provider":
         matrix = fc.register_matrix(shown)
         if not matrix.is_empty():
             st.plotly_chart(fc.register_heatmap(matrix), key="fc_members_heatmap")
-            st.caption("Chance of meeting each primary standard at its deadline (or last forecast month): red under "
-                       "10%, orange 10-40%, yellow 40-60%, green-blue 60-90%, green 90% or more. Blank: the "
-                       "standard does not apply or there is no forecast.")
+            st.caption("Chance of meeting each primary standard at its deadline (or last forecast month): orange "
+                       "for a low chance, through grey at even odds, to dark blue for a high chance (the number "
+                       "is in every cell). Blank: the standard does not apply or there is no forecast.")
         table = fc.register_table(fc.rank_register(members), with_org=True)
         ui.table(table, "risk register within", sel, key="fc-register-within",
                  column_config=month_format(table, CHANCE))
@@ -175,7 +175,7 @@ else:
     cols[3].metric("Inside the 95% range", "-" if row["coverage95"] is None else f"{row['coverage95']:.0%}",
                    help="Share of test months whose actual fell inside the 95% interval; should be about 95%.")
     st.markdown("\n".join([
-        f"- **Model**: {row['model']}, {fc.model_plain(row['model'])}; chosen each night as the best fit (lowest "
+        f"- **Model**: {fc.model_plain(row['model'])}; chosen each night as the best fit (lowest "
         "AICc, a measure of fit that penalises complexity) among the candidate models.",
         f"- **Test**: the forecast was re-made from {row['n_origins']} past starting months "
         f"({ui.month_label(row['first_origin'])} to {ui.month_label(row['last_origin'])}), each forecasting up to "
@@ -187,6 +187,6 @@ else:
         f"- {fc.coverage_sentence(row['coverage95'], 0.95, row['n_forecasts'])}",
     ]))
     with st.expander(f"Accuracy of every forecast for {sel.title}"):
-        st.caption(f"Method (from `s5_impact.forecast_accuracy.method`): {row['method']}")
+        st.caption(f"Method: {ui.plain(row['method'])}")
         table = fc.accuracy_table(accuracy)
         ui.table(table, "forecast accuracy", sel, key="fc-accuracy", column_config=month_format(table))

@@ -5,6 +5,7 @@ import streamlit as st
 
 from ibp_pipeline.dashboards import ui
 from ibp_pipeline.dashboards import gaps
+from ibp_pipeline.dashboards.formatting import unit_words
 
 sel = ui.selection()
 ui.header("Gaps and needs", sel, "How far each measure is from its target in the latest month of the period, "
@@ -42,9 +43,10 @@ else:
                                                                  help="100 x gap / target"),
               "Change a month (points)": st.column_config.NumberColumn(
                   format="%+.2f", help="Least-squares slope of the last 12 months."),
-              "Months to target at trend": st.column_config.NumberColumn(
-                  format="%.0f", help="Gap to the end target / improvement a month; blank when the trend is flat "
-                                      "or moving away."),
+              "Time to target at trend": st.column_config.TextColumn(
+                  help="Gap to the end target / improvement a month; blank when the trend is flat or moving "
+                       "away; beyond ten years a straight-line trend says nothing, so it reads 'more than 10 "
+                       "years'."),
               "Constitutional standard": st.column_config.NumberColumn(format="%.1f"),
               "Gap to constitutional standard (points)": st.column_config.NumberColumn(format="%+.1f"),
               "Peer top quartile": st.column_config.NumberColumn(
@@ -55,9 +57,9 @@ else:
           })
     with st.expander("How the gaps and trends are worked out"):
         first = gap_rows.row(0, named=True)
-        st.markdown(f"- **Gap:** {first['gap_method']}\n- **Trend:** {first['trend_method']}\n"
-                    f"- **Benchmarks:** {first['benchmark_method']}")
-        st.markdown("\n".join(f"- **{r['metric_name']}** target: {r['target_method']}"
+        st.markdown(f"- **Gap:** {ui.plain(first['gap_method'])}\n- **Trend:** {ui.plain(first['trend_method'])}\n"
+                    f"- **Benchmarks:** {ui.plain(first['benchmark_method'])}")
+        st.markdown("\n".join(f"- **{r['metric_name']}** target: {ui.plain(r['target_method'])}"
                               for r in gap_rows.iter_rows(named=True)))
 
 # ---- the milestones -----------------------------------------------------------------------------------------
@@ -94,8 +96,10 @@ else:
     else:
         ui.table(headline.select(
             pl.col("need").alias("Need"), pl.col("what").alias("What"), pl.col("result").alias("Result"),
-            pl.col("unit").alias("Unit"), pl.col("month").alias("Month"),
-            pl.col("is_estimate").alias("Estimate"), pl.col("formula").alias("Formula")), "needs", sel,
+            pl.col("unit").map_elements(unit_words, return_dtype=pl.String).alias("Unit"),
+            pl.col("month").alias("Month"),
+            pl.col("is_estimate").alias("Estimate"),
+            pl.col("formula").map_elements(ui.plain, return_dtype=pl.String).alias("Formula")), "needs", sel,
             key="needs-table",
             column_config={"Result": st.column_config.NumberColumn(format="%,.1f"),
                            "Estimate": st.column_config.CheckboxColumn(
@@ -106,19 +110,20 @@ else:
             with st.expander(f"{row['need']}: {row['what']}"):
                 st.markdown(f"**Result:** {gaps.format_need(row['result'], row['unit'])} "
                             f"({ui.month_label(row['month'])})" + (" · estimate" if row["is_estimate"] else ""))
-                st.markdown(f"**Formula:** `{row['formula']}`")
+                st.markdown(f"**Formula:** {ui.plain(row['formula'])}")
                 inputs = gaps.parse_inputs(row["inputs"])
                 if inputs:
-                    st.dataframe(pl.DataFrame({"Input": list(inputs),
-                                               "Value": [str(v) for v in inputs.values()]}),
+                    st.dataframe(pl.DataFrame({"Input": [ui.plain(k) for k in inputs],
+                                               "Value": [ui.plain(str(v)) for v in inputs.values()]}),
                                  hide_index=True, width="stretch")
-                st.markdown(f"**Assumptions:** {row['assumptions']}")
-                st.caption(f"Source: {row['source']}")
+                st.markdown(f"**Assumptions:** {ui.plain(row['assumptions'])}")
+                st.caption(f"Source: {ui.plain(row['source'])}")
     with st.expander("Every figure behind the needs"):
         ui.table(need_rows.select(
             pl.col("need_type").replace_strict(gaps.NEED_TYPES, default=pl.col("need_type")).alias("Need"),
-            pl.col("description").alias("Figure"), pl.col("result").alias("Result"), pl.col("unit").alias("Unit"),
+            pl.col("description").alias("Figure"), pl.col("result").alias("Result"),
+            pl.col("unit").map_elements(unit_words, return_dtype=pl.String).alias("Unit"),
             pl.col("period_start").alias("Month"), pl.col("is_estimate").alias("Estimate"),
-            pl.col("formula").alias("Formula"), pl.col("inputs").alias("Inputs"),
-            pl.col("assumptions").alias("Assumptions"), pl.col("source").alias("Source")), "needs detail", sel,
+            *(pl.col(c).map_elements(ui.plain, return_dtype=pl.String).alias(c.title())
+              for c in ("formula", "inputs", "assumptions", "source"))), "needs detail", sel,
             key="needs-detail")

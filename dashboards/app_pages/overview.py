@@ -22,13 +22,14 @@ else:
         rank = (f"national rank {row['national_rank']} of {row['national_n']}" if row["national_rank"] else "")
         col.metric(overview.AIMS.get(row["aim"], row["aim"]), f"{row['score']:.2f}" if row["score"] else "-",
                    help=f"Scored 1 (best quarter nationally) to 4 (worst quarter); {rank}. "
-                        f"Measures: {row['metrics_scored'] or 'none'}.", delta=None)
+                        f"Measures: {overview.scored_measures(row['metrics_scored'], ui.metric_names())}.",
+                   delta=None)
     segment = first["segment"]
     st.markdown(f"**{overview.SEGMENTS.get(segment, 'No segment')}** in {ui.month_label(first['period_start'])}"
                 + (f" · peer group: {first['peer_group_label']} (rank {first['peer_rank']} of {first['peer_n']})"
                    if first["peer_rank"] else ""),
                 help="Segment from the overall score: 1 if 1.75 or less, 2 up to 2.5, 3 up to 3.25, else 4 "
-                     f"({first['segment_rule']}).")
+                     f"({ui.plain(first['segment_rule'])}).")
 
 standards = ui.call(overview.key_standards, sel.org_code, sel.period_to)
 st.subheader("Key standards")
@@ -52,17 +53,24 @@ else:
         with cols[i % 3]:
             ui.tile(row["metric_name"], ui.fmt_value(row["value"], row["unit"]), lines,
                     pills=[ui.icon(var_label, var_colour, var_help), ui.icon(ass_label, ass_colour, ass_help),
-                           ui.icon("Meets target" if met else "Misses target", colour,
+                           ui.icon("No target" if met is None else ("Meets target" if met else "Misses target"),
+                                   colour,
                                    "Against the target that applies this month")],
-                    help_text=f"{row['definition']} Source: {row['source']}.", colour=colour)
+                    help_text=" ".join(part for part in (row["definition"], row["source"] and
+                                                         f"Source: {row['source']}.") if part), colour=colour)
     changes = overview.change_sentences(standards)
     st.subheader("What changed since last month")
     st.markdown("\n".join(f"- {line}" for line in changes) if changes else "Nothing to compare yet.")
     with st.expander("The figures behind the tiles"):
         ui.table(standards.select(
             pl.col("metric_name").alias("measure"), pl.col("period_start").alias("month"), "value",
-            pl.col("prev_value").alias("previous month"), "target_value", "standard_name", "meets_target",
-            "point_type", "special_cause_type", "assurance_type", "trend_status", "source"),
+            pl.col("prev_value").alias("previous month"), pl.col("target_value").alias("target"),
+            pl.col("standard_name").alias("standard"), pl.col("meets_target").alias("meets target"),
+            pl.col("point_type").map_elements(lambda c: theme.variation_label(c)[0], return_dtype=pl.String)
+            .alias("variation"), pl.col("special_cause_type").alias("special cause"),
+            pl.col("assurance_type").map_elements(lambda c: theme.assurance_label(c)[0], return_dtype=pl.String)
+            .alias("assurance"), pl.col("trend_status").str.replace_all("_", " ").alias("trend"),
+            pl.col("source").map_elements(ui.plain, return_dtype=pl.String).alias("source")),
             "key standards", sel)
 
 st.subheader("Board pack")

@@ -1,5 +1,7 @@
 """Plan: the organisation's three-year plan (activity, workforce, finance) against what happened, its exceptions,
 whether its parts agree, and the plan itself, by year, with its workbook to download."""
+from datetime import date
+
 import polars as pl
 import streamlit as st
 
@@ -10,9 +12,18 @@ ui.header("Plan", sel, "The organisation's operational plan for 2026/27 to 2028/
           "performance, workforce, finance), month by month: how the months so far compare with it, the lines off "
           "plan, and whether activity, staff and money in the plan agree with each other.")
 
+
+def plan_month(value: object) -> date | None:
+    """The plan's data month as a date, whether stored as a date or as 'YYYY-MM-DD' text."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
 v = ui.plan_version(sel, "plan_version", "", "the draft with made-up bank and agency staff and a made-up "
                     "capital scheme. Its finance actuals come from an example ledger: **example, not real figures**.")
-st.caption(f"Drafted from data up to {v['data_as_of']}; loaded from {v['file_name']}.")
+st.caption(f"Drafted from data up to {ui.month_label(plan_month(v['data_as_of']))}; loaded from the planners' "
+           "workbook as this version.")
 
 pva = ui.call(plan.plan_vs_actual, v["plan_id"], v["version"])
 tabs = st.tabs(["Plan against actual", "Exceptions", "Do the parts agree?", "Budget", "The plan by year"])
@@ -66,8 +77,9 @@ with tabs[1]:
     if "plan_review_saved" in st.session_state:
         st.success(st.session_state.pop("plan_review_saved"))
     if reviewed.is_empty():
-        st.caption("No review yet. Reviews are added from a CSV: `ibp plan review reviews.csv` (columns org_code, "
-                   "line, month, what_happened, why, action, owner, due_date, status).")
+        st.caption("No review yet. Your analyst team adds reviews from a spreadsheet with `ibp plan review` (the "
+                   "README lists its columns: the line, the month, what happened, why, the action, its owner, "
+                   "the date it is due and its status).")
     else:
         open_rows = [r for r in reviewed.iter_rows(named=True) if r["status"] == "open"]
         st.markdown("\n".join(f"- {plan.review_sentence(r, labels.get(r['line_id'], r['line_id']))}"

@@ -4,6 +4,7 @@ import polars as pl
 import streamlit as st
 
 from ibp_pipeline.dashboards import ui
+from ibp_pipeline.dashboards.formatting import plural
 from ibp_pipeline.dashboards import resources, theme
 
 sel = ui.selection()
@@ -37,7 +38,7 @@ def metric(col, measure_id: str, label: str, help_text: str = "") -> dict | None
     shown = resources.money(row["value"]) if row["unit"] == "gbp" else ui.fmt_value(row["value"], row["unit"])
     col.metric(label, shown,
                help=f"{row['measure_name']}, {ui.month_label(row['period_start'])}. {help_text}{extra} "
-                    f"Source: {row['source']}.")
+                    f"Source: {ui.plain(row['source'])}.")
     return row
 
 
@@ -74,10 +75,10 @@ with tabs[0]:
             pl.col("fte").alias("FTE"), pl.col("share_pct").alias("Share of staff (%)"),
             pl.col("peer_median").alias("Peer median FTE"), pl.col("national_median").alias("National median FTE"),
             pl.col("period_start").alias("Month")), "workforce by staff group", sel,
-            column_config={"FTE": st.column_config.NumberColumn(format="%.0f"),
+            column_config={"FTE": st.column_config.NumberColumn(format="%,.0f"),
                            "Share of staff (%)": st.column_config.NumberColumn(format="%.1f"),
-                           "Peer median FTE": st.column_config.NumberColumn(format="%.0f", help=MEDIAN_HELP),
-                           "National median FTE": st.column_config.NumberColumn(format="%.0f", help=MEDIAN_HELP)})
+                           "Peer median FTE": st.column_config.NumberColumn(format="%,.0f", help=MEDIAN_HELP),
+                           "National median FTE": st.column_config.NumberColumn(format="%,.0f", help=MEDIAN_HELP)})
         grades = resources.doctor_grades(latest)
         if not grades.is_empty():
             with st.expander("Doctors by grade"):
@@ -112,8 +113,9 @@ with tabs[1]:
     metric(c4, "adult_critical_care_occupancy_pct", "Adult critical care occupancy")
     if occ is not None:
         verdict = resources.occupancy_verdict(occ["value"])
-        colour = theme.NHS_RED if occ["value"] > resources.OCCUPANCY_STANDARD else theme.NHS_GREEN
-        st.markdown(ui.icon("Above 92%" if occ["value"] > resources.OCCUPANCY_STANDARD else "Within 92%", colour,
+        within = resources.within_occupancy_standard(occ["value"])
+        colour = theme.NHS_GREEN if within else theme.NHS_RED
+        st.markdown(ui.icon("Within 92%" if within else "Above 92%", colour,
                             "General and acute bed occupancy against the 92% planning standard")
                     + f" In {ui.month_label(occ['period_start'])} occupancy was {occ['value']:.1f}%, {verdict}.",
                     unsafe_allow_html=True)
@@ -205,10 +207,10 @@ with tabs[4]:
         cols = st.columns(len(summary))
         for col, row in zip(cols, summary.iter_rows(named=True)):
             col.metric(f"{row['activity']}", resources.money(row["estimated_cost_gbp"]),
-                       help=f"{row['activity_count']:,.0f} over {row['months']} months "
+                       help=f"{row['activity_count']:,.0f} over {plural(row['months'], 'month')} "
                             f"({ui.month_label(row['first_month'])} to {ui.month_label(row['last_month'])}) "
                             "x average unit cost "
-                            f"£{row['unit_cost_gbp']:,.0f}. {row['method']}.")
+                            f"£{row['unit_cost_gbp']:,.0f}. {ui.plain(row['method'])}.")
         st.plotly_chart(resources.cost_figure(months), key="res_cost")
         ui.table(summary.select(
             pl.col("activity").alias("Activity"), pl.col("months").alias("Months"),

@@ -9,8 +9,11 @@ from ibp_pipeline.dashboards import scenarios as sc
 
 
 def month_format(frame: pl.DataFrame) -> dict:
-    """Show date columns as 'Aug 2025' (Streamlit would add a time of day)."""
-    return {c: st.column_config.DateColumn(c, format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
+    """Show date columns as 'Aug 2025' (Streamlit would add a time of day) and money in whole pounds with
+    thousands separators ('1,543,333', not '1543333')."""
+    dates = {c: st.column_config.DateColumn(c, format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
+    money = {c: st.column_config.NumberColumn(c, format="%,.0f") for c in frame.columns if "(£" in c or "£)" in c}
+    return dates | money
 
 
 sel = ui.selection()
@@ -53,19 +56,22 @@ info = ui.measure_select(metrics, "sc_metric", "Measures with scenario results f
 metric, unit = info["metric_id"], info["unit"]
 ui.data_as_of([metric])
 
-lines = [f"- **Baseline**: {descriptions.get('baseline') or 'no description'}"]
+lines = [f"- **Baseline**: {ui.plain(descriptions.get('baseline')) or 'no description'}"]
 for row in runs.filter(pl.col("scenario").is_in(chosen)).iter_rows(named=True):
-    extra = "".join(f" *{label}*: {row[col]}." for col, label in (("initiatives", "Initiatives"),
+    extra = "".join(f" *{label}*: {ui.plain(row[col])}." for col, label in (("initiatives", "Initiatives"),
                                                                    ("policy_overrides", "New targets"))
                     if row[col])
-    lines.append(f"- **{sc.scenario_label(row['scenario'])}**: {row['description']}{extra}")
+    lines.append(f"- **{sc.scenario_label(row['scenario'])}**: {ui.plain(row['description'])}{extra}")
 st.markdown("\n".join(lines))
 with st.expander("The scenario runs (version, simulated futures, when)"):
     ui.table(runs.select(pl.col("scenario").map_elements(sc.scenario_label, return_dtype=pl.String).alias("Scenario"),
-                         pl.col("description").alias("What it assumes"), pl.col("run_id").alias("Run"),
+                         pl.col("description").map_elements(ui.plain, return_dtype=pl.String)
+                         .alias("What it assumes"), pl.col("run_id").alias("Run"),
                          pl.col("scenario_version").alias("Version"), pl.col("draws").alias("Simulated futures"),
                          pl.col("seed").alias("Random seed"), pl.col("run_at").alias("Run at"),
-                         pl.col("initiatives").alias("Initiatives"), pl.col("policy_overrides").alias("New targets"),
+                         pl.col("initiatives").map_elements(ui.plain, return_dtype=pl.String).alias("Initiatives"),
+                         pl.col("policy_overrides").map_elements(ui.plain, return_dtype=pl.String)
+                         .alias("New targets"),
                          pl.col("notes").alias("Notes")),
              "scenario runs", sel, key="sc-runs")
 
@@ -191,12 +197,18 @@ else:
     if points.is_empty():
         st.info(f"No scenario results for {info['name']} at {sel.title} in {ui.month_label(month)}.")
     else:
-        st.plotly_chart(sc.cost_figure(points, colours, title=f"{info['name']}, {ui.month_label(month)}"),
-                        key="sc_cost")
-        st.caption("Cost: the yearly rate of the scenario's initiatives at this organisation (12 x that month's "
-                   "cost, from `s6_scenarios.results.cost_gbp` summed over the measures, where each initiative's "
-                   "cost is recorded once). Scenarios without initiatives (demand, workforce, funding, policy) "
-                   "are pressures from outside, at no cost here, so they sit at £0.")
+        if sc.has_costs(points):
+            st.plotly_chart(sc.cost_figure(points, colours, title=f"{info['name']}, {ui.month_label(month)}"),
+                            key="sc_cost")
+            st.caption("Cost: the yearly rate of the scenario's initiatives at this organisation (12 times that "
+                       "month's cost, each initiative's cost counted once however many measures it moves). "
+                       "Scenarios without initiatives (demand, workforce, funding, policy) are pressures from "
+                       "outside, at no cost here, so they sit at £0.")
+        else:
+            st.info(f"None of the scenarios shown has a cost at {sel.title} in {ui.month_label(month)}: they are "
+                    "pressures from outside (demand, workforce, funding, policy) or their initiatives cost "
+                    "nothing here, so there is no cost to weigh against the chance. The table gives the "
+                    "chances.")
         table = sc.cost_table(points)
         ui.table(table, f"cost and chance {metric}", sel, key="sc-cost",
                  column_config=month_format(table))
@@ -212,6 +224,7 @@ else:
         st.caption("Effect per £1 million a year = effect per unit / yearly cost per unit x 1,000,000, assuming the "
                    "effect grows in proportion to spend; the bar is the middle and the line the 80% interval "
                    "(p10 to p90). Effects marked 'at the reference trust' are for a 700-bed trust at 93% occupancy "
-                   "and scale with a trust's beds. Costs are planning assumptions from the catalogue "
-                   "(ibp_pipeline/documents/initiatives.yaml), to be replaced by local business cases.")
-        ui.table(sc.initiatives_table(per_m), f"initiatives {metric}", sel, key="sc-initiatives")
+                   "and scale with a trust's beds. Costs are planning assumptions from the project's catalogue of "
+                   "initiatives, to be replaced by local business cases.")
+        table = sc.initiatives_table(per_m)
+        ui.table(table, f"initiatives {metric}", sel, key="sc-initiatives", column_config=month_format(table))

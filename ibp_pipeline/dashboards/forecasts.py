@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import theme
-from .formatting import fmt_value
+from .formatting import chance_percent, chance_percents, fmt_chance, fmt_value
 from .organisations import plain_name
 from .serving import Serving
 
@@ -20,12 +20,12 @@ KEY_METRICS = ("ae_4hr_pct", "rtt_18wk_pct", "dm01_6wk_pct", "cancer_fds_pct", "
 HISTORY_FALLBACK_MONTHS = 36
 
 # Risk bands of s5_impact.risk_register (probability of meeting the standard), worst first, with NHS colours.
-RISK_BANDS = {
-    "very unlikely": ("Very unlikely (under 10%)", theme.NHS_RED),
-    "unlikely": ("Unlikely (10% to 40%)", theme.NHS_ORANGE),
-    "uncertain": ("Uncertain (40% to 60%)", theme.NHS_WARM_YELLOW),
-    "likely": ("Likely (60% to 90%)", theme.NHS_AQUA_GREEN),
-    "very likely": ("Very likely (90% or more)", theme.NHS_GREEN),
+RISK_BANDS = {  # the stops of theme.DIVERGING_SCALE, so bars, pills and the heatmap read alike (no red-green)
+    "very unlikely": ("Very unlikely (under 10%)", theme.NHS_ORANGE),
+    "unlikely": ("Unlikely (10% to 40%)", theme.NHS_WARM_YELLOW),
+    "uncertain": ("Uncertain (40% to 60%)", theme.NHS_PALE_GREY),
+    "likely": ("Likely (60% to 90%)", theme.NHS_LIGHT_BLUE),
+    "very likely": ("Very likely (90% or more)", theme.NHS_DARK_BLUE),
 }
 
 
@@ -229,6 +229,12 @@ def model_plain(model: str | None) -> str:
     return simple.get(model, model)
 
 
+def benchmark_words(benchmark: str | None) -> str:
+    """The simple rule a forecast is scored against, in words ('seasonal_naive_12' -> 'same month a year before')."""
+    return ("same month a year before" if benchmark == "seasonal_naive_12" else
+            "last month's value" if benchmark in ("naive", "naive_1") else (benchmark or "-").replace("_", " "))
+
+
 def mase_sentence(mase: float | None, benchmark: str | None) -> str:
     """MASE in plain English: below 1 the forecast beat the simple rule it is compared with."""
     if mase is None:
@@ -298,11 +304,15 @@ def probability_sentence(row: dict, unit: str | None) -> str:
     why = "its deadline" if row["is_deadline_month"] else "the last forecast month"
     direction = "at least" if row["direction"] == "at_least" else "at most"
     chance = row["prob_meet_target"]
-    chance_text = "-" if chance is None else (f"{chance:.0%}" if 0.005 <= chance <= 0.995
-                                              else ("almost none" if chance < 0.005 else "almost certain"))
+    chance_text = fmt_chance(chance)  # the one rounding rule, as in the register, its bars and the heatmap
     spread = range_sentence(row["p10"], row["p50"], row["p90"], unit)
     return (f"**{row['standard_name']}**: in {when} ({why}), {spread}."
             f" Chance of being {direction} {fmt_value(row['target_value'], unit)}: **{chance_text}**.")
+
+
+def chance_column(column: str = "prob_meet_target") -> pl.Expr:
+    """A probability column as the whole percentage every other place shows (formatting.chance_percent)."""
+    return (pl.col(column) * 100 + 0.5 + 1e-9).floor().cast(pl.Int64)
 
 
 def band_label(band: str | None) -> str:
@@ -343,7 +353,7 @@ def probability_figure(risk_rows: pl.DataFrame, *, title: str = "", height: int 
         colour = theme.SERIES[i % len(theme.SERIES)]
         name = part["standard_name"][0] + ("" if part["is_primary"][0] else " (not the primary standard)")
         fig.add_trace(go.Scatter(
-            x=part["period_start"].to_list(), y=(part["prob_meet_target"] * 100).to_list(), mode="lines+markers",
+            x=part["period_start"].to_list(), y=chance_percents(part["prob_meet_target"]), mode="lines+markers",
             name=name, line=dict(color=colour, width=2), marker=dict(size=5),
             customdata=part.select("target_value", "p10", "p50", "p90").to_numpy(),
             hovertemplate="%{x|%b %Y}: %{y:.0f}% chance of meeting %{customdata[0]:.1f}<br>"
@@ -352,7 +362,7 @@ def probability_figure(risk_rows: pl.DataFrame, *, title: str = "", height: int 
         deadline = part.filter(pl.col("is_deadline_month"))
         if not deadline.is_empty():
             fig.add_trace(go.Scatter(
-                x=deadline["period_start"].to_list(), y=(deadline["prob_meet_target"] * 100).to_list(),
+                x=deadline["period_start"].to_list(), y=chance_percents(deadline["prob_meet_target"]),
                 mode="markers", name=f"Deadline: {part['standard_name'][0]}", showlegend=False,
                 marker=dict(symbol="diamond", size=14, color=colour, line=dict(color=theme.NHS_BLACK, width=1.5)),
                 hovertemplate="Deadline %{x|%b %Y}: %{y:.0f}% chance<extra></extra>"))
@@ -375,9 +385,10 @@ def register_figure(register_rows: pl.DataFrame) -> go.Figure:
     rows = rank_register(register_rows)
     labels = [f"{name} ({when:%b %Y})" for name, when in zip(rows["standard_name"], rows["assessed_period"])]
     fig.add_trace(go.Bar(
-        y=labels, x=(rows["prob_meet_target"] * 100).to_list(), orientation="h", showlegend=False,
+        y=labels, x=chance_percents(rows["prob_meet_target"]), orientation="h", showlegend=False,
         marker_color=[band_colour(b) for b in rows["risk_band"]],
-        text=[f"{p:.0%} · {band_label(b).split(' (')[0].lower()}" for p, b in
+        marker_line=dict(color=theme.NHS_DARK_GREY, width=1),  # a pale bar still has an edge on white
+        text=[f"{fmt_chance(p)} · {band_label(b).split(' (')[0].lower()}" for p, b in
               zip(rows["prob_meet_target"], rows["risk_band"])], textposition="outside", cliponaxis=False,
         customdata=rows.select("target_value", "p10", "p50", "p90").to_numpy(),
         hovertemplate="%{y}<br>%{x:.0f}% chance of meeting %{customdata[0]:.1f}; 8 in 10 futures between "
@@ -402,20 +413,21 @@ def register_matrix(members: pl.DataFrame) -> pl.DataFrame:
 
 
 def register_heatmap(matrix: pl.DataFrame) -> go.Figure:
-    """Heatmap of register_matrix with the risk-band colours (red under 10% through green at 90% or more)."""
+    """Heatmap of register_matrix on the theme's colour-blind-safe diverging scale (NHS orange for a low chance,
+    pale grey at even odds, NHS dark blue for a high chance), every organisation's row labelled."""
     standards = [c for c in matrix.columns if c not in ("org_code", "org_name")]
-    z = (matrix.select(standards).to_numpy() * 100).round(0)
+    z = [[None if v is None else chance_percent(v) for v in row] for row in matrix.select(standards).rows()]
     labels = [f"{n} ({c})" for c, n in zip(matrix["org_code"], matrix["org_name"])]
-    scale = [[0.0, theme.NHS_RED], [0.0999, theme.NHS_RED], [0.1, theme.NHS_ORANGE], [0.3999, theme.NHS_ORANGE],
-             [0.4, theme.NHS_WARM_YELLOW], [0.5999, theme.NHS_WARM_YELLOW], [0.6, theme.NHS_AQUA_GREEN],
-             [0.8999, theme.NHS_AQUA_GREEN], [0.9, theme.NHS_GREEN], [1.0, theme.NHS_GREEN]]
     fig = go.Figure(go.Heatmap(
-        z=z, x=standards, y=labels, zmin=0, zmax=100, colorscale=scale, xgap=2, ygap=2,
-        text=[[("" if v != v else f"{v:.0f}%") for v in row] for row in z], texttemplate="%{text}",
+        z=z, x=standards, y=labels, zmin=0, zmax=100, colorscale=theme.DIVERGING_SCALE, xgap=2, ygap=2,
+        text=[["" if v is None else f"{v}%" for v in row] for row in z], texttemplate="%{text}",
         colorbar=dict(title="Chance", ticksuffix="%"),
         hovertemplate="%{y}<br>%{x}<br>%{z:.0f}% chance<extra></extra>"))
-    fig.update_layout(height=max(300, 26 * len(labels) + 160), yaxis=dict(autorange="reversed", automargin=True),
-                      xaxis=dict(tickangle=-30, automargin=True))
+    fig.update_layout(height=max(300, 30 * len(labels) + 160),
+                      yaxis=dict(autorange="reversed", automargin=True, tickmode="array", tickvals=labels,
+                                 ticktext=labels),  # plotly thins category labels to fit; a register names all
+                      xaxis=dict(tickangle=-30, automargin=True, tickmode="array", tickvals=standards,
+                                 ticktext=standards))
     return fig
 
 
@@ -427,7 +439,8 @@ def forecast_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("period_start").alias("Month"), pl.col("horizon").alias("Months ahead"),
         pl.col("mean").round(2).alias("Forecast (central)"), pl.col("lo80").round(2).alias("80% range: low"),
         pl.col("hi80").round(2).alias("80% range: high"), pl.col("lo95").round(2).alias("95% range: low"),
-        pl.col("hi95").round(2).alias("95% range: high"), pl.col("model").alias("Model"),
+        pl.col("hi95").round(2).alias("95% range: high"),
+        pl.col("model").map_elements(model_plain, return_dtype=pl.String).alias("Model"),
         pl.col("forecast_origin").alias("Last actual month used"),
         (pl.col("status") if "status" in rows.columns else pl.lit("Forecast")).alias("Status"))
 
@@ -439,7 +452,7 @@ def risk_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("is_deadline_month").alias("Deadline month"), pl.col("target_value").round(2).alias("Target"),
         pl.col("p10").round(2).alias("Low (p10)"), pl.col("p50").round(2).alias("Median (p50)"),
         pl.col("p90").round(2).alias("High (p90)"),
-        (pl.col("prob_meet_target") * 100).round(1).alias("Chance of meeting (%)"),
+        chance_column().alias("Chance of meeting (%)"),
         pl.col("target_basis").alias("Target used"), pl.col("draws").alias("Simulated futures"))
 
 
@@ -449,7 +462,7 @@ def register_table(rows: pl.DataFrame, *, with_org: bool) -> pl.DataFrame:
            pl.col("org_level").alias("Level")] if with_org else []
     return rows.select(
         pl.col("rank").alias("Rank"), *org, pl.col("standard_name").alias("Standard"),
-        (pl.col("prob_meet_target") * 100).round(1).alias("Chance of meeting (%)"),
+        chance_column().alias("Chance of meeting (%)"),
         pl.col("risk_band").map_elements(band_label, return_dtype=pl.String).alias("Risk"),
         pl.col("assessed_period").alias("Assessed at"), pl.col("assessed_basis").alias("Why that month"),
         pl.col("target_value").round(2).alias("Target"), pl.col("p10").round(2).alias("Low (p10)"),
@@ -460,10 +473,12 @@ def register_table(rows: pl.DataFrame, *, with_org: bool) -> pl.DataFrame:
 def accuracy_table(rows: pl.DataFrame) -> pl.DataFrame:
     """Backtest accuracy of every forecast with readable headings."""
     return rows.select(
-        pl.col("metric_name").alias("Measure"), pl.col("model").alias("Model"),
+        pl.col("metric_name").alias("Measure"),
+        pl.col("model").map_elements(model_plain, return_dtype=pl.String).alias("Model"),
         pl.col("mae").round(3).alias("Typical error (MAE)"), pl.col("unit").alias("Unit"),
         pl.col("mase").round(2).alias("MASE (below 1 = better than simple rule)"),
-        pl.col("mase_benchmark").alias("Simple rule compared with"),
+        pl.col("mase_benchmark").map_elements(benchmark_words, return_dtype=pl.String)
+        .alias("Simple rule compared with"),
         (pl.col("coverage80") * 100).round(0).alias("Inside 80% range (%)"),
         (pl.col("coverage95") * 100).round(0).alias("Inside 95% range (%)"),
         pl.col("n_forecasts").alias("Test forecasts"), pl.col("horizon_max").alias("Up to months ahead"),

@@ -13,6 +13,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from . import theme
+from .formatting import fmt_months, fmt_value, unit_words
 from .serving import Serving
 
 TREND_STATUS = {
@@ -43,8 +44,11 @@ QUEUE_EXPLANATION = (
 
 
 def gap_table(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
-    """Each measure's gap at its latest month on or before the end of the period, with its unit."""
-    return db.query("""
+    """Each measure's gap at its latest month on or before the end of the period, with its unit; whether the
+    target is met is judged on the figures as shown (overview.judged_as_shown: 92.0% meets a 92% ceiling)."""
+    from .overview import judged_as_shown
+
+    return judged_as_shown(db.query("""
         select g.metric_id, coalesce(c.name, g.metric_name) as metric_name, c.unit, c.definition, g.period_start,
                g.value, g.numerator, g.denominator, g.standard_name, g.kind, g.direction, g.target_value,
                g.is_trajectory, g.end_target_value, g.deadline, g.gap_points, g.gap_pct, g.meets_target,
@@ -60,7 +64,7 @@ def gap_table(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
         qualify row_number() over (partition by g.metric_id order by g.period_start desc) = 1
         order by case g.metric_id when 'ae_4hr_pct' then 0 when 'rtt_18wk_pct' then 1 when 'dm01_6wk_pct' then 2
                  when 'cancer_62d_pct' then 3 when 'cancer_31d_pct' then 4 else 5 end, g.metric_id""",
-                    {"org": org_code, "to": period_to})
+                    {"org": org_code, "to": period_to}))
 
 
 def needs(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
@@ -98,7 +102,7 @@ def gap_display(gaps: pl.DataFrame) -> pl.DataFrame:
         pl.col("meets_target").alias("Meets target"),
         pl.col("trend_status").replace_strict(TREND_STATUS, default=pl.col("trend_status")).alias("Trend"),
         pl.col("trend_slope_per_month").alias("Change a month (points)"),
-        pl.col("months_to_target").alias("Months to target at trend"),
+        pl.col("months_to_target").map_elements(fmt_months, return_dtype=pl.String).alias("Time to target at trend"),
         pl.col("projected_period_reaching_target").alias("Reaches target in"),
         pl.col("deadline").alias("Deadline"),
         pl.col("on_track_for_deadline").alias("On track for deadline"),
@@ -148,13 +152,14 @@ def gap_sentence(row: dict) -> str:
     """One plain line per measure: 'RTT ...: 57.1% in Mar 2025 against 92.0%, 34.9 points short; improving, at
     the current trend it reaches the target in about 289 months.' A trajectory met this month but short of its
     end target says so, rather than 'meets the target' beside a count of months to it."""
-    fmt = (lambda v: f"{v:.1f}%") if row.get("unit") == "percent" else (lambda v: f"{v:,.1f}")
+    fmt = (lambda v: f"{v:.1f}%") if row.get("unit") == "percent" else (lambda v: fmt_value(v, row.get("unit")))
     if row["value"] is None or row["target_value"] is None:
         return f"{row['metric_name']}: no target applies."
     gap = row["gap_points"] or 0.0
     text = (f"{row['metric_name']}: {fmt(row['value'])} in {row['period_start']:%b %Y} against "
             f"{fmt(row['target_value'])}, ")
-    text += "meets the target" if row["meets_target"] else f"{abs(gap):.1f} points short"
+    short = f"{abs(gap):.1f} points" if row.get("unit") == "percent" else fmt_value(abs(gap), row.get("unit"))
+    text += "meets the target" if row["meets_target"] else f"{short} short"
     end = row.get("end_target_value")
     goal = "the target"
     if row.get("is_trajectory") and end is not None and end != row["target_value"]:
@@ -162,7 +167,9 @@ def gap_sentence(row: dict) -> str:
         text += " of this month's step on the trajectory"
     status = row.get("trend_status")
     if status == "improving" and row.get("months_to_target") is not None:
-        text += f"; improving, at the current trend it reaches {goal} in about {row['months_to_target']:.0f} months"
+        when = fmt_months(row["months_to_target"])
+        text += f"; improving, at the current trend it reaches {goal} in {when}" if when.startswith("about") else \
+            f"; improving, but at the current trend it takes {when} to reach {goal}"
     elif status == "not_at_current_trend":
         text += f"; at the current trend it will not reach {goal}"
     elif status == "too_few_points":
@@ -174,7 +181,7 @@ UNIT_WORDS = {"fte": "FTE", "gbp per year": "a year", "percent": "%"}
 
 
 def format_need(value: float | None, unit: str | None) -> str:
-    """A need's result with its unit in words: '£51,673 a year', '985 patients per week', '2.07 (ratio)'."""
+    """A need's result with its unit in words: '£51,673 a year', '985 patients a week', '2.07 (ratio)'."""
     if value is None:
         return "-"
     unit = unit or ""
@@ -185,7 +192,7 @@ def format_need(value: float | None, unit: str | None) -> str:
     if unit == "ratio":
         return f"{value:.2f} (ratio)"
     number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
-    return f"{number} {UNIT_WORDS.get(unit, unit)}".strip()
+    return f"{number} {UNIT_WORDS.get(unit) or unit_words(unit)}".strip()
 
 
 def parse_inputs(text: str | None) -> dict:

@@ -1,11 +1,13 @@
 """The overview a leader reads first: Triple Aim scorecard, one tile per key standard, what changed."""
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import polars as pl
 
-from .formatting import fmt_value
+from .formatting import fmt_value, meets
+from .jargon import in_words
 from .serving import Serving
 
 AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "population_health": "Population health",
@@ -30,8 +32,9 @@ def scorecard(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
 def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
     """One row per measure with a standard: the latest month in the period, the month before, the primary
     target (trajectory where one exists), the constitutional standard, the variation of that month's point and
-    the series' assurance. Every figure comes from s4_gaps.metric_gaps and s2_triple_aim.spc/spc_summary."""
-    return db.query("""
+    the series' assurance; whether the target is met is judged on the figures as shown (judged_as_shown).
+    Every figure comes from s4_gaps.metric_gaps and s2_triple_aim.spc/spc_summary."""
+    return judged_as_shown(db.query("""
         with g as (
             select *, row_number() over (partition by metric_id order by period_start desc) as recency
             from s4_gaps.metric_gaps where org_code = $org and period_start <= $to),
@@ -41,7 +44,8 @@ def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
                coalesce(c.unit, case when l.metric_id like '%pct%' then 'percent' end) as unit, c.definition,
                c.higher_is_better, l.period_start, l.value, p.prev_period, p.prev_value,
                l.value - p.prev_value as change, l.standard_name, l.kind, l.target_value, l.is_trajectory,
-               l.end_target_value, l.deadline, l.gap_points, l.meets_target, l.trend_status, l.months_to_target,
+               l.end_target_value, l.deadline, l.gap_points, l.meets_target, l.direction, l.trend_status,
+               l.months_to_target,
                l.on_track_for_deadline, l.constitutional_target_value, l.meets_constitutional,
                s.point_type, s.special_cause_type, s.mean, s.lpl, s.upl, ss.assurance_type, ss.provisional,
                c.source
@@ -53,7 +57,31 @@ def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
         left join s2_triple_aim.spc_summary ss on ss.org_code = l.org_code and ss.metric_id = l.metric_id
         order by case l.metric_id when 'ae_4hr_pct' then 0 when 'rtt_18wk_pct' then 1 when 'dm01_6wk_pct' then 2
                  when 'cancer_fds_pct' then 3 when 'cancer_62d_pct' then 4 when 'cancer_31d_pct' then 5
-                 else 6 end, l.metric_id""", {"org": org_code, "to": period_to})
+                 else 6 end, l.metric_id""", {"org": org_code, "to": period_to}))
+
+
+def scored_measures(text: str | None, names: dict[str, str]) -> str:
+    """aim_scores.metrics_scored ('ae_4hr_pct=2; rtt_18wk_pct=3', or the aims for the overall score) in words:
+    'A&E four-hour performance (quartile 2), RTT ... (quartile 3)'; the review met 'ae 4hr pct=2' in a table."""
+    if not text:
+        return "none"
+    parts = []
+    for item in re.split(r"[;,]\s*", text.strip()):
+        code, _, score = item.partition("=")
+        label = AIMS.get(code.strip()) or in_words(code.strip(), names)
+        parts.append(f"{label} (quartile {float(score):g})" if score.strip() else label)
+    return ", ".join(parts)
+
+
+def judged_as_shown(standards: pl.DataFrame) -> pl.DataFrame:
+    """meets_target judged on the figures as shown (formatting.meets): an occupancy of 92.04%, shown as 92.0%,
+    meets a 92% ceiling; the warehouse compares the unrounded value and said it missed."""
+    if standards.is_empty() or "direction" not in standards.columns:
+        return standards
+    judged = [row["meets_target"] if row["direction"] is None else
+              meets(row["value"], row["target_value"], row["direction"], row["unit"])
+              for row in standards.iter_rows(named=True)]
+    return standards.with_columns(pl.Series("meets_target", judged, dtype=pl.Boolean))
 
 
 def change_sentences(standards: pl.DataFrame) -> list[str]:

@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import theme
+from .charts import with_gaps
+from .formatting import meets
 from .serving import Serving
 
 # The NHS Workforce Statistics staff groups that add up to the total (doctors' grades are a breakdown of "HCHS
@@ -184,10 +186,17 @@ def occupancy_verdict(occupancy_pct: float | None, standard: float = OCCUPANCY_S
     """'above 92%' style plain words on G&A bed occupancy against the planning standard."""
     if occupancy_pct is None:
         return "no occupancy figure"
-    gap = occupancy_pct - standard
-    if gap > 0:
+    gap = round(occupancy_pct, 1) - standard  # judged on the figure as shown: 92.04% reads 92.0%, at the standard
+    if not within_occupancy_standard(occupancy_pct, standard):
         return f"{gap:.1f} points above the {standard:g}% standard"
+    if abs(gap) < 0.05:
+        return f"at the {standard:g}% standard, which meets it"
     return f"within the {standard:g}% standard ({-gap:.1f} points below it)"
+
+
+def within_occupancy_standard(occupancy_pct: float | None, standard: float = OCCUPANCY_STANDARD) -> bool | None:
+    """At or below the standard on the figure as shown (one decimal place): equal to a ceiling meets it."""
+    return meets(occupancy_pct, standard, "at_most", "percent")
 
 
 def cost_summary(months: pl.DataFrame) -> pl.DataFrame:
@@ -233,6 +242,13 @@ def workforce_figure(groups: pl.DataFrame, title: str = "", height: int = 420) -
     return fig
 
 
+def _step_months(frame: pl.DataFrame) -> int:
+    """1 for a monthly series, 3 for a quarterly one (every period in Jan/Apr/Jul/Oct, none a month apart)."""
+    months = sorted(set(frame["period_start"].drop_nulls().to_list()))
+    steps = {(b.year - a.year) * 12 + b.month - a.month for a, b in zip(months, months[1:])}
+    return 3 if steps and min(steps) >= 3 and all(m.month in (1, 4, 7, 10) for m in months) else 1
+
+
 def trend_figure(history: pl.DataFrame, *, title: str = "", unit: str = "", threshold: float | None = None,
                  threshold_label: str = "", show_medians: bool = True, height: int = 340) -> go.Figure:
     """Monthly values of one or more measures (one line each), the national median of a single measure when
@@ -240,13 +256,14 @@ def trend_figure(history: pl.DataFrame, *, title: str = "", unit: str = "", thre
     fig = go.Figure()
     suffix = "%" if unit == "percent" else ""
     for i, (name, part) in enumerate(history.sort("period_start").group_by("measure_name", maintain_order=True)):
+        part = with_gaps(part.select("period_start", "value"), _step_months(part))  # a gap breaks the line
         fig.add_trace(go.Scatter(x=part["period_start"].to_list(), y=part["value"].to_list(), name=name[0],
                                  mode="lines+markers", marker=dict(size=4),
                                  line=dict(color=theme.SERIES[i % len(theme.SERIES)], width=2),
                                  hovertemplate="%{x|%b %Y}: %{y:,.1f}" + suffix + "<extra>" + name[0] + "</extra>"))
     names = history["measure_name"].unique().to_list()
     if show_medians and len(names) == 1 and history["national_median"].drop_nulls().len():
-        h = history.sort("period_start")
+        h = with_gaps(history.sort("period_start").select("period_start", "national_median"), _step_months(history))
         fig.add_trace(go.Scatter(x=h["period_start"].to_list(), y=h["national_median"].to_list(),
                                  name="National median", mode="lines",
                                  line=dict(color=theme.NHS_MID_GREY, dash="dash", width=1.5),

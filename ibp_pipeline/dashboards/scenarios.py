@@ -14,6 +14,7 @@ import polars as pl
 
 from . import theme
 from .forecasts import metric_name_sql
+from .formatting import chance_percents
 from .organisations import plain_name
 from .serving import Serving
 
@@ -283,7 +284,7 @@ def cost_table(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("scenario").map_elements(scenario_label, return_dtype=pl.String).alias("Scenario"),
         pl.col("period_start").alias("Month"), pl.col("target_value").round(2).alias("Target"),
         pl.col("p50").round(2).alias("Median (p50)"),
-        (pl.col("prob_meet_target") * 100).round(1).alias("Chance of meeting (%)"),
+        (pl.col("prob_meet_target") * 100 + 0.5 + 1e-9).floor().cast(pl.Int64).alias("Chance of meeting (%)"),
         pl.col("monthly_cost").round(0).alias("Cost that month (£)"),
         pl.col("annual_cost").round(0).alias("Yearly rate (£, 12 x that month)"),
         pl.col("cost_to_date").round(0).alias("Cost to that month (£)"))
@@ -390,6 +391,11 @@ def tornado_figure(bars: pl.DataFrame, measure: str, unit: str | None, *, title:
     return fig
 
 
+def has_costs(points: pl.DataFrame) -> bool:
+    """Whether any scenario has a yearly cost here: six dots at £0 say nothing, so the page says so instead."""
+    return "annual_cost" in points.columns and bool(points["annual_cost"].fill_null(0).abs().max() or 0)
+
+
 def cost_figure(points: pl.DataFrame, colours: dict[str, str] | None = None, *, title: str = "") -> go.Figure:
     """Scenarios as points: yearly cost of their initiatives at this organisation (x) against the chance of
     meeting the target (y); baseline in black; names in the legend, and on the point when it has a cost."""
@@ -398,7 +404,7 @@ def cost_figure(points: pl.DataFrame, colours: dict[str, str] | None = None, *, 
     for row in points.iter_rows(named=True):
         name = scenario_label(row["scenario"])
         fig.add_trace(go.Scatter(
-            x=[row["annual_cost"]], y=[row["prob_meet_target"] * 100], name=name,
+            x=[row["annual_cost"]], y=chance_percents([row["prob_meet_target"]]), name=name,
             mode="markers+text" if row["annual_cost"] else "markers", text=[name], textposition="top center",
             marker=dict(size=14, color=colours.get(row["scenario"], theme.NHS_MID_GREY),
                         line=dict(color=theme.NHS_WHITE, width=1)),

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 import polars as pl
 import streamlit as st
 
-from ibp_pipeline.dashboards import data_quality, exports, theme
+from ibp_pipeline.dashboards import data_quality, exports, jargon, theme
 from ibp_pipeline.access import User
 from ibp_pipeline.dashboards.formatting import fmt_value  # noqa: F401 (the pages call ui.fmt_value)
 from ibp_pipeline.dashboards.serving import Serving, serving_for, serving_from_env
@@ -118,14 +118,48 @@ def data_as_of(metric_ids: Iterable[str] | None = None, behind: bool = True) -> 
             st.markdown("\n".join(f"- {s}" for s in late))
 
 
+def thousands_columns(frame: pl.DataFrame, at_least: float = 10_000) -> list[str]:
+    """Decimal columns holding figures of at_least 10,000: the grid would show '1543333.0', so they are shown
+    '1,543,333' (whole numbers; a page's own column settings still win)."""
+    out = []
+    for c, t in frame.schema.items():
+        if t.is_float() and frame.height:
+            top = frame[c].abs().max()
+            if top is not None and top >= at_least:
+                out.append(c)
+    return out
+
+
+def plain_frame(frame: pl.DataFrame, keep: Iterable[str] = ()) -> pl.DataFrame:
+    """Every text column through plain() (each distinct value once), except those in keep and those named for
+    files ('File', 'File names', 'File used': there the NHS England file name is the information)."""
+    keep = set(keep)
+    columns = [c for c, t in frame.schema.items() if t == pl.String and c not in keep and "File" not in c]
+    if not columns or frame.is_empty():
+        return frame
+    names = metric_names()
+    out = []
+    for c in columns:
+        values = frame[c].drop_nulls().unique().to_list()
+        mapping = {v: jargon.in_words(v, names) for v in values}
+        out.append(pl.col(c).replace_strict(mapping, default=None, return_dtype=pl.String))
+    return frame.with_columns(out)
+
+
 def table(frame: pl.DataFrame, name: str, sel: Selection, *, column_config: dict | None = None,
-          height: int | str = "auto", key: str | None = None) -> None:
+          height: int | str = "auto", key: str | None = None, plain_text: bool = True,
+          keep: Iterable[str] = ()) -> None:
     """Show a table with CSV and Excel download buttons named after the table, organisation and period.
     Date columns show as months ('May 2025'): every period here is a month, a quarter or a year start. Times are
-    kept to the second: Excel holds milliseconds at best, and nobody reads a load time to the microsecond."""
+    kept to the second: Excel holds milliseconds at best, and nobody reads a load time to the microsecond.
+    Text cells are in a reader's words (plain_frame: no metric ids, table names or model reprs) unless
+    plain_text=False; columns in keep are shown as stored."""
     frame = frame.with_columns(pl.col(pl.Datetime).dt.truncate("1s"))
+    if plain_text:
+        frame = plain_frame(frame, keep)
     months = {c: st.column_config.DateColumn(format="MMM YYYY") for c, t in frame.schema.items() if t == pl.Date}
-    st.dataframe(frame, hide_index=True, column_config=months | (column_config or {}), height=height,
+    big = {c: st.column_config.NumberColumn(format="%,.0f") for c in thousands_columns(frame)}
+    st.dataframe(frame, hide_index=True, column_config=big | months | (column_config or {}), height=height,
                  width="stretch")
     base = exports.safe_filename(f"{name} {sel.org_code} {sel.period_to:%Y-%m}")
     downloads = st.session_state.setdefault("ibp_downloads", {})
@@ -152,8 +186,10 @@ def measure_select(metrics: pl.DataFrame, key: str, help_text: str,
 
 
 def icon(label: str, colour: str, tooltip: str = "") -> str:
-    """A small coloured pill (HTML) with readable text colour and a hover explanation."""
-    return (f'<span class="ibp-icon" style="background:{colour};color:{theme.text_on(colour)}" '
+    """A small coloured pill (HTML) with a hover explanation; text and fill from theme.pill_colours, so the label
+    meets 4.5:1 whatever the meaning colour."""
+    background, text = theme.pill_colours(colour)
+    return (f'<span class="ibp-icon" style="background:{background};color:{text}" '
             f'title="{html.escape(tooltip)}">{html.escape(label)}</span>')
 
 
@@ -161,10 +197,23 @@ def tile(title: str, value: str, lines: Sequence[str], pills: Sequence[str] = ()
          colour: str = theme.NHS_BLUE) -> None:
     """One key-standard tile: title, big value, pills (already HTML from icon()) and plain lines."""
     body = "".join(f'<div class="meta">{html.escape(line)}</div>' for line in lines)
+    help_text = plain(help_text) if help_text else ""  # a tooltip is read too: no warehouse words in it
     st.markdown(
         f'<div class="ibp-tile" style="border-left-color:{colour}" title="{html.escape(help_text)}">'
         f"<h4>{html.escape(title)}</h4><div class=\"value\">{html.escape(value)}</div>"
         f"<div>{''.join(pills)}</div>{body}</div>", unsafe_allow_html=True)
+
+
+def metric_names() -> dict[str, str]:
+    """metric_id -> the catalogue's plain name, for turning warehouse text into a reader's words."""
+    frame = query("select metric_id, name from s1_current_state.metric_catalogue")
+    return dict(zip(frame["metric_id"].to_list(), frame["name"].to_list()))
+
+
+def plain(text: str | None) -> str:
+    """Warehouse text (a method, formula, source or rule) in a reader's words (jargon.in_words with the
+    catalogue's names): no metric ids, table names, file names or model reprs on a page."""
+    return jargon.in_words(text, metric_names())
 
 
 def metric_catalogue() -> pl.DataFrame:

@@ -131,3 +131,88 @@ def test_selection_is_kept_across_pages_and_a_table_downloads(dashboard, browser
     frame = pl.read_csv(saved)
     assert saved.name.startswith("key-standards-qe1") and frame.height > 0 and "measure" in frame.columns
     page.close()
+
+
+LAPTOP = PROJECT_ROOT / "test-artifacts" / "laptop"  # 1366 x 768 viewport screenshots (what a board member sees)
+
+# Every visible text element's colour against the background it sits on (alpha and ancestors' fills blended
+# over white), and plotly's SVG text against the white plot; disabled controls are exempt (WCAG 1.4.3).
+_CONTRAST_SCAN = """() => {
+  const parse = c => { const m = (c || '').match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(parseFloat);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const blend = (top, base) => base.map((v, i) => v * (1 - top[3]) + top[i] * top[3]);
+  const background = el => { const layers = []; const r = el.getBoundingClientRect();
+    const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      const box = e.getBoundingClientRect();  // a fill counts only where the text actually sits on it
+      const under = box.left <= cx && cx <= box.right && box.top <= cy && cy <= box.bottom;
+      if (c && c[3] > 0 && under) { layers.push(c); if (c[3] >= 1) break; } }
+    return layers.reverse().reduce((base, c) => blend(c, base), [255, 255, 255]); };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || style.display === 'none') continue;
+    if (el.closest('[disabled], [aria-disabled="true"], .modebar, .hoverlayer')) continue;
+    const svg = el.namespaceURI === 'http://www.w3.org/2000/svg';
+    if (svg && el.closest('.heatmaplayer, .barlayer, .textpoint')) continue;  // text drawn on its own mark
+    let fg = parse(svg ? style.fill : style.color);  // computed: what the cascade (and !important) paints
+    if (!fg) continue;
+    let opacity = 1; for (let e = el; e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity || 1);
+    if (opacity < 0.1 || fg[3] === 0) continue;  // not shown (Streamlit fades slider ends in on hover)
+    const icon = !!el.closest('[data-testid="stIconMaterial"]');  // an icon: WCAG 1.4.11, 3:1
+    const bg = svg ? [255, 255, 255] : background(el);
+    fg = blend([fg[0], fg[1], fg[2], fg[3] * opacity], bg);
+    const [a, b] = [lum(fg), lum(bg)];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < (icon ? 3 : 4.5)) out.push({text: el.textContent.trim().slice(0, 60),
+      ratio: Math.round(ratio * 100) / 100,
+      opacity: Math.round(opacity * 100) / 100,
+      fg: fg.map(Math.round).join(','), bg: bg.map(Math.round).join(','),
+      where: (el.closest('[data-testid]') || el).getAttribute('data-testid') || el.tagName});
+  }
+  return out;
+}"""
+
+
+def test_header_names_product_and_organisation_focus_is_visible_and_text_meets_aa(dashboard, browser):
+    from ibp_pipeline.dashboards import contrast, theme
+
+    LAPTOP.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    low = []
+    for path, title in PAGES:
+        page.goto(f"{dashboard}/{path}?org=RXL", wait_until="domcontentloaded")
+        _settle(page, title)
+        masthead = page.locator(".ibp-masthead")
+        assert masthead.is_visible(), path
+        words = masthead.inner_text()
+        assert theme.PRODUCT_NAME in words and "Blackpool Teaching Hospitals" in words and "(RXL)" in words, words
+        box, header = masthead.bounding_box(), page.locator('header[data-testid="stHeader"]').bounding_box()
+        assert box["y"] < header["y"] + header["height"] and box["y"] + box["height"] <= header["height"] + 1
+        page.screenshot(path=str(LAPTOP / f"{path or 'overview'}.png"))  # the viewport: what fits on a laptop
+        low += [dict(item, page=path or "overview") for item in page.evaluate(_CONTRAST_SCAN)]
+    assert not low, "text under 4.5:1:\n" + "\n".join(map(str, low[:40]))
+
+    page.goto(f"{dashboard}/?org=RXL", wait_until="domcontentloaded")
+    _settle(page, "Overview")
+    seen = []
+    for _ in range(8):  # keyboard only: Tab until something focusable has the focus
+        page.keyboard.press("Tab")
+        focus = page.evaluate("""() => { const e = document.activeElement; if (!e || e === document.body) return null;
+            const s = getComputedStyle(e); return {tag: e.tagName, style: s.outlineStyle, width: s.outlineWidth,
+            colour: s.outlineColor, shadow: s.boxShadow, visible: e.matches(':focus-visible')}; }""")
+        if focus:
+            seen.append(focus)
+    assert seen, "Tab never moved the focus"
+    yellow = "rgb({}, {}, {})".format(*(round(c * 255) for c in contrast.rgb(theme.FOCUS_RING[0])))
+    ringed = [f for f in seen if f["visible"] and f["style"] != "none" and float(f["width"].rstrip("px")) >= 2
+              and f["colour"] == yellow]
+    assert ringed, f"no focused element showed the yellow focus ring: {seen}"
+    page.screenshot(path=str(LAPTOP / "focus-ring.png"))
+    page.close()

@@ -11,6 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ibp_pipeline.dashboards import data_quality as dq
+from ibp_pipeline.step1_current_state.sources import BY_NAME
 from ibp_pipeline.dashboards import exports
 from ibp_pipeline.dashboards.serving import Serving
 
@@ -196,7 +197,9 @@ def test_data_quality_page_says_which_file_was_due_and_when(app) -> None:
     listing = next(m.value for m in at.markdown if "A&E file was due" in str(m.value))
     assert "ae_monthly_official" not in listing and "(latest December 2025)" in listing
     table = pl.from_pandas(at.dataframe[0].value)
-    ae = table.filter(pl.col("Source id") == "ae_monthly_official").row(0, named=True)
+    assert "Source id" not in table.columns  # the publication's title, not its code name
+    title = BY_NAME["ae_monthly_official"].title
+    ae = table.filter(pl.col("Source") == title).row(0, named=True)
     assert ae["Latest month"] == "December 2025" and ae["Next file"].startswith(
         "Behind: the January 2026 A&E file was due on 12 February 2026")
     assert table["Latest month"].null_count() == 0
@@ -208,8 +211,8 @@ def test_source_selector_filters_quarantine(app) -> None:
     assert box.value == "(all sources)" and len(box.options) >= 2
     everything = at.session_state["ibp_downloads"]
     all_rows = everything[next(k for k in everything if k.startswith("quarantined-rows"))]
-    one = all_rows["Source"][0]
-    box.select(one).run()
+    one = all_rows["Source"][0]  # the publication's title, as every table shows it
+    box.select(next(code for code, source in BY_NAME.items() if source.title == one)).run()
     assert not at.exception
     downloads = at.session_state["ibp_downloads"]
     chosen = downloads[next(k for k in downloads if k.startswith("quarantined-rows"))]

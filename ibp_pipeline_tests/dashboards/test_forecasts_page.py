@@ -217,7 +217,24 @@ def test_register_matrix_orders_organisations_by_mean_chance():
     assert matrix.columns == ["org_code", "org_name", "S1", "S2"]
     assert matrix["org_code"].to_list() == ["B", "C", "A"]
     assert matrix.filter(pl.col("org_code") == "C")["S2"][0] is None
-    assert fc.band_label("unlikely") == "Unlikely (10% to 40%)" and fc.band_colour("very likely") == "#009639"
+    assert fc.band_label("unlikely") == "Unlikely (10% to 40%)" and fc.band_colour("very likely") == "#003087"
+
+
+def test_heatmap_labels_every_row_on_the_colour_blind_safe_scale():
+    """Five ICBs once showed three labels (plotly thins category ticks) on a red-to-green scale."""
+    from ibp_pipeline.dashboards import theme
+
+    members = pl.DataFrame({"org_code": [f"Q{i}" for i in range(5)] * 3,
+                            "org_name": [f"NHS Somewhere Integrated Care Board {i}" for i in range(5)] * 3,
+                            "standard_name": ["A&E 4 hours"] * 5 + ["RTT 18 weeks"] * 5 + ["Cancer 62 days"] * 5,
+                            "is_primary": [True] * 15, "prob_meet_target": [i / 15 for i in range(15)]})
+    fig = fc.register_heatmap(fc.register_matrix(members)).to_plotly_json()
+    heat, layout = fig["data"][0], fig["layout"]
+    assert len(heat["y"]) == 5 and list(layout["yaxis"]["tickvals"]) == list(heat["y"])
+    assert list(layout["yaxis"]["ticktext"]) == list(heat["y"]) and list(layout["xaxis"]["ticktext"]) == list(heat["x"])
+    assert [c for _, c in heat["colorscale"]] == [c for _, c in theme.DIVERGING_SCALE]
+    colours = {fc.band_colour(b) for b in fc.RISK_BANDS}
+    assert theme.NHS_RED not in colours and theme.NHS_GREEN not in colours and theme.NHS_AQUA_GREEN not in colours
 
 
 # ---- data functions on a tiny hand-made database --------------------------------------------------------------
@@ -332,3 +349,18 @@ def test_member_register_is_the_organisations_within(tiny, org, level, expected)
     assert members["prob_meet_target"].is_sorted()
     if "RA1" in expected:
         assert set(members.filter(pl.col("org_code") == "RA1")["org_name"]) == {"Org Ra1"}  # plain name
+
+
+def test_a_chance_reads_the_same_in_the_sentence_the_bars_the_heatmap_and_the_tables():
+    """0.175 once read 18% in the headline and 17% (or 17.5) elsewhere: one rounding rule now."""
+    row = {"org_code": "X", "org_name": "x", "standard_id": "s", "standard_name": "S", "is_primary": True,
+           "prob_meet_target": 0.175, "risk_band": "unlikely", "assessed_period": date(2026, 3, 1),
+           "direction": "at_least", "gap_p50": -1.0, "target_value": 78.0, "p10": 70.0, "p50": 75.0, "p90": 80.0,
+           "period_start": date(2026, 3, 1), "is_deadline_month": True}
+    frame = pl.DataFrame([row])
+    sentence = fc.probability_sentence(row, "percent")
+    bars = fc.register_figure(frame).to_plotly_json()["data"][0]
+    heat = fc.register_heatmap(fc.register_matrix(frame)).to_plotly_json()["data"][0]
+    assert "**18%**" in sentence and list(bars["x"]) == [18] and bars["text"][0].startswith("18%")
+    assert heat["z"][0][0] == 18 and heat["text"][0][0] == "18%"
+    assert frame.select(fc.chance_column())["prob_meet_target"].to_list() == [18]

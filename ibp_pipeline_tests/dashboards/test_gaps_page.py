@@ -103,13 +103,20 @@ def _gap_row(**kw) -> dict:
 
 def test_gap_sentence_known_answers() -> None:
     assert gaps.gap_sentence(_gap_row()) == ("RTT: 57.1% in Mar 2025 against 92.0%, 34.9 points short; improving, "
-                                             "at the current trend it reaches the target in about 289 months.")
+                                             "but at the current trend it takes more than 10 years to reach the "
+                                             "target.")  # not 'about 289 months'
+    assert gaps.gap_sentence(_gap_row(months_to_target=1.2)).endswith("reaches the target in about 1 month.")
+    assert gaps.gap_sentence(_gap_row(months_to_target=30.0)).endswith("reaches the target in about 2 years.")
+    assert gaps.gap_sentence(_gap_row(unit="patients", value=259289.0, target_value=250000.0, gap_points=9289.0,
+                                      months_to_target=7.0)) == (
+        "RTT: 259,289 in Mar 2025 against 250,000, 9,289 short; improving, at the current trend it reaches "
+        "the target in about 7 months.")
     met_step = gaps.gap_sentence(_gap_row(value=75.2, target_value=74.7, gap_points=-0.5, meets_target=True,
                                           is_trajectory=True, end_target_value=78.0, deadline=date(2026, 3, 1),
                                           months_to_target=164.0))
     assert met_step == ("RTT: 75.2% in Mar 2025 against 74.7%, meets the target of this month's step on the "
-                        "trajectory; improving, at the current trend it reaches the end target of 78.0% due Mar 2026 "
-                        "in about 164 months.")
+                        "trajectory; improving, but at the current trend it takes more than 10 years to reach the "
+                        "end target of 78.0% due Mar 2026.")
     assert gaps.gap_sentence(_gap_row(trend_status="not_at_current_trend", months_to_target=None)).endswith(
         "34.9 points short; at the current trend it will not reach the target.")
     assert gaps.gap_sentence(_gap_row(target_value=None)) == "RTT: no target applies."
@@ -151,7 +158,7 @@ def test_needs_headline_and_chart_known_answers() -> None:
     assert gaps.parse_inputs("not json") == {} and gaps.parse_inputs(None) == {} and gaps.parse_inputs("[1]") == {}
     assert [gaps.format_need(v, u) for v, u in ((51673.0, "gbp per year"), (985.49, "patients per week"),
                                                 (2.0733, "ratio"), (3.25, "fte"))] == \
-        ["£51,673 a year", "985 patients per week", "2.07 (ratio)", "3.2 FTE"]
+        ["£51,673 a year", "985 patients a week", "2.07 (ratio)", "3.2 FTE"]
 
 
 # ---- the page --------------------------------------------------------------------------------------------------
@@ -169,7 +176,8 @@ def test_gaps_page_for_a_trust_then_england(app, served_db) -> None:
     assert {"gap_chart", "needs_chart"} <= {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
     labels = [e.label for e in at.expander]
     assert any(label.startswith("Beds: ") for label in labels) and any(label.startswith("Cost: ") for label in labels)
-    assert "ga_beds_occupied / 0.92 - ga_beds_available" in text  # the formula, on demand
+    # the formula, in words
+    assert "/ 0.92 - General and acute beds available (monthly)" in text and "ga_beds_available" not in text
     rxl = at.dataframe[0].value["Value"].tolist()
 
     at.selectbox(key="ibp_org").select("ENGLAND").run()

@@ -71,3 +71,23 @@ def test_change_sentences_on_known_values():
         "A&E: 80.0% in Jul 2025, up 2.0 points on Jun 2025 (better); special cause improvement (Above UCL); "
         "meets its target.",
         "Occupancy: 93.0% in Jul 2025, unchanged on Jun 2025; misses its target."]
+
+
+def test_a_value_equal_to_its_ceiling_as_shown_meets_it():
+    """An occupancy of 92.04%, shown as 92.0%, was marked 'misses' against a 92% ceiling."""
+    frame = pl.DataFrame({"value": [92.04, 92.06, 95.0, 80.0], "target_value": [92.0, 92.0, 95.0, 90.0],
+                          "direction": ["at_most", "at_most", "at_least", None], "unit": ["percent"] * 4,
+                          "meets_target": [False, False, True, False]})
+    assert overview.judged_as_shown(frame)["meets_target"].to_list() == [True, False, True, False]
+
+
+def test_scored_measures_in_words():
+    """The scorecard's tooltip read 'ae_4hr_pct=2' (and 'ae 4hr pct=2' in the board pack)."""
+    names = {"ae_4hr_pct": "A&E four-hour performance", "rtt_18wk_pct": "RTT under 18 weeks"}
+    assert overview.scored_measures("ae_4hr_pct=2; rtt_18wk_pct=3.5", names) == \
+        "A&E four-hour performance (quartile 2), RTT under 18 weeks (quartile 3.5)"
+    assert overview.scored_measures("cost_and_efficiency=2.0; quality_of_care=3.0", names) == \
+        "Cost and efficiency (quartile 2), Quality of care (quartile 3)"
+    assert overview.scored_measures(None, names) == "none"
+    assert overview.scored_measures("rtt_18wk_pct_pct_of_ae_4hr_pct=1", names) == \
+        "RTT under 18 weeks as a percentage of A&E four-hour performance (quartile 1)"

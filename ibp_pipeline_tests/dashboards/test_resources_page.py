@@ -141,6 +141,9 @@ def test_ratio_comparison_percent_from_the_medians() -> None:
 def test_occupancy_verdict_and_money() -> None:
     assert resources.occupancy_verdict(93.5) == "1.5 points above the 92% standard"
     assert resources.occupancy_verdict(90.0) == "within the 92% standard (2.0 points below it)"
+    # 92.04% shows as 92.0%: equal to the 92% ceiling, so it meets it (it read '0.0 points above', marked red)
+    assert resources.occupancy_verdict(92.04) == "at the 92% standard, which meets it"
+    assert resources.within_occupancy_standard(92.04) is True and resources.within_occupancy_standard(92.06) is False
     assert resources.occupancy_verdict(None) == "no occupancy figure"
     assert [resources.money(v) for v in (950, 13.84e6, 23.7e9, None)] == ["£950", "£13.8m", "£23.7bn", "-"]
 
@@ -192,3 +195,15 @@ def test_resource_downloads_read_back_as_shown(app) -> None:
     assert set(costs["Activity"]) == {"A&E attendances", "Emergency admissions", "Diagnostic tests (DM01)",
                                       "Elective admissions (admitted RTT clock stops)"}
     assert_frame_equal(pl.read_excel(io.BytesIO(exports.excel_bytes(costs, "costs"))), costs, check_dtypes=False)
+
+
+def test_trend_lines_break_at_missing_months() -> None:
+    """A series with no figure for Feb-Apr 2025 was drawn straight across them; the gap is now left blank."""
+    history = pl.DataFrame({"period_start": [date(2025, 1, 1), date(2025, 5, 1), date(2025, 6, 1)],
+                            "value": [90.0, 93.0, 94.0], "measure_name": ["Occupancy"] * 3,
+                            "national_median": [91.0, 92.0, 92.5]})
+    fig = resources.trend_figure(history, unit="percent").to_plotly_json()
+    line = fig["data"][0]
+    assert len(line["x"]) == 6 and list(line["y"]) == [90.0, None, None, None, 93.0, 94.0]
+    median = fig["data"][1]
+    assert list(median["y"]) == [91.0, None, None, None, 92.0, 92.5]

@@ -244,3 +244,13 @@ def test_scenario_metrics_know_which_have_a_target_and_its_deadline(tiny):
     assert sc.scenario_metrics(tiny, "NOPE").is_empty()
     cover = sc.coverage(tiny)
     assert cover.rows() == [("provider", 1, 2, "A&E attendances; A&E four-hour")]
+
+
+def test_no_cost_chart_when_every_scenario_costs_nothing():
+    """Six dots at £0 were drawn as a chart; the page now says there is no cost instead."""
+    from ibp_pipeline.dashboards import scenarios as sc_mod
+
+    zero = pl.DataFrame({"scenario": ["baseline", "demand_high"], "annual_cost": [0.0, None]})
+    assert sc_mod.has_costs(zero) is False
+    assert sc_mod.has_costs(zero.with_columns(pl.Series("annual_cost", [0.0, 120_000.0]))) is True
+    assert sc_mod.has_costs(pl.DataFrame({"scenario": ["baseline"]})) is False
