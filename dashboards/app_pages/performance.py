@@ -59,10 +59,10 @@ var_label, var_help, var_colour = theme.variation_label(latest["point_type"])
 ass_label, ass_help, ass_colour = theme.assurance_label(fact.get("assurance_type"))
 with info_col:
     st.subheader("What this measure is")
-    st.markdown(f"**{name}**: {fact.get('definition') or 'no definition in the catalogue.'}")
+    st.markdown(f"**{name}**: {ui.plain(fact.get('definition')) or 'no definition in the catalogue.'}")
     st.markdown(f"- **Calculated as:** {performance.formula_text(fact.get('formula'), fact.get('aggregation'))}\n"
                 f"- **Unit:** {unit or '-'}\n"
-                f"- **Source:** {fact.get('source') or latest['source'] or '-'}\n"
+                f"- **Source:** {ui.plain(fact.get('source') or latest['source']) or '-'}\n"
                 f"- **Better when:** " + ("higher" if fact.get("higher_is_better") else
                                          "lower" if fact.get("higher_is_better") is False else
                                          "neither (a volume or capacity measure)"))
@@ -84,11 +84,11 @@ with info_col:
                 + ("" if (latest["baseline_points"] or 0) >= performance.MIN_POINTS
                    else " " + performance.provisional_sentence(latest["baseline_points"])))
     with st.expander("How the limits were computed"):
-        st.markdown(f"{latest['limits_formula'] or fact.get('limits_formula') or '-'}")
+        st.markdown(ui.plain(latest["limits_formula"] or fact.get("limits_formula")) or "-")
         if fact.get("rules"):
-            st.markdown(f"**Special-cause rules:** {fact['rules']}.")
+            st.markdown(f"**Special-cause rules:** {ui.plain(fact['rules'])}.")
         if fact.get("reference"):
-            st.caption(f"Method: {fact['reference']}.")
+            st.caption(f"Method: {ui.plain(fact['reference'])}.")
 
 st.subheader("Special-cause months in the period")
 special = performance.special_cause_months(spc)

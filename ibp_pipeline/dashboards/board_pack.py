@@ -27,22 +27,23 @@ def _e(value: object) -> str:
 
 def gap_text(gap: float | None, unit: str | None) -> str:
     """The gap to a target in words (gap_points is positive when short of it): '2.8 points short' for a
-    percentage, '1,200 short' for a count, 'met, 1.6 points to spare', 'met exactly'."""
+    percentage, '1,200 short' for a count, 'met, 1.6 points to spare'; a gap that rounds to nothing is 'met
+    exactly', judged on the figures as shown, like formatting.meets."""
     if gap is None:
         return "-"
-    places = 2 if 0 < abs(gap) < 0.05 else 1  # never '0.0 points short'
-    size = f"{abs(gap):.{places}f} points" if (unit or "").lower() in PERCENT_UNITS else fmt_value(abs(gap), unit)
-    if gap > 0:
+    percent = (unit or "").lower() in PERCENT_UNITS
+    size = f"{abs(gap):.1f} points" if percent else fmt_value(abs(gap), unit)
+    if gap > 0 and size not in ("0.0 points", "0"):
         return f"{size} short"
-    return "met exactly" if gap == 0 else f"met, {size} to spare"
+    return "met exactly" if size in ("0.0 points", "0") else f"met, {size} to spare"
 
 
 def gaps_table(standards: pl.DataFrame) -> pl.DataFrame:
     """The key standards' gaps in the words of the Gaps page: every figure through the one formatter."""
     return pl.DataFrame([{
         "Measure": r["metric_name"], "Month": fmt_cell(r["period_start"]),
-        "Value": ipr.fmt_against(r["value"], r["target_value"], r["unit"])[0],
-        "Standard": r["standard_name"] or "-", "Target": ipr.fmt_against(r["value"], r["target_value"], r["unit"])[1],
+        "Value": fmt_value(r["value"], r["unit"]),
+        "Standard": r["standard_name"] or "-", "Target": fmt_value(r["target_value"], r["unit"]),
         "Gap to target": gap_text(r["gap_points"], r["unit"]),
         "Meets target": "-" if r["meets_target"] is None else ("yes" if r["meets_target"] else "no"),
         "Trend": gaps.TREND_STATUS.get(r["trend_status"], "-") if r["trend_status"] else "-",
@@ -78,13 +79,15 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<p>No Triple Aim score for this organisation in the period.</p>")
     else:
         first = scores.row(0, named=True)
+        names = dict(db.query("select metric_id, name from s1_current_state.metric_catalogue").iter_rows())
         sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
                         f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
         sections.append(_frame_table(scores.select(
             pl.col("aim").replace_strict(overview.AIMS, default=pl.col("aim")).alias("Aim"),
             pl.col("score").round(2).alias("Score (1 best, 4 worst)"),
             pl.format("{} of {}", "national_rank", "national_n").alias("National rank"),
-            pl.col("metrics_scored").str.count_matches("=").alias("Measures scored"))))
+            pl.col("metrics_scored").map_elements(lambda t: overview.scored_measures(t, names),
+                                                  return_dtype=pl.String).alias("Measures (quartile, 1 best)"))))
     sections.append("<h2>Key standards</h2>")
     if standards.is_empty():
         sections.append("<p>No standard applies to this organisation in the period.</p>")
@@ -97,10 +100,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
                 f"<div class='tile'><h3>{_e(row['metric_name'])}</h3><div class='value'>"
                 f"{_e(fmt_cell(row['value'], row['unit']))}</div><div>{_e(fmt_cell(row['period_start']))} · target "
                 f"{_e(fmt_cell(row['target_value'], row['unit']))}</div>"
-                f"<span class='pill' style='background:{var_colour};color:{theme.text_on(var_colour)}' "
-                f"title='{_e(var_help)}'>{_e(var_label)}</span>"
-                f"<span class='pill' style='background:{ass_colour};color:{theme.text_on(ass_colour)}' "
-                f"title='{_e(ass_help)}'>{_e(ass_label)}</span></div>")
+                f"{_pill(var_label, var_colour, var_help)}{_pill(ass_label, ass_colour, ass_help)}</div>")
         sections.append(f"<div class='tiles'>{''.join(cards)}</div>")
         sections.append("<h2>What changed since last month</h2><ul>"
                         + "".join(f"<li>{_e(line)}</li>" for line in overview.change_sentences(standards))
@@ -202,8 +202,8 @@ def _as_of(value: object) -> str:
 
 
 def _pill(label: str, colour: str, tooltip: str) -> str:
-    return (f"<span class='pill' style='background:{colour};color:{theme.text_on(colour)}' title='{_e(tooltip)}'>"
-            f"{_e(label)}</span>")
+    fill, text = theme.pill_colours(colour)  # darkened just enough for 4.5:1
+    return f"<span class='pill' style='background:{fill};color:{text}' title='{_e(tooltip)}'>{_e(label)}</span>"
 
 
 def ipr_sections(db: Serving, org_code: str, period_to: date, today: date | None = None) -> list[str]:
@@ -237,9 +237,9 @@ def ipr_sections(db: Serving, org_code: str, period_to: date, today: date | None
         var = theme.variation_label(r["point_type"])
         ass = theme.assurance_label(r["assurance_type"]) if r["target_value"] is not None else \
             ("No target", "No standard applies to this measure.", theme.NHS_DARK_GREY)
-        value, target = ipr.fmt_against(r["value"], r["target_value"], r["unit"])
-        body.append(f"<tr><td>{_e(r['name'])}</td><td>{r['period_start']:%b %Y}</td><td>{_e(value)}</td>"
-                    f"<td>{_e(target if r['target_value'] is not None else '-')}</td>"
+        target = fmt_value(r["target_value"], r["unit"]) if r["target_value"] is not None else "-"
+        body.append(f"<tr><td>{_e(r['name'])}</td><td>{r['period_start']:%b %Y}</td>"
+                    f"<td>{_e(fmt_value(r['value'], r['unit']))}</td><td>{_e(target)}</td>"
                     f"<td>{_pill(var[0], var[2], var[1])}</td><td>{_pill(ass[0], ass[2], ass[1])}</td>"
                     f"<td>{ipr.sparkline_svg(r['trend'])}</td></tr>")
     out.append(f"<table class='ipr'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

@@ -17,7 +17,7 @@ import polars as pl
 from ..config import get_paths
 from ..records import store
 from . import theme
-from .formatting import PERCENT_UNITS, fmt_value
+from .formatting import chance_percent, fmt_chance, fmt_value
 from .serving import Serving
 
 # Board sections, in the order an IPR reads, by measure id prefix; the staff-group breakdowns of the workforce
@@ -28,15 +28,6 @@ SECTIONS = (("ae_", "Urgent and emergency care"), ("rtt_", "Planned care"), ("dm
 LEFT_OUT = "workforce_fte_"
 TREND_MONTHS = 13
 RECENT_MONTHS = 24  # a measure whose latest month is older than this before the report month is not reported
-
-
-def fmt_against(value: float | None, target: float | None, unit: str | None) -> tuple[str, str]:
-    """A value and its target, with one more decimal place on both while rounding would make them look equal when
-    they are not: 92.04% against a 92% ceiling reads '92.04%' and '92.00%', never '92.0%' marked a miss."""
-    a, b = fmt_value(value, unit), fmt_value(target, unit)
-    if value is None or target is None or value == target or a != b or (unit or "").lower() not in PERCENT_UNITS:
-        return a, b
-    return f"{value:.2f}%", f"{target:.2f}%"
 
 
 def section_of(metric_id: str) -> str | None:
@@ -109,9 +100,8 @@ def summary_table(summary_rows: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame()
     return pl.DataFrame([{
         "Section": r["section"], "Measure": r["name"], "Month": f"{r['period_start']:%b %Y}",
-        "Latest": fmt_against(r["value"], r["target_value"], r["unit"])[0],
-        "Target": fmt_against(r["value"], r["target_value"], r["unit"])[1] if r["target_value"] is not None
-        else "No target",
+        "Latest": fmt_value(r["value"], r["unit"]),
+        "Target": fmt_value(r["target_value"], r["unit"]) if r["target_value"] is not None else "No target",
         "Variation": theme.variation_label(r["point_type"])[0],
         "Assurance": theme.assurance_label(r["assurance_type"])[0] if r["target_value"] is not None else "No target",
         "Trend": r["trend"],
@@ -151,29 +141,18 @@ def risk_register(simulated: pl.DataFrame, entered: pl.DataFrame) -> pl.DataFram
             rows.append({"Risk": r["title"], "Standard": sim["standard_name"][0] if sim.height else "-",
                          "Owner": r["owner"], "Impact": r["impact"], "Likelihood": r["likelihood"],
                          "Score": f"{score} ({level})", "Controls": r["controls"], "Status": r["status"],
-                         "Simulated chance of missing": _chance(sim["p_miss"][0]) if sim.height else "-"})
+                         "Simulated chance of missing": fmt_chance(sim["p_miss"][0]) if sim.height else "-"})
     if not simulated.is_empty():
         for r in simulated.iter_rows(named=True):
             if r["standard_id"] in covered:
                 continue
             rows.append({"Risk": "No risk entered yet", "Standard": r["standard_name"], "Owner": "-", "Impact": None,
                          "Likelihood": None, "Score": "-", "Controls": "-", "Status": "-",
-                         "Simulated chance of missing": _chance(r["p_miss"])})
+                         "Simulated chance of missing": fmt_chance(r["p_miss"])})
     return pl.DataFrame(rows, schema={"Risk": pl.String, "Standard": pl.String, "Owner": pl.String,
                                       "Impact": pl.Int64, "Likelihood": pl.Int64, "Score": pl.String,
                                       "Controls": pl.String, "Status": pl.String,
                                       "Simulated chance of missing": pl.String})
-
-
-def _chance(p: float | None) -> str:
-    """One rounding rule for a chance everywhere: whole percent, with 'under 1%' / 'over 99%' at the ends."""
-    if p is None:
-        return "-"
-    if p < 0.005:
-        return "under 1%"
-    if p > 0.995:
-        return "over 99%"
-    return f"{p * 100:.0f}%"
 
 
 def icb_trusts(db: Serving, icb_code: str, period_to: date) -> pl.DataFrame:
@@ -230,7 +209,7 @@ def forecast_table(db: Serving, org_code: str) -> pl.DataFrame:
         "Standard": r["standard_name"], "Judged in": f"{r['assessed_period']:%b %Y}",
         "Target": fmt_value(r["target_value"], r["unit"]), "Forecast (median)": fmt_value(r["p50"], r["unit"]),
         "Likely range (80%)": f"{fmt_value(r['p10'], r['unit'])} to {fmt_value(r['p90'], r['unit'])}",
-        "Chance of meeting": _chance(r["prob_meet_target"]),
+        "Chance of meeting": fmt_chance(r["prob_meet_target"]),
     } for r in rows.iter_rows(named=True)], schema={c: pl.String for c in (
         "Standard", "Judged in", "Target", "Forecast (median)", "Likely range (80%)", "Chance of meeting")})
 
@@ -255,8 +234,8 @@ def scenario_table(db: Serving, org_code: str, year_end: date) -> pl.DataFrame:
         order by c.scenario, name""", {"org": org_code, "start": year_start, "end": year_end})
     return pl.DataFrame([{
         "Scenario": r["scenario"].replace("_", " ").capitalize(), "Measure": r["name"],
-        "Chance, baseline": _chance(r["prob_baseline"]), "Chance, scenario": _chance(r["prob_scenario"]),
-        "Change (points)": f"{(r['prob_scenario'] - r['prob_baseline']) * 100:+.0f}",
+        "Chance, baseline": fmt_chance(r["prob_baseline"]), "Chance, scenario": fmt_chance(r["prob_scenario"]),
+        "Change (points)": f"{chance_percent(r['prob_scenario']) - chance_percent(r['prob_baseline']):+d}",
         "Extra cost in the year": fmt_value(r["extra_cost"], "GBP") if r["extra_cost"] else "none",
     } for r in rows.iter_rows(named=True)], schema={c: pl.String for c in (
         "Scenario", "Measure", "Chance, baseline", "Chance, scenario", "Change (points)", "Extra cost in the year")})

@@ -74,10 +74,11 @@ POINT_TYPES = ("special_cause_improvement", "special_cause_concern", "special_ca
                "special_cause_neutral_low", "common_cause")
 ASSURANCE_TYPES = ("consistent_pass", "consistent_fail", "inconsistent")
 
-LIMITS_FORMULA = ("XmR (Making Data Count, as NHSRplotthedots): mean = mean of the baseline values; "
-                  "mR-bar = mean of |x_t - x_(t-1)| over the baseline after dropping moving ranges >= 3.267 x "
-                  "their mean (when screening is on); lpl/upl = mean -/+ 2.66 x mR-bar; "
-                  "2-sigma lines = mean -/+ (2 x 2.66 / 3) x mR-bar")
+LIMITS_FORMULA = ("XmR (Making Data Count, as NHSRplotthedots): the centre line is the mean of the baseline "
+                  "months; the average moving range (mR-bar) is the mean difference between consecutive baseline "
+                  "months, after leaving out differences of 3.267 times that mean or more; the process limits "
+                  "are the mean minus and plus 2.66 x mR-bar; the 2-sigma lines the mean minus and plus "
+                  "(2 x 2.66 / 3) x mR-bar")
 RULES_TEXT = ("special cause when a point is beyond a process limit, part of {shift} or more consecutive points on "
               "one side of the mean (a point on the mean breaks the run), part of {trend} or more consecutive "
               "points each rising (or falling) (a tie breaks the trend), or one of 2 close points (beyond a "

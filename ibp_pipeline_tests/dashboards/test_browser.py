@@ -20,7 +20,8 @@ from ibp_pipeline.config import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
-PAGES = [("", "Overview"), ("performance", "Performance"), ("benchmarking", "Benchmarking"),
+PAGES = [("", "Overview"), ("performance", "Performance"), ("report", "Performance report"),
+         ("benchmarking", "Benchmarking"),
          ("resources", "Resources"), ("gaps", "Gaps and needs"), ("forecasts", "Forecasts and risk"),
          ("scenarios", "Scenarios"), ("plan", "Plan"), ("workforce", "Workforce plan"),
          ("data-quality", "Data quality")]

@@ -11,6 +11,7 @@ import pytest
 
 from ibp_pipeline.access import User
 from ibp_pipeline.dashboards import ipr
+from ibp_pipeline.dashboards.formatting import fmt_chance
 from ibp_pipeline.records import store
 
 from .conftest import page_text
@@ -35,9 +36,7 @@ def test_exception_reasons_and_which_rows_are_exceptions() -> None:
     assert "special-cause concern" in found["reason"][2] and "95.0%" in found["reason"][2]
 
 
-def test_one_rounding_rule_for_a_chance_and_the_register_lists_uncovered_standards() -> None:
-    assert [ipr._chance(p) for p in (0.0, 0.004, 0.174, 0.175, 0.9951, 1.0)] == [
-        "under 1%", "under 1%", "17%", "18%", "over 99%", "over 99%"]
+def test_the_register_lists_uncovered_standards_after_the_entered_risks() -> None:
     simulated = pl.DataFrame({"standard_id": ["s1", "s2"], "standard_name": ["A&E 78%", "RTT 65%"],
                               "p_miss": [0.44, 0.9]})
     entered = pl.DataFrame({"risk_id": ["R001", "R002"], "title": ["Winter pressure", "Closed one"],
@@ -153,7 +152,7 @@ def test_trust_report_summary_exceptions_saved_and_risk_register(app, served_db:
     register = pl.from_pandas(at.dataframe[1].value)
     row = register.row(0, named=True)
     assert row["Risk"] == "Winter demand beyond plan" and row["Score"] == "9 (high)"
-    assert row["Simulated chance of missing"] == ipr._chance(p_miss)
+    assert row["Simulated chance of missing"] == fmt_chance(p_miss)
     # a second look at the page (a new session) still shows what was kept
     again = app(page="ipr.py", org="RXL")
     assert "Open 12 escalation beds; daily discharge huddle" in page_text(again)
@@ -244,9 +243,7 @@ def test_board_pack_gap_words() -> None:
         "0.7 points short", "met, 2.7 points to spare", "met exactly", "1,200 short", "met, 35 to spare", "-"]
 
 
-def test_a_value_that_rounds_onto_its_target_shows_the_difference() -> None:
-    assert ipr.fmt_against(92.0369, 92.0, "percent") == ("92.04%", "92.00%")
-    assert ipr.fmt_against(92.0, 92.0, "percent") == ("92.0%", "92.0%")
-    assert ipr.fmt_against(77.3, 78.0, "percent") == ("77.3%", "78.0%")
+def test_a_gap_that_rounds_to_nothing_is_met_as_shown() -> None:
     from ibp_pipeline.dashboards.board_pack import gap_text
-    assert gap_text(0.0369, "percent") == "0.04 points short"
+    from ibp_pipeline.dashboards.formatting import meets
+    assert gap_text(0.0369, "percent") == "met exactly" and meets(92.0369, 92.0, "at_most", "percent")
