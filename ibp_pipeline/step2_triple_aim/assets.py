@@ -48,9 +48,12 @@ def targets(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
-@dg.asset(key=["s2_triple_aim", "peer_groups"], deps=[S1("metric_values"), RAW("trust_peer_finder")], **STEP2)
+@dg.asset(key=["s2_triple_aim", "peer_groups"], deps=[S1("metric_values"), S1("organisations"),
+                                                      RAW("trust_peer_finder"), RAW("staff_survey_2024"),
+                                                      RAW("estates_eric_site")], **STEP2)
 def peer_groups(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Trusts clustered on size and case mix, so each is compared with similar trusts."""
+    """Trusts typed (acute band, specialist, children's, community, mental health, ambulance), then clustered on
+    size and case mix within type, so each is compared only with trusts a leader would accept as peers."""
     from .peers import build_peer_groups
 
     with warehouse.connect() as con:
