@@ -234,7 +234,7 @@ def assemble_features(raw: pl.DataFrame) -> pl.DataFrame:
     dep_median = frame.select(pl.coalesce("pf_deprivation", "pred_deprivation", "catchment_imd",
                                           "host_icb_imd").median()).item()
     frame = _first_filled(frame, "workforce_fte", [("workforce_fte", "metric_values"),
-                                                   ("pf_fte", "peer finder fte_staff")], None, None)
+                                                   ("pf_fte", "Trust Peer Finder staff count")], None, None)
     frame = _first_filled(frame, "deprivation", [
         ("pf_deprivation", "peer finder"), ("pred_deprivation", "predecessor trusts in the peer finder"),
         ("catchment_imd", "catchment-weighted ICB IMD 2025 score"), ("host_icb_imd", "host ICB IMD 2025 score")],

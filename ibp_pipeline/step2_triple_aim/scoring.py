@@ -482,13 +482,14 @@ def _long_sql(unit_cost: float | None) -> str:
         from latest.staff_survey_2024 where score is not null and measure in ({", ".join(repr(m) for m in STAFF_SURVEY)})
         group by all),
     trust_nss as (
-        select g.org_code, 'provider' as org_level, g.period_start,
+        select n.org_code, 'provider' as org_level, g.period_start,
                case n.measure {" ".join(f"when {k!r} then {m.metric_id!r}" for k, m in STAFF_SURVEY.items())} end
                  as metric_id,
                n.score as value, date '{STAFF_SURVEY_MONTH}' as value_period_start,
                'NHS Staff Survey 2024, ' || coalesce(n.responses::varchar, 'unknown') || ' responses' as inputs
-        from grid g join nss n on n.org_code = g.org_code
-        where g.org_level = 'provider' and g.period_start >= date '{STAFF_SURVEY_FROM}')
+        from nss n join {S1}.organisations o on o.org_code = n.org_code and o.org_type = 'nhs_trust'
+        join (select month as period_start from months) g
+          on g.period_start >= date '{STAFF_SURVEY_FROM}' and (o.close_date is null or g.period_start <= o.close_date))
     select * from (
         select * from trust_nss
         union all
