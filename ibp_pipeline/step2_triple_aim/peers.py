@@ -26,22 +26,24 @@ Missing values are filled, and every fill is written in `imputed`:
   catchment-weighted IMD 2025 average score of the ICBs the trust's patients come from -> its host ICB's IMD
   2025 score -> the national median;
 - specialisation: peer finder -> predecessors' FTE-weighted mean -> the median (percentile 0.5).
-A trust with too little data goes to the fallback group (peer_group_id 0, assignment says why): no workforce
-FTE from either source, or neither A&E attendances nor G&A beds known (it closed before both series began, so
-its service type cannot be told). It is compared nationally only, and is listed, never dropped.
+A trust whose type is unknown (not in either source, nor its predecessors, and not ambulance), or which cannot be
+placed within a type that is split (no workforce FTE, or neither A&E attendances nor G&A beds known), goes to the
+fallback group (peer_group_id 0, assignment says why). It has no peers, and is listed, never dropped.
 
-Clustering: KMeans (scikit-learn, n_init=10, random_state=seed) on the standardised features of the current
-trusts (open, with data in the last 12 months); k is chosen by the best mean silhouette over K_RANGE (4-8)
-unless given. Why not from 3: on the bundled data k = 3 has the highest silhouette (0.389 against 0.348 for
-k = 4) but only re-finds the three service types the A&E, bed and ambulance features encode by construction
-(acute / community and mental health / ambulance), leaving ~96 acute trusts of 1,000 to 19,000 FTE in one
-"peer" group, which is no peer grouping at all. Ward agglomerative clustering is tried on the same k range and
-used only when its best silhouette beats KMeans' by more than AGGLOMERATIVE_MARGIN (on the bundled data it is
-lower at every k, so KMeans is used). Either way a group's centre is its members' mean. Closed or dormant
-trusts are then assigned to the nearest group centre (assignment 'nearest_group ...'), so their historic
-periods can still be compared with peers.
-Group ids are ordered by group size (sum of the three size z-values of the centre, largest first), so ids are
-stable given the data and the seed.
+Types first (trust_types.py): every trust is typed from the NHS Staff Survey 2024 benchmarking group and the
+ERIC 2019/20 size band (predecessors for merged trusts; the ambulance staff share as a last resort), and is only
+ever grouped with trusts of its own type: a leader does not accept a community trust or a children's hospital as
+the peer of a district general hospital, however alike their size.
+Clustering within type: the features are standardised over the current trusts (open, with data in the last 12
+months) of every type, so z-values read against the average NHS trust. A type with MIN_TO_CLUSTER or more current
+trusts is split by KMeans (n_init=10, random_state=seed) on the size, deprivation and specialisation z-values into
+the k in WITHIN_K with the best silhouette whose smallest group has MIN_GROUP_SIZE trusts (the ambulance share is
+left out: it is the type); a smaller type, or one with no such split, is one group: its published band. On the
+bundled data: acute teaching splits in 3, acute large, medium and small, and mental health in 2; acute
+specialist, specialist children's, community and ambulance are one group each. A group is named by its type and
+the feature that separates it from the other groups of the type ("Acute teaching: mid deprivation"). Closed or
+dormant trusts join the nearest group centre of their type; multi-service acute trusts (ERIC) and acute trusts
+without a band the nearest general acute group. Group ids follow the type order (UNIT_ORDER), then size.
 """
 from __future__ import annotations
 

@@ -1,30 +1,33 @@
 """Step-2 Triple Aim scores: every NHS trust and ICB, every month, scored 1-4 (1 best) on each metric, averaged into
-aim scores and an overall score, segmented 1-4 and ranked nationally and within the trust's peer group.
+aim scores and an overall score, ranked among trusts of the same type and within the trust's peer group.
 
-Why: in the spirit of the NHS Oversight Framework 2025/26 segmentation, a leader sees at a glance where the
-organisation stands on the three aims (experience and quality of care, population health, cost and efficiency)
-and which metric drives it; every score row carries the value, the cut points and the method behind it.
+Why: a leader sees at a glance where the organisation stands on each aim (quality of care, our people,
+population health, efficiency) and which measure drives it; every score row carries the value, the cut points
+and the method behind it. This is the dashboard's own comparison with comparable trusts, not the NHS Oversight
+Framework segmentation: the standing is named "Peer quartile: ..." so it cannot be read as an NOF segment.
 
 Tables (schema s2_triple_aim)
 - scores: one row per organisation x month x metric. Columns: org_code, org_name, org_level ('provider' = NHS
-  trust, 'icb'), peer_group_id (trusts; NULL for ICBs), period_start (the month scored), aim, metric_id,
+  trust, 'icb'), peer_group_id and comparison_type (trusts; NULL for ICBs), period_start (the month scored), aim, metric_id,
   metric_name, unit, value (the metric), value_period_start (the month the value comes from: the latest value
   in the scored month or the MONTHS_CARRIED months before it; for the static population-health sources the
   year or release used), higher_is_better, scored_value (the number ranked: the value, or its distance from a
-  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (national cut points among
-  organisations of the same level that month, in scored_value units), score (1-4, NULL for context rows),
+  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (cut points among
+  organisations of the same level and comparison type that month, in scored_value units), score (1-4, NULL for context rows),
   is_estimate, formula, inputs (the numbers the value came from), source.
 - aim_scores: one row per organisation x month x aim, plus aim 'overall'. Columns: org_code, org_name,
-  org_level, peer_group_id, peer_group_label, period_start, aim, score (mean of the metric scores of the aim;
-  overall = mean of the aim scores, each aim weighted equally), n_metrics_scored, n_aims_scored (overall),
-  metrics_scored ('metric=score; ...'), segment (overall only, 1-4), segment_rule, national_rank / national_n
-  (rank among organisations of the same level with a score that month; 1 = best; ties share the lowest rank,
+  org_level, peer_group_id, peer_group_label, comparison_type, period_start, aim, score (mean of the metric
+  scores of the aim, NULL with fewer than MIN_METRICS_PER_AIM; overall = mean of the scored aims, each weighted
+  equally), n_metrics_scored, n_aims_scored (overall), metrics_scored ('measure name: score; ...'), not_scored
+  (why there is no score), peer_quartile (overall only, 1-4: the quarter of the peer group, ICBs of all ICBs,
+  the rank falls in), standing ("Peer quartile: top quarter"), standing_rule, national_rank / national_n
+  (rank among organisations of the same level and comparison type with a score that month; 1 = best; ties share the lowest rank,
   'competition' ranking 1, 2, 2, 4), peer_rank / peer_n (the same within the trust's peer group; NULL for
   ICBs and for the fallback group).
 
 Metric scoring (`method`)
 - national_quartile: cut points are the 25th, 50th and 75th percentiles (linear interpolation) of the values
-  of all organisations of the same level that month. Higher is better: 1 if value >= p75, 2 if >= median,
+  of the organisations of the same level and comparison type that month (trusts of one type; all ICBs). Higher is better: 1 if value >= p75, 2 if >= median,
   3 if >= p25, else 4. Lower is better: 1 if value <= p25, 2 if <= median, 3 if <= p75, else 4. A value on a
   cut point gets the better score. Fewer than MIN_ORGS_FOR_QUARTILES organisations -> no score.
 - national_quartile_of_distance_from_standard: G&A bed occupancy has a ceiling standard (92%) and no better
@@ -39,15 +42,15 @@ separate them.
 Aims and metrics (METRICS below; the same list for trusts and ICBs unless `levels` says otherwise)
 - quality_of_care: A&E 4-hour %, 12-hour decision-to-admit waits per 100 attendances, RTT 18-week %, 52-week
   waiters as % of the list, diagnostics 6-week %, cancer 28-day FDS, 31-day and 62-day %.
-- population_health: ONS Health Index overall score (higher is healthier), IMD 2025 average score (higher is
-  more deprived, so lower is better), virtual ward capacity per 100,000 population. These are ICB figures; a
+- population_health: ONS Health Index overall score (higher is healthier), IMD 2025 average score (context only, never
+  scored: higher is more deprived), virtual ward capacity per 100,000 population. These are ICB figures; a
   trust gets the mean over the ICBs its patients come from weighted by latest.trust_icb_catchment (share of
   the trust's patients from each ICB; ICB E54 codes mapped to Q-codes through organisations.ons_code), or its
   host ICB's value when it is not in the catchment file (community, mental health, ambulance trusts); these
   trust rows are attributions, so they are is_estimate = true.
   The Health Index used for a month is the latest year published on or before that month's calendar year
   (2021 for every month from 2021; the earliest year, 2015, before that); IMD 2025 applies to every month.
-- cost_and_efficiency: workforce FTE per 1,000 A&E attendances (trusts with >= MIN_AE_FOR_FTE_RATIO
+- efficiency: workforce FTE per 1,000 A&E attendances (trusts with >= MIN_AE_FOR_FTE_RATIO
   attendances that month; an ICB sums the FTE and attendances of those trusts whose host it is, so ambulance,
   mental health and community staff do not count against it) - an estimate, since not all staff serve A&E;
   G&A bed occupancy (distance from 92%); patients no longer meeting the criteria to reside as % of G&A beds;
@@ -61,9 +64,16 @@ Aims and metrics (METRICS below; the same list for trusts and ICBs unless `level
   type 3 units that the NCC does not all cost), so attendances x unit cost runs about 15% above the NCC total;
   these rows are is_estimate = true with the formula.
 
-Overall and segment: overall = mean of the aim scores available; segment 1 if overall <= 1.75, 2 if <= 2.5,
-3 if <= 3.25, else 4 (SEGMENT_CUTS), given only when at least MIN_METRICS_FOR_SEGMENT metrics in at least
-MIN_AIMS_FOR_SEGMENT aims were scored (otherwise segment is NULL and the overall score is still shown).
+Our people: the NHS Staff Survey 2024 (latest.staff_survey_2024, occupation-group weighted scores out of 10,
+higher better): staff engagement, morale and the seven People Promise elements; "would recommend the
+organisation" (advocacy) counts in quality of care. Applied to every month from January 2024.
+Deprivation (IMD 2025) is shown as context beside the trust and never scored: a trust does not control it.
+No money measure: the national cost collection is one national price list, not each trust's costs, so the
+efficiency aim (beds and staff) is not called cost; the A&E cost estimates are context.
+
+Overall and peer quartile: overall = mean of the scored aims, given only when at least MIN_METRICS_FOR_SEGMENT
+measures in at least MIN_AIMS_FOR_SEGMENT aims were scored (otherwise not_scored says so); the peer quartile is
+ceil(4 x peer rank / peer n), from MIN_ORGS_FOR_QUARTILES ranked peers.
 """
 from __future__ import annotations
 
