@@ -62,11 +62,15 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         sections.append("<p>No Triple Aim score for this organisation in the period.</p>")
     else:
         first = scores.row(0, named=True)
-        sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
-                        f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
-        sections.append(_table(scores.with_columns(pl.col("aim").replace(overview.AIMS)),
-                               {"aim": "Aim", "score": "Score (1 best)", "national_rank": "National rank",
-                                "national_n": "of", "metrics_scored": "Measures"}))
+        sections.append(f"<p><strong>{_e(first['standing'] or 'Peer quartile: not available')}</strong> "
+                        f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter of comparable "
+                        "trusts) to 4; ranks: 1 = best. Not the NHS Oversight Framework segmentation.</p>"
+                        f"<p>{_e(overview.NO_MONEY)}</p>")
+        sections.append(_table(scores.with_columns(pl.col("aim").replace(overview.AIMS),
+                                                   pl.coalesce(pl.col("not_scored"), pl.lit("")).alias("note")),
+                               {"aim": "Aim", "score": "Score (1 best)", "peer_rank": "Peer rank (1 best)",
+                                "peer_n": "of", "national_rank": "Rank among its type", "national_n": "of ",
+                                "note": "Note"}))
     sections.append("<h2>Key standards</h2>")
     if standards.is_empty():
         sections.append("<p>No standard applies to this organisation in the period.</p>")
