@@ -74,9 +74,9 @@ def benchmarks(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(key=["s2_triple_aim", "scores"], deps=[S2("benchmarks"), S2("peer_groups"), S1("metric_values"),
                                                  RAW("health_index_icb"), RAW("imd_icb"), RAW("trust_icb_catchment"),
-                                                 RAW("national_cost_collection")], **STEP2)
+                                                 RAW("national_cost_collection"), RAW("staff_survey_2024")], **STEP2)
 def scores(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Triple Aim evaluation: metric scores 1-4, aim scores, overall segment and ranks."""
+    """Triple Aim evaluation: measure scores 1-4 within comparison type, aim scores, ranks and the peer quartile."""
     from .scoring import build_scores
 
     with warehouse.connect() as con:
