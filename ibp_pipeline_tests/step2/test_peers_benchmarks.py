@@ -312,7 +312,8 @@ def test_real_warehouse_peer_groups_and_benchmarks(real_warehouse, tmp_path: Pat
     assert g.filter(pl.col("peer_group_id") > 0)["peer_group_id"].n_unique() == k
     sizes = g.group_by("peer_group_id", "peer_group_label").agg(pl.len()).sort("peer_group_id")
     assert sizes["len"].min() >= 3
-    ambulance = g.filter(pl.col("org_name").str.contains("(?i)ambulance") & (pl.col("assignment") == "clustered"))
+    ambulance = g.filter(pl.col("org_name").str.contains("(?i)ambulance") & (pl.col("peer_group_id") > 0))
+    assert ambulance.height >= 10 and set(ambulance["trust_type"]) == {"ambulance"}
     assert ambulance["peer_group_id"].n_unique() == 1  # the ambulance trusts form one group
     report = f"k={k}, groups: " + "; ".join(
         f"{r['peer_group_id']} {r['peer_group_label']}: {r['len']}" for r in sizes.iter_rows(named=True))
