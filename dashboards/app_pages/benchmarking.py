@@ -40,6 +40,8 @@ unit, hib, name = info["unit"], info["higher_is_better"], info["name"]
 better = {True: "higher is better", False: "lower is better"}.get(hib, "no better direction: a volume")
 order = "largest first" if hib is None else "best first"
 
+catalogue = ui.metric_catalogue()
+cat_names = dict(zip(catalogue["metric_id"].to_list(), catalogue["name"].to_list()))
 month = ui.call(bm.benchmark_month, metric, level, sel.period_to)
 if month is None:
     st.info(f"No national benchmark of {name} up to {ui.month_label(sel.period_to)}: pick a later period.")
@@ -47,7 +49,7 @@ if month is None:
 st.caption(f"{name} ({better}) in **{ui.month_label(month)}**, the latest period up to "
            f"{ui.month_label(sel.period_to)} with a national benchmark"
            + (" (before the start of the selected period)." if month < sel.period_from else ".")
-           + f" {info['definition'] or ''}")
+           + f" {bm.plain_words(info['definition'], cat_names)}")
 
 values = ui.call(bm.values_at, metric, level, month)
 bench = ui.call(bm.benchmarks_at, metric, month)
@@ -68,8 +70,6 @@ else:
 national = bm.ranked(values, hib)
 n_total = national.height
 value_label = f"{name} ({unit})"
-catalogue = ui.metric_catalogue()
-cat_names = dict(zip(catalogue["metric_id"].to_list(), catalogue["name"].to_list()))
 
 if sel.org_level == "region":
     highlight = set(national.filter(pl.col("region_code") == sel.org_code)["org_code"].to_list())

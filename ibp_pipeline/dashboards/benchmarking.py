@@ -68,6 +68,15 @@ def metric_choices(db: Serving, level: str, org_code: str, period_to: date) -> p
         order by name""", {"scope": SCOPE[level], "org": org_code, "to": period_to})
 
 
+def plain_words(text: str | None, names: dict[str, str]) -> str:
+    """A catalogue definition with every measure id in it replaced by the measure's plain name (longest id
+    first, whole words only), so no code reaches the page."""
+    out = text or ""
+    for metric_id in sorted(names, key=len, reverse=True):
+        out = re.sub(rf"\b{re.escape(metric_id)}\b", names[metric_id].lower(), out)
+    return out
+
+
 def default_metric(metric_ids: list[str]) -> str | None:
     """A&E four-hour performance when offered, else the first measure; None when there is none."""
     if DEFAULT_METRIC in metric_ids:

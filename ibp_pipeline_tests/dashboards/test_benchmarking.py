@@ -100,6 +100,10 @@ def test_ranked_direction_ties_and_ratio_names() -> None:
     assert bm.comparison_level("provider") == "provider"
     assert {bm.comparison_level(x) for x in ("icb", "region", "england")} == {"icb"}
     assert bm.default_metric(["x", "ae_4hr_pct"]) == "ae_4hr_pct" and bm.default_metric([]) is None
+    names = {"ae_attendances": "A&E attendances", "ae_attendances_type1": "Type 1 attendances"}
+    assert bm.plain_words("100 x a / ae_attendances; ae_attendances_type1 too", names) == \
+        "100 x a / a&e attendances; type 1 attendances too"
+    assert bm.plain_words(None, names) == ""
 
 
 def test_peer_reason_and_members_table() -> None:
@@ -434,5 +438,5 @@ def test_benchmarking_page_ranks_rxl_among_general_acute_trusts_only(app) -> Non
     assert members["Why in this group"].str.contains("Acute teaching trust").all()
     assert members["Type"].unique().to_list() == ["Acute teaching"]
     text = page_text(at)
-    for code_like in ("z_", "_pct", "peer_groups", "s2_triple_aim", "metric_id"):
+    for code_like in ("z_", "_pct", "peer_groups", "s2_triple_aim", "metric_id", "ae_attendances"):
         assert code_like not in text, code_like
