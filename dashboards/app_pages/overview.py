@@ -24,8 +24,8 @@ else:
     cols = st.columns(len(scores))
     for col, row in zip(cols, scores.iter_rows(named=True)):
         peer = overview.rank_text(row["peer_rank"], row["peer_n"], "in its peer group")
-        national = overview.rank_text(row["national_rank"], row["national_n"],
-                                      "ICBs" if sel.org_level == "icb" else f"{TYPE_WORDS.get(row['comparison_type'], 'trusts')}")
+        among = "ICBs" if sel.org_level == "icb" else TYPE_WORDS.get(row["comparison_type"], "trusts")
+        national = overview.rank_text(row["national_rank"], row["national_n"], among)
         shown = f"{row['score']:.2f}" if row["score"] is not None else "Not scored"
         col.metric(overview.AIMS.get(row["aim"], row["aim"]), shown,
                    help=overview.AIM_HELP.get(row["aim"], "") + " "

@@ -346,8 +346,11 @@ def group_words(centres: np.ndarray) -> list[str]:
     return out
 
 
+Assignment = tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]
+
+
 def assign_groups(frame: pl.DataFrame, z: np.ndarray, fit_rows: np.ndarray, seed: int,
-                  within_k: tuple[int, ...] = WITHIN_K) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]:
+                  within_k: tuple[int, ...] = WITHIN_K) -> Assignment:
     """Peer group id, assignment, label and method note for every trust: within each type (UNIT_ORDER), the
     current trusts are split by split_type; other trusts of the type join the nearest group centre of their own
     type; multi-service and unbanded acute trusts the nearest general acute group. Pure."""

@@ -8,27 +8,28 @@ Framework segmentation: the standing is named "Peer quartile: ..." so it cannot 
 
 Tables (schema s2_triple_aim)
 - scores: one row per organisation x month x metric. Columns: org_code, org_name, org_level ('provider' = NHS
-  trust, 'icb'), peer_group_id and comparison_type (trusts; NULL for ICBs), period_start (the month scored), aim, metric_id,
+  trust, 'icb'), peer_group_id and comparison_type (trusts; NULL for ICBs),
+  period_start (the month scored), aim, metric_id,
   metric_name, unit, value (the metric), value_period_start (the month the value comes from: the latest value
   in the scored month or the MONTHS_CARRIED months before it; for the static population-health sources the
   year or release used), higher_is_better, scored_value (the number ranked: the value, or its distance from a
-  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (cut points among
-  organisations of the same level and comparison type that month, in scored_value units), score (1-4, NULL for context rows),
-  is_estimate, formula, inputs (the numbers the value came from), source.
+  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (cut points
+  among organisations of the same level and comparison type that month, in scored_value units), score (1-4,
+  NULL for context rows), is_estimate, formula, inputs (the numbers the value came from), source.
 - aim_scores: one row per organisation x month x aim, plus aim 'overall'. Columns: org_code, org_name,
   org_level, peer_group_id, peer_group_label, comparison_type, period_start, aim, score (mean of the metric
   scores of the aim, NULL with fewer than MIN_METRICS_PER_AIM; overall = mean of the scored aims, each weighted
   equally), n_metrics_scored, n_aims_scored (overall), metrics_scored ('measure name: score; ...'), not_scored
   (why there is no score), peer_quartile (overall only, 1-4: the quarter of the peer group, ICBs of all ICBs,
   the rank falls in), standing ("Peer quartile: top quarter"), standing_rule, national_rank / national_n
-  (rank among organisations of the same level and comparison type with a score that month; 1 = best; ties share the lowest rank,
-  'competition' ranking 1, 2, 2, 4), peer_rank / peer_n (the same within the trust's peer group; NULL for
+  (rank among organisations of the same level and comparison type with a score that month; 1 = best; ties
+  share the lowest rank, 'competition' ranking 1, 2, 2, 4), peer_rank / peer_n (the same within the trust's peer group; NULL for
   ICBs and for the fallback group).
 
 Metric scoring (`method`)
-- national_quartile: cut points are the 25th, 50th and 75th percentiles (linear interpolation) of the values
-  of the organisations of the same level and comparison type that month (trusts of one type; all ICBs). Higher is better: 1 if value >= p75, 2 if >= median,
-  3 if >= p25, else 4. Lower is better: 1 if value <= p25, 2 if <= median, 3 if <= p75, else 4. A value on a
+- national_quartile: cut points are the 25th, 50th and 75th percentiles (linear interpolation) of the
+  values of the organisations of the same level and comparison type that month (trusts of one type; all
+  ICBs). Higher is better: 1 if value >= p75, 2 if >= median, 3 if >= p25, else 4. Lower is better: 1 if value <= p25, 2 if <= median, 3 if <= p75, else 4. A value on a
   cut point gets the better score. Fewer than MIN_ORGS_FOR_QUARTILES organisations -> no score.
 - national_quartile_of_distance_from_standard: G&A bed occupancy has a ceiling standard (92%) and no better
   direction: too high is unsafe, too low leaves beds idle. The scored value is |occupancy - 92| and is scored
@@ -158,8 +159,9 @@ METRICS: tuple[ScoredMetric, ...] = (
     ScoredMetric("health_index_overall", "ONS Health Index overall score", "population_health",
                  "index (England 2015 = 100)", True, QUARTILE, "ICB overall_score; " + _CATCHMENT,
                  "latest.health_index_icb (ONS Health Index for England, ICB overall_score)"),
-    ScoredMetric("imd_2025_average_score", "Deprivation of the area served (IMD 2025 average score, higher = more "
-                 "deprived; context, not scored)", "population_health", "score", False, CONTEXT, "ICB imd_average_score; " + _CATCHMENT,
+    ScoredMetric("imd_2025_average_score", "Deprivation of the area served (IMD 2025 average score, higher = "
+                 "more deprived; context, not scored)", "population_health", "score", False, CONTEXT,
+                 "ICB imd_average_score; " + _CATCHMENT,
                  "latest.imd_icb (English Indices of Deprivation 2025, ICB 2024 summaries)"),
     ScoredMetric("vw_capacity_per_100k", "Virtual ward capacity per 100,000 population", "population_health",
                  "beds per 100,000 population", True, QUARTILE,
@@ -489,7 +491,8 @@ def _long_sql(unit_cost: float | None) -> str:
         select upper(trim(org_code)) as org_code, measure,
                arg_max(score, weighting = 'Occupation Group') as score,
                arg_max(base_responses, weighting = 'Occupation Group') as responses
-        from latest.staff_survey_2024 where score is not null and measure in ({", ".join(repr(m) for m in STAFF_SURVEY)})
+        from latest.staff_survey_2024
+        where score is not null and measure in ({", ".join(repr(m) for m in STAFF_SURVEY)})
         group by all),
     trust_nss as (
         select n.org_code, 'provider' as org_level, g.period_start,

@@ -58,7 +58,8 @@ TYPE_LABELS = {
 COMPARISON_LABELS = {
     "acute": "general acute trusts", "acute_specialist": "acute specialist trusts",
     "acute_specialist_children": "specialist children's trusts", "community": "community trusts",
-    "mental_health": "mental health trusts", "ambulance": "ambulance trusts", "other": "trusts of other or unknown type",
+    "mental_health": "mental health trusts", "ambulance": "ambulance trusts",
+    "other": "trusts of other or unknown type",
 }
 GENERAL_ACUTE = ("acute_teaching", "acute_large", "acute_medium", "acute_small", "acute_multi_service",
                  "acute_unbanded")

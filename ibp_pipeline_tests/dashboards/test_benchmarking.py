@@ -399,7 +399,8 @@ def test_real_peer_groups_and_ranks_stay_within_trust_type(served_db: Path, reco
     grouped = groups.filter(pl.col("peer_group_id") != 0)
     members = grouped.group_by("peer_group_id", "peer_group_label").agg(pl.col("org_code")).sort("peer_group_id")
     # no acute trust has a community, mental health, ambulance or specialist children's trust as a peer
-    mixed = [r["peer_group_label"] for r in members.iter_rows(named=True) if _mixes_acute_with_others(r["org_code"], kinds)]
+    mixed = [r["peer_group_label"] for r in members.iter_rows(named=True)
+             if _mixes_acute_with_others(r["org_code"], kinds)]
     assert mixed == []
     assert sum(kinds.get(c) == "acute" for c in grouped["org_code"]) >= 100
     # group names say the type
@@ -424,7 +425,8 @@ def test_real_peer_groups_and_ranks_stay_within_trust_type(served_db: Path, reco
                      "'national' and period_start = ?", [month])["n_orgs"][0]
     assert 100 <= acute_n < all_n
     sizes = grouped.group_by("peer_group_label").len().sort("len", descending=True)
-    record_property("peer_groups", "; ".join(f"{r['peer_group_label']}: {r['len']}" for r in sizes.iter_rows(named=True)))
+    record_property("peer_groups", "; ".join(f"{r['peer_group_label']}: {r['len']}"
+                                             for r in sizes.iter_rows(named=True)))
 
 
 def test_benchmarking_page_ranks_rxl_among_general_acute_trusts_only(app) -> None:

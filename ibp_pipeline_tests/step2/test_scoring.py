@@ -1,5 +1,6 @@
 """Triple Aim scores: quartile scores by direction and ties, distance-from-standard scoring, aim and overall means,
-aims on too few measures, ranks within comparison type and peer group, the peer quartile, carrying values forward, catchment weighting, the A&E unit cost;
+aims on too few measures, ranks within comparison type and peer group,
+the peer quartile, carrying values forward, catchment weighting, the A&E unit cost;
 on constructed panels whose answers are known, and on a copy of the real step-1 warehouse."""
 from __future__ import annotations
 
@@ -74,21 +75,27 @@ def test_score_metrics_by_national_quartile_and_level() -> None:
 
 def _metric_scores() -> pl.DataFrame:
     rows = [  # org, level, peer group, comparison type, aim, metric, score
-        ("T1", "provider", 1, "acute", "quality_of_care", "q1", 1), ("T1", "provider", 1, "acute", "quality_of_care", "q2", 2),
+        ("T1", "provider", 1, "acute", "quality_of_care", "q1", 1),
+        ("T1", "provider", 1, "acute", "quality_of_care", "q2", 2),
         ("T1", "provider", 1, "acute", "population_health", "p1", 1),  # one measure: the aim is not scored
         ("T1", "provider", 1, "acute", "efficiency", "e1", 2), ("T1", "provider", 1, "acute", "efficiency", "e2", 2),
         ("T1", "provider", 1, "acute", "efficiency", "ctx", None),
-        ("T2", "provider", 1, "acute", "quality_of_care", "q1", 3), ("T2", "provider", 1, "acute", "quality_of_care", "q2", 3),
+        ("T2", "provider", 1, "acute", "quality_of_care", "q1", 3),
+        ("T2", "provider", 1, "acute", "quality_of_care", "q2", 3),
         ("T2", "provider", 1, "acute", "efficiency", "e1", 2), ("T2", "provider", 1, "acute", "efficiency", "e2", 1),
-        ("T4", "provider", 1, "acute", "quality_of_care", "q1", 3), ("T4", "provider", 1, "acute", "quality_of_care", "q2", 3),
+        ("T4", "provider", 1, "acute", "quality_of_care", "q1", 3),
+        ("T4", "provider", 1, "acute", "quality_of_care", "q2", 3),
         ("T4", "provider", 1, "acute", "efficiency", "e1", 3), ("T4", "provider", 1, "acute", "efficiency", "e2", 3),
-        ("T7", "provider", 1, "acute", "quality_of_care", "q1", 4), ("T7", "provider", 1, "acute", "quality_of_care", "q2", 4),
+        ("T7", "provider", 1, "acute", "quality_of_care", "q1", 4),
+        ("T7", "provider", 1, "acute", "quality_of_care", "q2", 4),
         ("T7", "provider", 1, "acute", "efficiency", "e1", 4), ("T7", "provider", 1, "acute", "efficiency", "e2", 3),
-        ("T3", "provider", 2, "acute", "quality_of_care", "q1", 4), ("T3", "provider", 2, "acute", "quality_of_care", "q2", 4),
+        ("T3", "provider", 2, "acute", "quality_of_care", "q1", 4),
+        ("T3", "provider", 2, "acute", "quality_of_care", "q2", 4),
         ("T3", "provider", 2, "acute", "efficiency", "e1", 4), ("T3", "provider", 2, "acute", "efficiency", "e2", 4),
         ("T5", "provider", 0, "community", "quality_of_care", "q1", 1),
         ("T5", "provider", 0, "community", "quality_of_care", "q2", 1),
-        ("T5", "provider", 0, "community", "efficiency", "e1", 1), ("T5", "provider", 0, "community", "efficiency", "e2", 1),
+        ("T5", "provider", 0, "community", "efficiency", "e1", 1),
+        ("T5", "provider", 0, "community", "efficiency", "e2", 1),
         ("T6", "provider", 0, "community", "quality_of_care", "q1", 2),
         ("T6", "provider", 0, "community", "quality_of_care", "q2", 2),  # one aim only: not ranked overall
         ("Q1", "icb", None, None, "quality_of_care", "q1", 2), ("Q1", "icb", None, None, "quality_of_care", "q2", 3),
@@ -127,7 +134,8 @@ def test_aim_scores_thin_aims_ranks_within_type_and_peer_quartile() -> None:
     q1 = get[("Q1", "overall")]
     assert q1["score"] == pytest.approx((2.5 + 3.0) / 2) and (q1["national_rank"], q1["national_n"]) == (1, 1)
     assert q1["peer_rank"] is None and q1["peer_quartile"] is None
-    assert a.filter(pl.col("aim") != "overall")["peer_quartile"].null_count() == a.filter(pl.col("aim") != "overall").height
+    aim_rows = a.filter(pl.col("aim") != "overall")
+    assert aim_rows["peer_quartile"].null_count() == aim_rows.height
 
 
 # ---- build_scores on a constructed warehouse --------------------------------------------------------------------
