@@ -41,7 +41,8 @@ the k in WITHIN_K with the best silhouette whose smallest group has MIN_GROUP_SI
 left out: it is the type); a smaller type, or one with no such split, is one group: its published band. On the
 bundled data: acute teaching splits in 3, acute large, medium and small, and mental health in 2; acute
 specialist, specialist children's, community and ambulance are one group each. A group is named by its type and
-the feature that separates it from the other groups of the type ("Acute teaching: mid deprivation"). Closed or
+its size and the case-mix feature that separate it from the other groups of the type ("Acute teaching: small,
+mid deprivation"). Closed or
 dormant trusts join the nearest group centre of their type; multi-service acute trusts (ERIC) and acute trusts
 without a band the nearest general acute group. Group ids follow the type order (UNIT_ORDER), then size.
 """
@@ -305,6 +306,7 @@ CLUSTER_FEATURES = ("z_ae_attendances", "z_ga_beds", "z_workforce_fte", "z_depri
 WITHIN_K = (2, 3)
 MIN_TO_CLUSTER = 20   # a type with fewer current trusts is one group (its published band)
 MIN_GROUP_SIZE = 6    # no split that leaves a group smaller than this
+MIN_LABEL_SPREAD = 0.5  # a feature names the groups when their centres are this many standard deviations apart
 WORDS = {"size": (("larger", "smaller"), ("large", "mid-sized", "small")),
          "deprivation": (("more deprived areas", "less deprived areas"),
                          ("most deprived areas", "mid deprivation", "least deprived areas")),
@@ -330,20 +332,24 @@ def split_type(z: np.ndarray, seed: int, within_k: tuple[int, ...] = WITHIN_K) -
 
 
 def group_words(centres: np.ndarray) -> list[str]:
-    """Plain words for each group of one type, from the feature that separates their centres most (size, the
-    mean of the three size z-values; deprivation; or specialisation), in the order of the centres."""
+    """Plain words for each group of one type, in the order of the centres: its size (the mean of the three size
+    z-values) and the case-mix feature (deprivation or specialisation) that separates the centres most, each named
+    when its centres are at least MIN_LABEL_SPREAD standard deviations apart (else only the one that separates
+    them most), so "Acute teaching: small, mid deprivation" says both what differs and by what."""
     k = len(centres)
     if k < 2:
         return [""]
-    size = centres[:, :3].mean(axis=1)
-    feats = {"size": size, "deprivation": centres[:, 3], "specialisation": centres[:, 4]}
-    name = max(feats, key=lambda f: (np.ptp(feats[f]), f == "size"))
-    order = np.argsort(-feats[name], kind="stable")
-    words = WORDS[name][0 if k == 2 else 1]
-    out = [""] * k
-    for rank, i in enumerate(order):
-        out[i] = words[rank]
-    return out
+    feats = {"size": centres[:, :3].mean(axis=1), "deprivation": centres[:, 3], "specialisation": centres[:, 4]}
+    case_mix = max(("deprivation", "specialisation"), key=lambda f: np.ptp(feats[f]))
+    named = [f for f in ("size", case_mix) if np.ptp(feats[f]) >= MIN_LABEL_SPREAD]
+    if not named:
+        named = [max(("size", case_mix), key=lambda f: np.ptp(feats[f]))]
+    out = [[] for _ in range(k)]
+    for name in named:
+        words = WORDS[name][0 if k == 2 else 1]
+        for rank, i in enumerate(np.argsort(-feats[name], kind="stable")):
+            out[i].append(words[rank])
+    return [", ".join(w) for w in out]
 
 
 Assignment = tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]

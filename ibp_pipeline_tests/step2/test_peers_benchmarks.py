@@ -215,10 +215,15 @@ def test_split_type_splits_a_large_type_only_into_groups_big_enough() -> None:
 
 def test_group_words_name_the_feature_that_separates_the_groups() -> None:
     import numpy as np
-    by_size = np.array([[-1.0, -1, -1, 0.1, 0], [1.0, 1, 1, 0.0, 0]])
+    by_size = np.array([[-1.0, -1, -1, 0.1, 0], [1.0, 1, 1, 0.0, 0]])  # deprivation 0.1 apart: not named
     assert peers.group_words(by_size) == ["smaller", "larger"]
     by_deprivation = np.array([[0.0, 0, 0, 2.0, 0], [0.1, 0.1, 0.1, -1.0, 0], [0.0, 0, 0, 0.5, 0]])
     assert peers.group_words(by_deprivation) == ["most deprived areas", "least deprived areas", "mid deprivation"]
+    both = np.array([[2.0, 2, 2, 1.0, 0.3], [0.0, 0, 0, -1.0, 0.0], [-1.0, -1, -1, 0.0, -0.2]])
+    assert peers.group_words(both) == ["large, most deprived areas", "mid-sized, least deprived areas",
+                                       "small, mid deprivation"]
+    close = np.array([[0.1, 0.1, 0.1, 0.0, 0.3], [0.0, 0, 0, 0.0, 0.0]])  # nothing 0.5 apart: the widest only
+    assert peers.group_words(close) == ["more specialised", "less specialised"]
 
 
 # ---- benchmarks ---------------------------------------------------------------------------------------------------
