@@ -5,12 +5,13 @@ import streamlit as st
 from ibp_pipeline.dashboards import ui
 from ibp_pipeline.dashboards import benchmarking as bm
 from ibp_pipeline.dashboards import theme
+from ibp_pipeline.step2_triple_aim.trust_types import COMPARISON_LABELS
 
 sel = ui.selection()
 ui.header("Benchmarking", sel, "How the organisation compares with similar organisations and with everyone "
           "nationally, for one measure in the latest month of the period that has data. Trusts are compared "
-          "with their peer group (trusts of similar size and case mix) and with every NHS trust; ICBs with the "
-          "other ICBs.")
+          "only with trusts of the same type: with their peer group (same type, similar size and case mix) and "
+          "with every trust of their type nationally; ICBs with the other ICBs.")
 
 level = bm.comparison_level(sel.org_level)
 if sel.org_level in ("england", "region"):
@@ -39,6 +40,8 @@ unit, hib, name = info["unit"], info["higher_is_better"], info["name"]
 better = {True: "higher is better", False: "lower is better"}.get(hib, "no better direction: a volume")
 order = "largest first" if hib is None else "best first"
 
+catalogue = ui.metric_catalogue()
+cat_names = dict(zip(catalogue["metric_id"].to_list(), catalogue["name"].to_list()))
 month = ui.call(bm.benchmark_month, metric, level, sel.period_to)
 if month is None:
     st.info(f"No national benchmark of {name} up to {ui.month_label(sel.period_to)}: pick a later period.")
@@ -46,20 +49,27 @@ if month is None:
 st.caption(f"{name} ({better}) in **{ui.month_label(month)}**, the latest period up to "
            f"{ui.month_label(sel.period_to)} with a national benchmark"
            + (" (before the start of the selected period)." if month < sel.period_from else ".")
-           + f" {info['definition'] or ''}")
+           + f" {bm.plain_words(info['definition'], cat_names)}")
 
 values = ui.call(bm.values_at, metric, level, month)
 bench = ui.call(bm.benchmarks_at, metric, month)
 own = ui.call(bm.own_value, sel.org_code, metric, month)
+my_type = None
+if sel.org_level == "provider":
+    mine_row = values.filter(pl.col("org_code") == sel.org_code)
+    my_type = mine_row["comparison_type"][0] if mine_row.height else None
+if my_type is not None:  # national ranks only among trusts of the same type
+    values = values.filter(pl.col("comparison_type") == my_type)
+    nat_median = bm.benchmark_line(bench, "type", "median", comparison_type=my_type)
+    nat_top = bm.benchmark_line(bench, "type", "top_quartile", comparison_type=my_type)
+    who = COMPARISON_LABELS.get(my_type, "NHS trusts")
+else:
+    nat_median = bm.benchmark_line(bench, bm.SCOPE[level], "median")
+    nat_top = bm.benchmark_line(bench, bm.SCOPE[level], "top_quartile")
+    who = "NHS trusts" if level == "provider" else "ICBs"
 national = bm.ranked(values, hib)
 n_total = national.height
-scope = bm.SCOPE[level]
-nat_median = bm.benchmark_line(bench, scope, "median")
-nat_top = bm.benchmark_line(bench, scope, "top_quartile")
-who = "NHS trusts" if level == "provider" else "ICBs"
 value_label = f"{name} ({unit})"
-catalogue = ui.metric_catalogue()
-cat_names = dict(zip(catalogue["metric_id"].to_list(), catalogue["name"].to_list()))
 
 if sel.org_level == "region":
     highlight = set(national.filter(pl.col("region_code") == sel.org_code)["org_code"].to_list())
@@ -157,13 +167,15 @@ else:
                                          horizontal=level == "icb", order=order,
                                          title=f"{name}: all {who}, {ui.month_label(month)}"),
                     key="bench_national_chart")
-    st.caption(f"Every {who[:-1]} with a value, {order}"
+    st.caption(f"Every one of the {who} with a value, {order}"
                + (" (this measure has no better direction)" if hib is None else "")
                + (". Selected in NHS blue." if highlight else "."))
 
-ui.table(bm.comparison_table(ui.restrict(table_frame, sel), n_total, unit), f"benchmark {metric} {who}", sel,
+ui.table(bm.comparison_table(ui.restrict(table_frame, sel), n_total, unit),
+         f"benchmark {names.get(metric, metric)} {who}", sel,
          key="bench-national", column_config={
-             "Rank": st.column_config.NumberColumn(help="1 = best nationally (largest when no better direction)"),
+             "Rank": st.column_config.NumberColumn(help=f"1 = best of the {who} nationally (largest when no better "
+                                                        "direction)"),
              f"Value ({unit})": st.column_config.NumberColumn(format="%,.1f", help=f"{name} ({unit})"),
              **{c: st.column_config.NumberColumn(format="%.1f", help="Funnel limit at this organisation's "
                                                                      "denominator (percent)")
@@ -175,9 +187,7 @@ ui.table(bm.comparison_table(ui.restrict(table_frame, sel), n_total, unit), f"be
 # ---- peer group members ----------------------------------------------------------------------------------------
 if level == "provider" and peer_id is not None:
     st.subheader("Who is in the peer group, and why")
-    st.markdown("Trusts are grouped by size (A&E attendances, general and acute beds and staff), deprivation of "
-                "their patients, how specialised their work is and their share of ambulance staff. "
-                "'Above average' means more than about 0.4 standard deviations above the average trust.")
+    st.markdown(bm.GROUPING)
     ui.table(bm.members_table(ui.restrict(members, sel)), "peer group members", sel, key="bench-members",
              column_config={
                  "A&E attendances a month": st.column_config.NumberColumn(format="%,.0f"),
@@ -188,16 +198,15 @@ if level == "provider" and peer_id is not None:
                                          "more deprived"),
                  "Specialisation (percentile)": st.column_config.NumberColumn(
                      format="%.0f", help="Share of trusts less specialised than this one"),
-                 "Ambulance staff share (%)": st.column_config.NumberColumn(format="%.0f"),
              })
-    with st.expander("How the groups were made"):
-        st.markdown(members["method_detail"][0] or "-")
 
 with st.expander("The benchmark figures behind the lines"):
+    st.caption("Medians and quartiles over the organisations with a value; the top quartile is the value the best "
+               "quarter reach or beat.")
     ui.table(bench.select(
-        pl.col("scope").replace({"national": "All NHS trusts", "national_icb": "All ICBs", "peer": "Peer group"})
-        .alias("Compared with"), pl.col("peer_group_label").alias("Peer group"),
-        pl.col("n_orgs").alias("Organisations"),
+        pl.col("scope").replace(bm.SCOPES).alias("Compared with"),
+        pl.coalesce(pl.col("peer_group_label"), pl.col("comparison_type").replace(COMPARISON_LABELS))
+        .alias("Which group"), pl.col("n_orgs").alias("Organisations"),
         pl.col("median").alias("Median"), pl.col("top_quartile").alias("Top quartile"),
-        pl.col("bottom_quartile").alias("Bottom quartile"), pl.col("method").alias("Method")),
-        f"benchmarks {metric}", sel, key="bench-lines")
+        pl.col("bottom_quartile").alias("Bottom quartile")),
+        f"benchmarks {names.get(metric, metric)}", sel, key="bench-lines")

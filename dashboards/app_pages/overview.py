@@ -4,6 +4,7 @@ import streamlit as st
 
 from ibp_pipeline.dashboards import ui
 from ibp_pipeline.dashboards import board_pack, overview, theme
+from ibp_pipeline.step2_triple_aim.trust_types import COMPARISON_LABELS as TYPE_WORDS
 
 sel = ui.selection()
 ui.header("Overview", sel, "The Triple Aim scorecard, each key standard against its target, and what changed "
@@ -17,19 +18,40 @@ if scores.is_empty():
             "ICBs, regions and England with enough published measures.")
 else:
     first = scores.row(0, named=True)
+    who = ("ICBs" if sel.org_level == "icb" else
+           f"the {TYPE_WORDS.get(first['comparison_type'], 'trusts')} nationally")
+    st.caption(overview.SCALE.format(who=who) + f" Scored month: {ui.month_label(first['period_start'])}.")
     cols = st.columns(len(scores))
     for col, row in zip(cols, scores.iter_rows(named=True)):
-        rank = (f"national rank {row['national_rank']} of {row['national_n']}" if row["national_rank"] else "")
-        col.metric(overview.AIMS.get(row["aim"], row["aim"]), f"{row['score']:.2f}" if row["score"] else "-",
-                   help=f"Scored 1 (best quarter nationally) to 4 (worst quarter); {rank}. "
-                        f"Measures: {overview.scored_measures(row['metrics_scored'], ui.metric_names())}.",
-                   delta=None)
-    segment = first["segment"]
-    st.markdown(f"**{overview.SEGMENTS.get(segment, 'No segment')}** in {ui.month_label(first['period_start'])}"
-                + (f" · peer group: {first['peer_group_label']} (rank {first['peer_rank']} of {first['peer_n']})"
-                   if first["peer_rank"] else ""),
-                help="Segment from the overall score: 1 if 1.75 or less, 2 up to 2.5, 3 up to 3.25, else 4 "
-                     f"({ui.plain(first['segment_rule'])}).")
+        peer = overview.rank_text(row["peer_rank"], row["peer_n"], "in its peer group")
+        among = "ICBs" if sel.org_level == "icb" else TYPE_WORDS.get(row["comparison_type"], "trusts")
+        national = overview.rank_text(row["national_rank"], row["national_n"], among)
+        shown = f"{row['score']:.2f}" if row["score"] is not None else "Not scored"
+        col.metric(overview.AIMS.get(row["aim"], row["aim"]), shown,
+                   help=overview.AIM_HELP.get(row["aim"], "") + " "
+                        + (row["not_scored"].capitalize() + "." if row["not_scored"] else
+                           f"Rank (1 = best): {peer}; {national} nationally."))
+        if row["not_scored"]:
+            col.caption(row["not_scored"].capitalize())
+        elif row["peer_rank"] is not None:
+            col.caption(f"1 = best: {peer}")
+    standing = first["standing"] or "Peer quartile: not available (too few peers or measures)"
+    st.markdown(f"**{standing}**"
+                + (f" · peer group: {first['peer_group_label']} (rank {first['peer_rank']} of {first['peer_n']}, "
+                   "1 = best)" if first["peer_rank"] else ""),
+                help="Where the overall score ranks within the peer group, in quarters. This is this dashboard's "
+                     "own comparison, not the NHS Oversight Framework segmentation.")
+    st.caption(overview.NO_MONEY)
+    measures = ui.call(overview.aim_measures, sel.org_code, first["period_start"])
+    context = measures.filter(pl.col("score").is_null() & pl.col("metric_name").str.contains("(?i)deprivation"))
+    if context.height:
+        dep = context.row(0, named=True)
+        st.caption(f"Context, not scored: {dep['metric_name'].split(' (')[0]} "
+                   f"{ui.fmt_value(dep['value'], dep['unit'])} (higher = more deprived). A trust does not control "
+                   "the deprivation of the area it serves, so it adjusts expectations and is never part of a score.")
+    with st.expander("The measures behind each aim"):
+        ui.table(overview.measures_table(measures), "triple aim measures", sel, key="aim-measures")
+
 
 standards = ui.call(overview.key_standards, sel.org_code, sel.period_to)
 st.subheader("Key standards")

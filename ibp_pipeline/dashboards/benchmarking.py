@@ -68,6 +68,15 @@ def metric_choices(db: Serving, level: str, org_code: str, period_to: date) -> p
         order by name""", {"scope": SCOPE[level], "org": org_code, "to": period_to})
 
 
+def plain_words(text: str | None, names: dict[str, str]) -> str:
+    """A catalogue definition with every measure id in it replaced by the measure's plain name (longest id
+    first, whole words only), so no code reaches the page."""
+    out = text or ""
+    for metric_id in sorted(names, key=len, reverse=True):
+        out = re.sub(rf"\b{re.escape(metric_id)}\b", names[metric_id].lower(), out)
+    return out
+
+
 def default_metric(metric_ids: list[str]) -> str | None:
     """A&E four-hour performance when offered, else the first measure; None when there is none."""
     if DEFAULT_METRIC in metric_ids:
@@ -88,7 +97,8 @@ def values_at(db: Serving, metric_id: str, level: str, month: date) -> pl.DataFr
     group: the population the national benchmarks were computed over."""
     frame = db.query(f"""
         select v.org_code, coalesce(o.org_name, v.org_code) as org_name, v.value, v.numerator, v.denominator,
-               o.parent_icb_code, o.region_code, p.peer_group_id, p.peer_group_label
+               o.parent_icb_code, o.region_code, p.peer_group_id, p.peer_group_label, p.comparison_type,
+               p.trust_type_label
         from ({VALUES_SQL}) v
         left join s1_current_state.organisations o using (org_code)
         left join s2_triple_aim.peer_groups p using (org_code)
@@ -107,8 +117,8 @@ def own_value(db: Serving, org_code: str, metric_id: str, month: date) -> float 
 def benchmarks_at(db: Serving, metric_id: str, month: date) -> pl.DataFrame:
     """All benchmark rows of the measure in that period: national (trusts), national_icb and each peer group."""
     return db.query("""
-        select b.scope, b.peer_group_id, g.peer_group_label, b.n_orgs, b.median, b.top_quartile,
-               b.bottom_quartile, b.higher_is_better, b.period_grain, b.method
+        select b.scope, b.peer_group_id, g.peer_group_label, b.comparison_type, b.n_orgs, b.median,
+               b.top_quartile, b.bottom_quartile, b.higher_is_better, b.period_grain, b.method
         from s2_triple_aim.benchmarks b
         left join (select distinct peer_group_id, peer_group_label from s2_triple_aim.peer_groups) g
                on g.peer_group_id = b.peer_group_id
@@ -120,10 +130,11 @@ def peer_group(db: Serving, org_code: str) -> pl.DataFrame:
     """The members of this trust's peer group with the features the grouping used (empty when the organisation
     is not a grouped trust)."""
     frame = db.query("""
-        select p.org_code, p.org_name, p.peer_group_id, p.peer_group_label, p.n_members, p.assignment,
+        select p.org_code, p.org_name, p.trust_type, p.trust_type_label, p.comparison_type, p.type_source,
+               p.peer_group_id, p.peer_group_label, p.n_members, p.assignment,
                p.ae_attendances_monthly, p.ga_beds, p.workforce_fte, p.deprivation, p.specialisation_pct_rank,
                p.ambulance_share, p.z_ae_attendances, p.z_ga_beds, p.z_workforce_fte, p.z_deprivation,
-               p.z_specialisation, p.z_ambulance_share, p.imputed, p.method, p.method_detail
+               p.z_specialisation, p.imputed
         from s2_triple_aim.peer_groups p
         where p.peer_group_id = (select peer_group_id from s2_triple_aim.peer_groups where org_code = $org)
         order by p.assignment <> 'clustered', p.org_name""", {"org": org_code})
@@ -133,11 +144,14 @@ def peer_group(db: Serving, org_code: str) -> pl.DataFrame:
 # ---- pure helpers ------------------------------------------------------------------------------------------
 
 
-def benchmark_line(bench: pl.DataFrame, scope: str, column: str, peer_group_id: int | None = None) -> float | None:
-    """One figure of the benchmarks table (e.g. the national median), None when absent."""
+def benchmark_line(bench: pl.DataFrame, scope: str, column: str, peer_group_id: int | None = None,
+                   comparison_type: str | None = None) -> float | None:
+    """One figure of the benchmarks table (e.g. the median of the trusts of one type), None when absent."""
     rows = bench.filter(pl.col("scope") == scope)
     if peer_group_id is not None:
         rows = rows.filter(pl.col("peer_group_id") == peer_group_id)
+    if comparison_type is not None:
+        rows = rows.filter(pl.col("comparison_type") == comparison_type)
     return rows[column][0] if rows.height else None
 
 
@@ -244,19 +258,19 @@ def _size_word(z: float | None) -> str:
 
 
 def peer_reason(row: dict) -> str:
-    """Why a trust sits in its group, in words, from its standardised features (z: how many standard deviations
-    a trust is from the average trust)."""
+    """Why a trust sits in its group, in words: its type first, then its size and case mix against the average
+    NHS trust (from the standardised features: how many standard deviations from the average trust)."""
     if (row.get("assignment") or "").startswith("fallback"):
-        return "Too little data to group: compared nationally only"
+        return "Not grouped: " + ("its type is not published" if row.get("trust_type") in (None, "other")
+                                  else "too little data") + ", so it has no peers"
     size = _mean([row.get("z_ae_attendances"), row.get("z_ga_beds"), row.get("z_workforce_fte")])
-    parts = [f"size {_size_word(size)} (A&E attendances, beds and staff)",
-             f"deprivation {_size_word(row.get('z_deprivation'))}",
+    kind = row.get("trust_type_label") or "Trust of unknown type"
+    parts = [f"{kind} trust", f"size {_size_word(size)} (A&E attendances, beds and staff)",
+             f"deprivation of its patients {_size_word(row.get('z_deprivation'))}",
              f"specialisation {_size_word(row.get('z_specialisation'))}"]
-    if (row.get("ambulance_share") or 0) >= 0.2:
-        parts.append("mostly ambulance staff")
     text = "; ".join(parts)
-    if (row.get("assignment") or "").startswith("nearest_group"):
-        text = "Closed or no recent data, placed in the nearest group: " + text
+    if (row.get("assignment") or "").startswith("nearest"):
+        text = "Closed, no recent data or no size band: placed in the most similar group of its type. " + text
     return text[:1].upper() + text[1:]
 
 
@@ -265,15 +279,28 @@ def _mean(xs: list[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-ASSIGNMENT = {"clustered": "Clustered with similar current trusts",
-              "nearest_group": "Not current (closed or no recent data): placed in the nearest group",
-              "fallback": "Too little data: compared nationally only"}
+ASSIGNMENT = {"clustered": "Grouped with the most similar trusts of its type",
+              "type": "One group for the whole type (too few trusts of this type to split)",
+              "nearest_group": "Not current (closed or no recent data): placed in the most similar group of its type",
+              "nearest": "No published size band: placed in the most similar general acute group",
+              "fallback": "Not grouped: no peers"}
+GROUPING = ("Each trust is first given its type: acute (teaching, large, medium, small), acute specialist, "
+            "specialist children's, community, mental health or ambulance, from the NHS Staff Survey 2024 "
+            "benchmarking group and the size band of the 2019/20 estates return (ERIC); a trust formed by a merger "
+            "since then takes its predecessors' type. Trusts are only ever grouped with trusts of the same type. "
+            "A type with 20 or more current trusts is then split into two or three groups of at least six by size "
+            "(A&E attendances, general and acute beds and staff), the deprivation of the patients and how "
+            "specialised the work is; the group name says what separates them. Smaller types stay one group. "
+            "'Above average' means more than about 0.4 standard deviations above the average NHS trust.")
+SCOPES = {"national": "All NHS trusts", "type": "Trusts of the same type", "peer": "Peer group",
+          "national_icb": "All ICBs"}
 
 
 def members_table(members: pl.DataFrame) -> pl.DataFrame:
     """The peer group as a table a leader can take away: who is in it and the features that put them there."""
     rows = [{
         "Code": r["org_code"], "Name": r["org_name"], "Peer group": r["peer_group_label"],
+        "Type": r.get("trust_type_label"), "Where the type comes from": r.get("type_source"),
         "Why in this group": peer_reason(r),
         "A&E attendances a month": r["ae_attendances_monthly"],
         "General and acute beds": r["ga_beds"],
@@ -281,15 +308,14 @@ def members_table(members: pl.DataFrame) -> pl.DataFrame:
         "Deprivation (IMD score)": r["deprivation"],
         "Specialisation (percentile)": None if r["specialisation_pct_rank"] is None
         else 100 * r["specialisation_pct_rank"],
-        "Ambulance staff share (%)": None if r["ambulance_share"] is None else 100 * r["ambulance_share"],
         "How placed": ASSIGNMENT.get((r["assignment"] or "").split(" ")[0], r["assignment"]),
         "Data filled in": r["imputed"] or "Nothing filled in",
     } for r in members.iter_rows(named=True)]
-    schema = {"Code": pl.String, "Name": pl.String, "Peer group": pl.String, "Why in this group": pl.String,
+    schema = {"Code": pl.String, "Name": pl.String, "Peer group": pl.String, "Type": pl.String,
+              "Where the type comes from": pl.String, "Why in this group": pl.String,
               "A&E attendances a month": pl.Float64, "General and acute beds": pl.Float64,
               "Staff (full-time equivalent)": pl.Float64, "Deprivation (IMD score)": pl.Float64,
-              "Specialisation (percentile)": pl.Float64, "Ambulance staff share (%)": pl.Float64,
-              "How placed": pl.String, "Data filled in": pl.String}
+              "Specialisation (percentile)": pl.Float64, "How placed": pl.String, "Data filled in": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -80,14 +80,20 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
     else:
         first = scores.row(0, named=True)
         names = dict(db.query("select metric_id, name from s1_current_state.metric_catalogue").iter_rows())
-        sections.append(f"<p><strong>{_e(overview.SEGMENTS.get(first['segment'], 'No segment'))}</strong> "
-                        f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter nationally) to 4.</p>")
+        sections.append(f"<p><strong>{_e(first['standing'] or 'Peer quartile: not available')}</strong> "
+                        f"({_e(fmt_cell(first['period_start']))}). Scores run from 1 (best quarter of comparable "
+                        "trusts) to 4; ranks: 1 = best. Not the NHS Oversight Framework segmentation.</p>"
+                        f"<p>{_e(overview.NO_MONEY)}</p>")
         sections.append(_frame_table(scores.select(
             pl.col("aim").replace_strict(overview.AIMS, default=pl.col("aim")).alias("Aim"),
             pl.col("score").round(2).alias("Score (1 best, 4 worst)"),
-            pl.format("{} of {}", "national_rank", "national_n").alias("National rank"),
+            pl.when(pl.col("peer_rank").is_not_null()).then(pl.format("{} of {}", "peer_rank", "peer_n"))
+            .alias("Peer rank"),
+            pl.when(pl.col("national_rank").is_not_null())
+            .then(pl.format("{} of {}", "national_rank", "national_n")).alias("Rank among its type"),
             pl.col("metrics_scored").map_elements(lambda t: overview.scored_measures(t, names),
-                                                  return_dtype=pl.String).alias("Measures (quartile, 1 best)"))))
+                                                  return_dtype=pl.String).alias("Measures (quartile, 1 best)"),
+            pl.coalesce(pl.col("not_scored"), pl.lit("")).alias("Note"))))
     sections.append("<h2>Key standards</h2>")
     if standards.is_empty():
         sections.append("<p>No standard applies to this organisation in the period.</p>")

@@ -10,23 +10,64 @@ from .formatting import fmt_value, meets
 from .jargon import in_words
 from .serving import Serving
 
-AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "population_health": "Population health",
-        "cost_and_efficiency": "Cost and efficiency"}
-SEGMENTS = {1: "Segment 1: among the best nationally", 2: "Segment 2: better than most",
-            3: "Segment 3: worse than most", 4: "Segment 4: among the most challenged"}
+AIMS = {"overall": "Overall", "quality_of_care": "Quality of care", "our_people": "Our people",
+        "population_health": "Population health", "efficiency": "Efficiency (beds and staff)"}
+AIM_HELP = {
+    "quality_of_care": "Waiting times and standards (A&E, planned care, diagnostics, cancer) and whether staff "
+                       "would recommend the care.",
+    "our_people": "NHS Staff Survey 2024: engagement, morale and the seven People Promise elements.",
+    "population_health": "Health of the area the patients come from (Health Index, virtual wards). Deprivation is "
+                         "shown beside it as context, never scored.",
+    "efficiency": "Use of beds and staff: bed occupancy, delayed discharges, staff per A&E attendance. Not a cost "
+                  "score: the data hold no money measure per trust.",
+    "overall": "The average of the aims that could be scored, each aim counting equally.",
+}
+NO_MONEY = ("No money measure per trust is in the data: the national cost collection gives one national price "
+            "per unit of activity, not each trust's costs, so the efficiency aim covers the use of beds and staff "
+            "only and is not a cost score.")
+SCALE = ("Each measure scores 1 (best quarter of {who}) to 4 (worst quarter); an aim is the average of its "
+         "measures, so lower is better. Ranks: 1 = best.")
 
 
 def scorecard(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:
     """Triple Aim scores (1 best to 4) of the latest scored month in the period, one row per aim."""
     return db.query("""
-        select aim, score, segment, segment_rule, n_metrics_scored, metrics_scored, national_rank, national_n,
-               peer_rank, peer_n, peer_group_label, period_start, method
+        select aim, score, not_scored, peer_quartile, standing, standing_rule, n_metrics_scored, metrics_scored,
+               national_rank, national_n, peer_rank, peer_n, peer_group_label, comparison_type, period_start, method
         from s2_triple_aim.aim_scores
         where org_code = $org and period_start = (
             select max(period_start) from s2_triple_aim.aim_scores
             where org_code = $org and period_start <= $to and aim = 'overall')
-        order by case aim when 'overall' then 0 when 'quality_of_care' then 1 when 'population_health' then 2
-                 else 3 end""", {"org": org_code, "to": period_to})
+        order by case aim when 'overall' then 0 when 'quality_of_care' then 1 when 'our_people' then 2
+                 when 'population_health' then 3 else 4 end""", {"org": org_code, "to": period_to})
+
+
+def aim_measures(db: Serving, org_code: str, period_start: date) -> pl.DataFrame:
+    """The measures behind each aim in the scored month: plain name, value, unit, month of the value, score 1-4
+    (NULL for context) and how many organisations it was compared with."""
+    return db.query("""
+        select aim, metric_name, value, unit, value_period_start, score, n_orgs_compared
+        from s2_triple_aim.scores where org_code = $org and period_start = $month
+        order by aim, score is null, metric_name""", {"org": org_code, "month": period_start})
+
+
+def rank_text(rank: int | None, n: int | None, who: str) -> str:
+    """'3 of 9 in its peer group' style text; '-' without a rank."""
+    return f"{rank} of {n} {who}" if rank is not None and n else "-"
+
+
+def measures_table(measures: pl.DataFrame) -> pl.DataFrame:
+    """The measures behind the aims as a reader's table: aim, measure, value with its unit and month, score."""
+    rows = [{"Aim": AIMS.get(r["aim"], r["aim"]), "Measure": r["metric_name"],
+             "Value": fmt_value(r["value"], r["unit"]),
+             "Month of the value": f"{r['value_period_start']:%b %Y}" if r["value_period_start"] else "-",
+             "Score (1 best, 4 worst)": r["score"],
+             "Compared with": ("context: not scored" if r["score"] is None else
+                               f"{r['n_orgs_compared']} organisations")}
+            for r in measures.iter_rows(named=True)]
+    return pl.DataFrame(rows, schema={"Aim": pl.String, "Measure": pl.String, "Value": pl.String,
+                                      "Month of the value": pl.String, "Score (1 best, 4 worst)": pl.Int64,
+                                      "Compared with": pl.String})
 
 
 def key_standards(db: Serving, org_code: str, period_to: date) -> pl.DataFrame:

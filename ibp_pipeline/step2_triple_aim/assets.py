@@ -48,9 +48,12 @@ def targets(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": n})
 
 
-@dg.asset(key=["s2_triple_aim", "peer_groups"], deps=[S1("metric_values"), RAW("trust_peer_finder")], **STEP2)
+@dg.asset(key=["s2_triple_aim", "peer_groups"], deps=[S1("metric_values"), S1("organisations"),
+                                                      RAW("trust_peer_finder"), RAW("staff_survey_2024"),
+                                                      RAW("estates_eric_site")], **STEP2)
 def peer_groups(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Trusts clustered on size and case mix, so each is compared with similar trusts."""
+    """Trusts typed (acute band, specialist, children's, community, mental health, ambulance), then clustered on
+    size and case mix within type, so each is compared only with trusts a leader would accept as peers."""
     from .peers import build_peer_groups
 
     with warehouse.connect() as con:
@@ -71,9 +74,9 @@ def benchmarks(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(key=["s2_triple_aim", "scores"], deps=[S2("benchmarks"), S2("peer_groups"), S1("metric_values"),
                                                  RAW("health_index_icb"), RAW("imd_icb"), RAW("trust_icb_catchment"),
-                                                 RAW("national_cost_collection")], **STEP2)
+                                                 RAW("national_cost_collection"), RAW("staff_survey_2024")], **STEP2)
 def scores(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Triple Aim evaluation: metric scores 1-4, aim scores, overall segment and ranks."""
+    """Triple Aim evaluation: measure scores 1-4 within comparison type, aim scores, ranks and the peer quartile."""
     from .scoring import build_scores
 
     with warehouse.connect() as con:

@@ -10,6 +10,10 @@ top_quartile, bottom_quartile; then, for traceability, period_grain, higher_is_b
   a 52-week row, 454 a DM01 row) would move the quartiles a trust is judged by.
 - scope 'peer': the trusts of one peer group (s2_triple_aim.peer_groups), one row per group; the fallback group
   (peer_group_id 0, trusts too short of data to group) gets no peer benchmark.
+- scope 'type': the trusts of one comparison type nationally (peer_groups.comparison_type: general acute,
+  acute specialist, specialist children's, community, mental health, ambulance, other), in column
+  comparison_type (NULL for the other scopes). National ranks and quartiles a trust is judged by use this scope:
+  a community trust has no A&E to compare, and a children's hospital is not a district general hospital.
 - scope 'national_icb': the ICBs of today, April 2026 (ICB rows of metric_values: the sum of their providers' numerators and
   denominators, as step 1 builds them).
 Percentiles: linear interpolation between order statistics (numpy's and DuckDB quantile_cont's default).
@@ -108,7 +112,7 @@ def with_direction(stats: pl.DataFrame) -> pl.DataFrame:
 
 def benchmarks_frame(values: pl.DataFrame, peers: pl.DataFrame) -> pl.DataFrame:
     """The benchmarks table from long values (org_code, org_level, period_start, period_grain, metric_id, value,
-    higher_is_better) and peer groups (org_code, peer_group_id). Pure."""
+    higher_is_better) and peer groups (org_code, peer_group_id, comparison_type). Pure."""
     keys = ["metric_id", "period_start", "period_grain"]
     trusts = values.filter(pl.col("org_level") == "provider")
     national = summarise(trusts, keys).with_columns(pl.lit("national").alias("scope"),
@@ -116,23 +120,29 @@ def benchmarks_frame(values: pl.DataFrame, peers: pl.DataFrame) -> pl.DataFrame:
     grouped = trusts.join(peers.select("org_code", pl.col("peer_group_id").cast(pl.Int64)), on="org_code",
                           how="inner").filter(pl.col("peer_group_id") != FALLBACK_GROUP_ID)
     peer = summarise(grouped, [*keys, "peer_group_id"]).with_columns(pl.lit("peer").alias("scope"))
+    typed = trusts.join(peers.select("org_code", "comparison_type"), on="org_code", how="inner").filter(
+        pl.col("comparison_type").is_not_null())
+    by_type = summarise(typed, [*keys, "comparison_type"]).with_columns(
+        pl.lit("type").alias("scope"), pl.lit(None, dtype=pl.Int64).alias("peer_group_id"))
     icb = summarise(values.filter(pl.col("org_level") == "icb"), keys).with_columns(
         pl.lit("national_icb").alias("scope"), pl.lit(None, dtype=pl.Int64).alias("peer_group_id"))
-    cols = [*CONTRACT_COLUMNS, "period_grain", "higher_is_better", "method"]
-    frames = [with_direction(f).with_columns(pl.lit(METHOD).alias("method")).select(cols)
-              for f in (national, peer, icb) if f.height]
+    cols = [*CONTRACT_COLUMNS, "period_grain", "higher_is_better", "method", "comparison_type"]
+    frames = [with_direction(f).with_columns(pl.lit(METHOD).alias("method"),
+                                             *([] if "comparison_type" in f.columns else
+                                               [pl.lit(None, dtype=pl.String).alias("comparison_type")])).select(cols)
+              for f in (national, peer, by_type, icb) if f.height]
     if not frames:
         return pl.DataFrame(schema={c: t for c, t in zip(cols, (pl.String, pl.Date, pl.String, pl.Int64, pl.Int64,
                                                                 pl.Float64, pl.Float64, pl.Float64, pl.String,
-                                                                pl.Boolean, pl.String))})
+                                                                pl.Boolean, pl.String, pl.String))})
     return pl.concat(frames, how="vertical_relaxed").sort("metric_id", "period_start", "scope", "peer_group_id",
-                                                          nulls_last=False)
+                                                          "comparison_type", nulls_last=False)
 
 
 def build_benchmarks(con: duckdb.DuckDBPyConnection) -> int:
     """Write s2_triple_aim.benchmarks (needs s2_triple_aim.peer_groups) and return its row count."""
     values = con.sql(metric_values_sql()).pl()
-    peers = con.sql(f"select org_code, peer_group_id from {PEER_GROUPS}").pl()
+    peers = con.sql(f"select org_code, peer_group_id, comparison_type from {PEER_GROUPS}").pl()
     frame = benchmarks_frame(values, peers)
     log.info("benchmarks: %s rows (%s metrics)", frame.height, frame["metric_id"].n_unique())
     replace_table(con, *TABLE.split("."), frame)

@@ -26,22 +26,25 @@ Missing values are filled, and every fill is written in `imputed`:
   catchment-weighted IMD 2025 average score of the ICBs the trust's patients come from -> its host ICB's IMD
   2025 score -> the national median;
 - specialisation: peer finder -> predecessors' FTE-weighted mean -> the median (percentile 0.5).
-A trust with too little data goes to the fallback group (peer_group_id 0, assignment says why): no workforce
-FTE from either source, or neither A&E attendances nor G&A beds known (it closed before both series began, so
-its service type cannot be told). It is compared nationally only, and is listed, never dropped.
+A trust whose type is unknown (not in either source, nor its predecessors, and not ambulance), or which cannot be
+placed within a type that is split (no workforce FTE, or neither A&E attendances nor G&A beds known), goes to the
+fallback group (peer_group_id 0, assignment says why). It has no peers, and is listed, never dropped.
 
-Clustering: KMeans (scikit-learn, n_init=10, random_state=seed) on the standardised features of the current
-trusts (open, with data in the last 12 months); k is chosen by the best mean silhouette over K_RANGE (4-8)
-unless given. Why not from 3: on the bundled data k = 3 has the highest silhouette (0.389 against 0.348 for
-k = 4) but only re-finds the three service types the A&E, bed and ambulance features encode by construction
-(acute / community and mental health / ambulance), leaving ~96 acute trusts of 1,000 to 19,000 FTE in one
-"peer" group, which is no peer grouping at all. Ward agglomerative clustering is tried on the same k range and
-used only when its best silhouette beats KMeans' by more than AGGLOMERATIVE_MARGIN (on the bundled data it is
-lower at every k, so KMeans is used). Either way a group's centre is its members' mean. Closed or dormant
-trusts are then assigned to the nearest group centre (assignment 'nearest_group ...'), so their historic
-periods can still be compared with peers.
-Group ids are ordered by group size (sum of the three size z-values of the centre, largest first), so ids are
-stable given the data and the seed.
+Types first (trust_types.py): every trust is typed from the NHS Staff Survey 2024 benchmarking group and the
+ERIC 2019/20 size band (predecessors for merged trusts; the ambulance staff share as a last resort), and is only
+ever grouped with trusts of its own type: a leader does not accept a community trust or a children's hospital as
+the peer of a district general hospital, however alike their size.
+Clustering within type: the features are standardised over the current trusts (open, with data in the last 12
+months) of every type, so z-values read against the average NHS trust. A type with MIN_TO_CLUSTER or more current
+trusts is split by KMeans (n_init=10, random_state=seed) on the size, deprivation and specialisation z-values into
+the k in WITHIN_K with the best silhouette whose smallest group has MIN_GROUP_SIZE trusts (the ambulance share is
+left out: it is the type); a smaller type, or one with no such split, is one group: its published band. On the
+bundled data: acute teaching splits in 3, acute large, medium and small, and mental health in 2; acute
+specialist, specialist children's, community and ambulance are one group each. A group is named by its type and
+its size and the case-mix feature that separate it from the other groups of the type ("Acute teaching: small,
+mid deprivation"). Closed or
+dormant trusts join the nearest group centre of their type; multi-service acute trusts (ERIC) and acute trusts
+without a band the nearest general acute group. Group ids follow the type order (UNIT_ORDER), then size.
 """
 from __future__ import annotations
 
@@ -50,10 +53,11 @@ import logging
 import duckdb
 import numpy as np
 import polars as pl
-from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from ibp_pipeline.lib.duckdb_tables import replace_table
+from ibp_pipeline.step2_triple_aim.trust_types import TYPE_LABELS, classify, trust_type_inputs_sql
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +65,8 @@ SCHEMA = "s2_triple_aim"
 TABLE = f"{SCHEMA}.peer_groups"
 S1 = "s1_current_state"
 
-K_RANGE: tuple[int, ...] = tuple(range(4, 9))
-AGGLOMERATIVE_MARGIN = 0.05
 FALLBACK_GROUP_ID = 0
-FALLBACK_LABEL = "Not grouped: too little data (compared nationally only)"
+FALLBACK_LABEL = "Not grouped: type unknown or too little data (no peer group)"
 
 # z-column -> the raw column it standardises, and how that raw value is transformed first.
 FEATURES: dict[str, tuple[str, str]] = {
@@ -174,7 +176,10 @@ def _raw_features_sql() -> str:
     trust_last as (
         select org_code, max(period_start) as trust_last_period from {S1}.metric_values
         where org_level = 'provider' group by 1)
+    , types as ({trust_type_inputs_sql()})
     select t.org_code, t.org_name, t.is_current, tl.trust_last_period,
+           types.nss_group, types.eric_type, types.eric_name, types.predecessors as type_predecessors,
+           types.pred_nss_groups, types.pred_eric_types,
            coverage.ae_first_period, coverage.beds_first_period, coverage.staff_groups_first_period,
            w.ae_attendances, w.ga_beds_sitrep, w.ga_beds_kh03, w.workforce_fte, w.ambulance_fte,
            pf.fte_staff as pf_fte, pf.deprivation as pf_deprivation, pf.specialisation as pf_specialisation,
@@ -187,6 +192,7 @@ def _raw_features_sql() -> str:
     left join catch using (org_code)
     left join imd host on host.icb_code = coalesce(t.parent_icb_code_2022, t.parent_icb_code)
     left join trust_last tl using (org_code)
+    left join types using (org_code)
     cross join coverage
     order by t.org_code"""
 
@@ -231,7 +237,7 @@ def assemble_features(raw: pl.DataFrame) -> pl.DataFrame:
     dep_median = frame.select(pl.coalesce("pf_deprivation", "pred_deprivation", "catchment_imd",
                                           "host_icb_imd").median()).item()
     frame = _first_filled(frame, "workforce_fte", [("workforce_fte", "metric_values"),
-                                                   ("pf_fte", "peer finder fte_staff")], None, None)
+                                                   ("pf_fte", "Trust Peer Finder staff count")], None, None)
     frame = _first_filled(frame, "deprivation", [
         ("pf_deprivation", "peer finder"), ("pred_deprivation", "predecessor trusts in the peer finder"),
         ("catchment_imd", "catchment-weighted ICB IMD 2025 score"), ("host_icb_imd", "host ICB IMD 2025 score")],
@@ -283,51 +289,6 @@ def standardise(x: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
     return (x - mean) / sd
 
 
-def _cluster(z: np.ndarray, k: int, method: str, seed: int) -> np.ndarray:
-    if method == "kmeans":
-        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
-    return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(z)
-
-
-def choose_clustering(z: np.ndarray, n_groups: int | None, seed: int,
-                      k_range: tuple[int, ...] = K_RANGE) -> tuple[str, int, float, np.ndarray, str]:
-    """Pick method and k: the best mean silhouette over k_range (ties -> smaller k) for KMeans, and Ward only if
-    it beats KMeans by more than AGGLOMERATIVE_MARGIN. Returns (method, k, silhouette, labels, report)."""
-    n = z.shape[0]
-    ks = [n_groups] if n_groups is not None else [k for k in k_range if 2 <= k <= n - 1]
-    if not ks:
-        ks = [max(1, min(n, 2))]
-    results: dict[str, list[tuple[int, float, np.ndarray]]] = {"kmeans": [], "agglomerative_ward": []}
-    for method in results:
-        for k in ks:
-            labels = _cluster(z, k, method, seed) if k > 1 else np.zeros(n, dtype=int)
-            distinct = len(set(labels.tolist()))
-            score = float(silhouette_score(z, labels)) if 1 < distinct < n else float("nan")
-            results[method].append((k, score, labels))
-
-    def best(rows: list[tuple[int, float, np.ndarray]]) -> tuple[int, float, np.ndarray]:
-        scored = [r for r in rows if not np.isnan(r[1])]
-        return max(scored, key=lambda r: (r[1], -r[0])) if scored else rows[0]
-
-    km, ward = best(results["kmeans"]), best(results["agglomerative_ward"])
-    method, (k, sil, labels) = ("kmeans", km)
-    if not np.isnan(ward[1]) and (np.isnan(km[1]) or ward[1] > km[1] + AGGLOMERATIVE_MARGIN):
-        method, (k, sil, labels) = ("agglomerative_ward", ward)
-    report = "; ".join(f"{m} k={kk}: {s:.3f}" for m, rows in results.items() for kk, s, _ in rows)
-    return method, k, sil, labels, report
-
-
-def order_groups(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber clusters 1..k, largest centre first (sum of the size z-values), and return (ids, centres)."""
-    size_idx = [list(FEATURES).index(c) for c in SIZE_FEATURES]
-    uniq = sorted(set(labels.tolist()))
-    centres = {c: z[labels == c].mean(axis=0) for c in uniq}
-    order = sorted(uniq, key=lambda c: (-centres[c][size_idx].sum(), c))
-    remap = {c: i + 1 for i, c in enumerate(order)}
-    ids = np.array([remap[c] for c in labels.tolist()], dtype=int)
-    return ids, np.array([centres[c] for c in order])
-
-
 def nearest_group(z: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """1-based id of the nearest centre for each row: Euclidean over the row's known features (NaN = unknown,
     left out), scaled up to all features so rows with gaps are not favoured."""
@@ -337,103 +298,178 @@ def nearest_group(z: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return d.argmin(axis=1) + 1
 
 
-def _tercile_word(value: float, cuts: tuple[float, float], words: tuple[str, str, str]) -> str:
-    return words[0] if value <= cuts[0] else words[1] if value <= cuts[1] else words[2]
+UNIT_ORDER = ("acute_teaching", "acute_large", "acute_medium", "acute_small", "acute_specialist",
+              "acute_specialist_children", "mental_health", "community", "ambulance")
+SATELLITES = ("acute_multi_service", "acute_unbanded")  # placed with the nearest general acute group
+GENERAL_ACUTE_UNITS = ("acute_teaching", "acute_large", "acute_medium", "acute_small")
+CLUSTER_FEATURES = ("z_ae_attendances", "z_ga_beds", "z_workforce_fte", "z_deprivation", "z_specialisation")
+WITHIN_K = (2, 3)
+MIN_TO_CLUSTER = 20   # a type with fewer current trusts is one group (its published band)
+MIN_GROUP_SIZE = 6    # no split that leaves a group smaller than this
+MIN_LABEL_SPREAD = 0.5  # a feature names the groups when their centres are this many standard deviations apart
+WORDS = {"size": (("larger", "smaller"), ("large", "mid-sized", "small")),
+         "deprivation": (("more deprived areas", "less deprived areas"),
+                         ("most deprived areas", "mid deprivation", "least deprived areas")),
+         "specialisation": (("more specialised", "less specialised"),
+                            ("most specialised", "mid specialisation", "least specialised"))}
 
 
-def label_groups(members: pl.DataFrame) -> dict[int, str]:
-    """Plain-English names from the members' medians: size tercile of FTE, service type (ambulance / acute /
-    specialist inpatient / non-acute), deprivation tercile, and 'highly specialised' (top fifth of the peer
-    finder's degree_of_specialisation, which on the bundled data ranks large teaching trusts highest: Manchester
-    0.995, Guy's and St Thomas' 0.986, while single-specialty trusts rank low: the Christie 0.048)."""
-    grouped = members.filter((pl.col("peer_group_id") != FALLBACK_GROUP_ID) & (pl.col("assignment") == "clustered"))
-    fte_cuts = tuple(grouped["workforce_fte"].quantile(q) for q in (1 / 3, 2 / 3))
-    dep_cuts = tuple(grouped["deprivation"].quantile(q) for q in (1 / 3, 2 / 3))
-    med = grouped.group_by("peer_group_id").agg(
-        pl.col("workforce_fte", "deprivation", "ae_attendances_monthly", "ga_beds", "ambulance_share",
-               "specialisation_pct_rank").median()).sort("peer_group_id")
-    labels: dict[int, str] = {}
-    for row in med.iter_rows(named=True):
-        size = _tercile_word(row["workforce_fte"], fte_cuts, ("Small", "Medium", "Large"))
-        if row["ambulance_share"] >= AMBULANCE_MIN_SHARE:
-            kind = "ambulance"
-        elif row["ae_attendances_monthly"] >= ACUTE_MIN_AE_MONTHLY and row["ga_beds"] >= INPATIENT_MIN_BEDS:
-            kind = "acute"
-        elif row["ga_beds"] >= INPATIENT_MIN_BEDS:
-            kind = "specialist inpatient"
-        else:  # medians of 0 A&E and few G&A beds: community and mental health trusts, and specialist
-            kind = "non-acute (community, mental health or specialist)"  # trusts such as the Christie
-        dep = _tercile_word(row["deprivation"], dep_cuts, ("low", "average", "high"))
-        spec = ", highly specialised" if row["specialisation_pct_rank"] >= SPECIALISED_MIN_PCT else ""
-        labels[row["peer_group_id"]] = f"{size} {kind}{spec}, {dep} deprivation"
-    seen: dict[str, int] = {}
-    for gid, text in labels.items():
-        seen[text] = seen.get(text, 0) + 1
-    for gid, text in list(labels.items()):
-        if seen[text] > 1:
-            labels[gid] = f"{text} (group {gid})"
-    labels[FALLBACK_GROUP_ID] = FALLBACK_LABEL
-    return labels
+def split_type(z: np.ndarray, seed: int, within_k: tuple[int, ...] = WITHIN_K) -> tuple[np.ndarray, float | None]:
+    """Cluster one type's current trusts (rows of z) by KMeans: the k in within_k with the best silhouette whose
+    smallest group has at least MIN_GROUP_SIZE trusts; one group (labels 0, silhouette None) when the type has
+    fewer than MIN_TO_CLUSTER trusts or no split qualifies."""
+    n = z.shape[0]
+    best: tuple[float, np.ndarray] | None = None
+    if n >= MIN_TO_CLUSTER:
+        for k in within_k:
+            labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
+            if np.bincount(labels).min() < MIN_GROUP_SIZE:
+                continue
+            sil = float(silhouette_score(z, labels))
+            if best is None or sil > best[0]:
+                best = (sil, labels)
+    return (best[1], best[0]) if best else (np.zeros(n, dtype=int), None)
 
 
-def peer_groups_frame(raw: pl.DataFrame, n_groups: int | None = None, seed: int = 42,
-                      k_range: tuple[int, ...] = K_RANGE) -> pl.DataFrame:
-    """The peer_groups table from the raw feature rows (pure: no database)."""
+def group_words(centres: np.ndarray) -> list[str]:
+    """Plain words for each group of one type, in the order of the centres: its size (the mean of the three size
+    z-values) and the case-mix feature (deprivation or specialisation) that separates the centres most, each named
+    when its centres are at least MIN_LABEL_SPREAD standard deviations apart (else only the one that separates
+    them most), so "Acute teaching: small, mid deprivation" says both what differs and by what."""
+    k = len(centres)
+    if k < 2:
+        return [""]
+    feats = {"size": centres[:, :3].mean(axis=1), "deprivation": centres[:, 3], "specialisation": centres[:, 4]}
+    case_mix = max(("deprivation", "specialisation"), key=lambda f: np.ptp(feats[f]))
+    named = [f for f in ("size", case_mix) if np.ptp(feats[f]) >= MIN_LABEL_SPREAD]
+    if not named:
+        named = [max(("size", case_mix), key=lambda f: np.ptp(feats[f]))]
+    out = [[] for _ in range(k)]
+    for name in named:
+        words = WORDS[name][0 if k == 2 else 1]
+        for rank, i in enumerate(np.argsort(-feats[name], kind="stable")):
+            out[i].append(words[rank])
+    return [", ".join(w) for w in out]
+
+
+Assignment = tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]
+
+
+def assign_groups(frame: pl.DataFrame, z: np.ndarray, fit_rows: np.ndarray, seed: int,
+                  within_k: tuple[int, ...] = WITHIN_K) -> Assignment:
+    """Peer group id, assignment, label and method note for every trust: within each type (UNIT_ORDER), the
+    current trusts are split by split_type; other trusts of the type join the nearest group centre of their own
+    type; multi-service and unbanded acute trusts the nearest general acute group. Pure."""
+    types = frame["trust_type"].to_numpy()
+    enough = frame["has_enough"].to_numpy()
+    cols = [list(FEATURES).index(c) for c in CLUSTER_FEATURES]
+    zc = z[:, cols]
+    ids = np.full(frame.height, FALLBACK_GROUP_ID, dtype=int)
+    assignment = np.array(["fallback (type unknown: not in the staff survey 2024 or ERIC 2019/20)"] * frame.height,
+                          dtype=object)
+    labels: dict[int, str] = {FALLBACK_GROUP_ID: FALLBACK_LABEL}
+    notes: dict[int, str] = {}
+    centres: dict[int, np.ndarray] = {}
+    next_id = 1
+    for unit in UNIT_ORDER:
+        members = types == unit
+        if not members.any():
+            continue
+        fit = members & fit_rows & ~np.isnan(zc).any(axis=1)
+        type_label = TYPE_LABELS[unit]
+        if not fit.any():  # no current trust with data: the type is one group
+            ids[members], assignment[members] = next_id, "type group (no current trust of this type to cluster)"
+            labels[next_id], notes[next_id] = type_label, "one group: the published type"
+            next_id += 1
+            continue
+        split, sil = split_type(zc[fit], seed, within_k)
+        k = int(split.max()) + 1
+        unit_centres = np.array([zc[fit][split == c].mean(axis=0) for c in range(k)])
+        order = np.argsort(-unit_centres[:, :3].mean(axis=1), kind="stable")  # largest first
+        words = group_words(unit_centres)
+        remap = {}
+        for c in order.tolist():
+            remap[c] = next_id
+            labels[next_id] = f"{type_label}: {words[c]}" if k > 1 else type_label
+            notes[next_id] = (f"KMeans k={k} within the type on {', '.join(CLUSTER_FEATURES)} (seed {seed}), "
+                              f"silhouette {sil:.3f}" if k > 1 else
+                              f"one group: the published type ({int(fit.sum())} current trusts, fewer than "
+                              f"{MIN_TO_CLUSTER} to split, or no split with groups of {MIN_GROUP_SIZE}+)")
+            centres[next_id] = unit_centres[c]
+            next_id += 1
+        ids[fit] = [remap[c] for c in split.tolist()]
+        assignment[fit] = "clustered" if k > 1 else "type group"
+        rest = members & ~fit
+        if k == 1:
+            ids[rest], assignment[rest] = remap[0], "type group (not current: closed or no recent data)"
+            continue
+        placeable = rest & enough
+        unit_ids = np.array([remap[c] for c in range(k)])
+        if placeable.any():
+            ids[placeable] = unit_ids[nearest_group(zc[placeable], unit_centres) - 1]
+            assignment[placeable] = "nearest_group (not current: closed or no data in the last 12 months)"
+        assignment[rest & ~enough] = "fallback (too little data to place within its type)"
+    general = [g for g, text in labels.items() if any(text.startswith(TYPE_LABELS[u]) for u in GENERAL_ACUTE_UNITS)]
+    sat = np.isin(types, SATELLITES)
+    if general and sat.any():
+        gc = np.array([centres[g] for g in general if g in centres])
+        gids = np.array([g for g in general if g in centres])
+        placeable = sat & enough
+        if placeable.any() and len(gids):
+            ids[placeable] = gids[nearest_group(zc[placeable], gc) - 1]
+            assignment[placeable] = "nearest general acute group (ERIC band multi-service or none)"
+        assignment[sat & ~placeable] = "fallback (too little data to place within its type)"
+    return ids, assignment, labels, notes
+
+
+def peer_groups_frame(raw: pl.DataFrame, seed: int = 42, within_k: tuple[int, ...] = WITHIN_K) -> pl.DataFrame:
+    """The peer_groups table from the raw feature rows (pure: no database): trusts typed (trust_types.py), then
+    grouped by size and case mix within their type."""
     frame = assemble_features(raw.sort("org_code"))
+    frame = frame.join(classify(frame), on="org_code", how="left")
     enough = frame["has_enough"].to_numpy()
     fit_rows = enough & frame["is_current"].fill_null(False).to_numpy()
     x = transform(frame)
-    if fit_rows.sum() < 2:  # too few current trusts: fit on every trust with enough and complete data
+    if fit_rows.sum() < 2:  # too few current trusts: standardise over every trust with enough and complete data
         fit_rows = enough & ~np.isnan(x).any(axis=1)
     z = np.full_like(x, np.nan)
-    ids = np.full(frame.height, FALLBACK_GROUP_ID, dtype=int)
-    method, k, sil, report = "fallback_only", 0, float("nan"), "no trust had enough data"
-    no_fte = ~(frame["workforce_fte"].fill_null(0.0).to_numpy() > 0)
-    assignment = np.where(no_fte, "fallback (no workforce FTE)",
-                          "fallback (closed before the A&E and G&A bed series began: service type unknown)"
-                          ).astype(object)
     if fit_rows.sum() >= 2:
         z[enough] = standardise(x, fit_rows)[enough]
-        method, k, sil, labels, report = choose_clustering(z[fit_rows], n_groups, seed, k_range)
-        fit_ids, centres = order_groups(z[fit_rows], labels)
-        ids[fit_rows] = fit_ids
-        assignment[fit_rows] = "clustered"
-        rest = enough & ~fit_rows
-        if rest.any():
-            ids[rest] = nearest_group(z[rest], centres)
-            assignment[rest] = "nearest_group (not current: closed or no data in the last 12 months)"
-        k = len(centres)
+    ids, assignment, names, notes = assign_groups(frame, z, fit_rows & enough, seed, within_k)
     out = frame.with_columns(
         pl.Series("peer_group_id", ids, dtype=pl.Int64),
         pl.Series("assignment", assignment.tolist(), dtype=pl.String),
         *[pl.Series(name, z[:, i], dtype=pl.Float64).fill_nan(None) for i, name in enumerate(FEATURES)])
-    names = label_groups(out)
     sizes = out.group_by("peer_group_id").agg(pl.len().cast(pl.Int64).alias("n_members"))
-    method_text = (f"{method} on standardised {', '.join(FEATURES)} (size as log(1+x)); fitted on current "
-                   f"trusts, others assigned to the nearest group centre; seed {seed}; silhouette by k: {report}")
+    k = len([g for g in set(ids.tolist()) if g != FALLBACK_GROUP_ID])
+    method_text = ("Trusts typed first (staff survey 2024 group, ERIC 2019/20 band, predecessors), then grouped "
+                   "within type on standardised " + ", ".join(CLUSTER_FEATURES) + " (size as log(1+x); z over "
+                   "current trusts); others placed in the nearest group of their type.")
     return (out.join(sizes, on="peer_group_id", how="left")
             .with_columns(
                 pl.col("peer_group_id").replace_strict(names, return_dtype=pl.String).alias("peer_group_label"),
-                pl.lit(method).alias("method"), pl.lit(k, dtype=pl.Int64).alias("k"),
-                pl.lit(None if np.isnan(sil) else round(sil, 4), dtype=pl.Float64).alias("silhouette"),
+                pl.lit("kmeans_within_type").alias("method"), pl.lit(k, dtype=pl.Int64).alias("k"),
+                pl.col("peer_group_id").replace_strict(notes, default=None, return_dtype=pl.String)
+                .alias("group_method"),
                 pl.lit(seed, dtype=pl.Int64).alias("seed"), pl.lit(method_text).alias("method_detail"))
-            .select("org_code", "org_name", "peer_group_id", "peer_group_label", "n_members", "assignment",
+            .select("org_code", "org_name", "trust_type", "trust_type_label", "comparison_type", "type_source",
+                    "peer_group_id", "peer_group_label", "n_members", "assignment",
                     *FEATURES, "ae_attendances_monthly", "ga_beds", "workforce_fte", "deprivation",
                     "specialisation", "specialisation_pct_rank", "ambulance_share", "imputed",
-                    "method", "k", "silhouette", "seed", "method_detail")
+                    "method", "group_method", "k", "seed", "method_detail")
             .sort("peer_group_id", "org_code"))
 
 
-def build_peer_groups(con: duckdb.DuckDBPyConnection, n_groups: int | None = None, seed: int = 42,
-                      k_range: tuple[int, ...] = K_RANGE) -> int:
+def build_peer_groups(con: duckdb.DuckDBPyConnection, seed: int = 42,
+                      within_k: tuple[int, ...] = WITHIN_K) -> int:
     """Write s2_triple_aim.peer_groups (one row per trust with activity) and return its row count."""
     raw = con.sql(_raw_features_sql()).pl()
-    frame = peer_groups_frame(raw, n_groups=n_groups, seed=seed, k_range=k_range)
+    frame = peer_groups_frame(raw, seed=seed, within_k=within_k)
     n_out = con.sql(f"""select count(*) from {S1}.organisations where org_type = 'nhs_trust' and org_code not in
                         (select distinct org_code from {S1}.metric_values where org_level = 'provider')""").fetchone()[0]
     first = frame.row(0, named=True) if frame.height else {}
-    log.info("peer_groups: %s trusts, method %s, k=%s, silhouette %s, %s in fallback; %s trusts without activity "
-             "left out", frame.height, first.get("method"), first.get("k"), first.get("silhouette"),
+    log.info("peer_groups: %s trusts, method %s, %s groups, %s in fallback; %s trusts without activity "
+             "left out", frame.height, first.get("method"), first.get("k"),
              frame.filter(pl.col("peer_group_id") == FALLBACK_GROUP_ID).height, n_out)
     replace_table(con, *TABLE.split("."), frame)
     return frame.height

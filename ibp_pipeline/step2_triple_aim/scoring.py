@@ -1,31 +1,35 @@
 """Step-2 Triple Aim scores: every NHS trust and ICB, every month, scored 1-4 (1 best) on each metric, averaged into
-aim scores and an overall score, segmented 1-4 and ranked nationally and within the trust's peer group.
+aim scores and an overall score, ranked among trusts of the same type and within the trust's peer group.
 
-Why: in the spirit of the NHS Oversight Framework 2025/26 segmentation, a leader sees at a glance where the
-organisation stands on the three aims (experience and quality of care, population health, cost and efficiency)
-and which metric drives it; every score row carries the value, the cut points and the method behind it.
+Why: a leader sees at a glance where the organisation stands on each aim (quality of care, our people,
+population health, efficiency) and which measure drives it; every score row carries the value, the cut points
+and the method behind it. This is the dashboard's own comparison with comparable trusts, not the NHS Oversight
+Framework segmentation: the standing is named "Peer quartile: ..." so it cannot be read as an NOF segment.
 
 Tables (schema s2_triple_aim)
 - scores: one row per organisation x month x metric. Columns: org_code, org_name, org_level ('provider' = NHS
-  trust, 'icb'), peer_group_id (trusts; NULL for ICBs), period_start (the month scored), aim, metric_id,
+  trust, 'icb'), peer_group_id and comparison_type (trusts; NULL for ICBs),
+  period_start (the month scored), aim, metric_id,
   metric_name, unit, value (the metric), value_period_start (the month the value comes from: the latest value
   in the scored month or the MONTHS_CARRIED months before it; for the static population-health sources the
   year or release used), higher_is_better, scored_value (the number ranked: the value, or its distance from a
-  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (national cut points among
-  organisations of the same level that month, in scored_value units), score (1-4, NULL for context rows),
-  is_estimate, formula, inputs (the numbers the value came from), source.
+  standard), method, scoring_rule, n_orgs_compared, cut_p25, cut_median, cut_p75 (cut points
+  among organisations of the same level and comparison type that month, in scored_value units), score (1-4,
+  NULL for context rows), is_estimate, formula, inputs (the numbers the value came from), source.
 - aim_scores: one row per organisation x month x aim, plus aim 'overall'. Columns: org_code, org_name,
-  org_level, peer_group_id, peer_group_label, period_start, aim, score (mean of the metric scores of the aim;
-  overall = mean of the aim scores, each aim weighted equally), n_metrics_scored, n_aims_scored (overall),
-  metrics_scored ('metric=score; ...'), segment (overall only, 1-4), segment_rule, national_rank / national_n
-  (rank among organisations of the same level with a score that month; 1 = best; ties share the lowest rank,
-  'competition' ranking 1, 2, 2, 4), peer_rank / peer_n (the same within the trust's peer group; NULL for
+  org_level, peer_group_id, peer_group_label, comparison_type, period_start, aim, score (mean of the metric
+  scores of the aim, NULL with fewer than MIN_METRICS_PER_AIM; overall = mean of the scored aims, each weighted
+  equally), n_metrics_scored, n_aims_scored (overall), metrics_scored ('measure name: score; ...'), not_scored
+  (why there is no score), peer_quartile (overall only, 1-4: the quarter of the peer group, ICBs of all ICBs,
+  the rank falls in), standing ("Peer quartile: top quarter"), standing_rule, national_rank / national_n
+  (rank among organisations of the same level and comparison type with a score that month; 1 = best; ties
+  share the lowest rank, 'competition' ranking 1, 2, 2, 4), peer_rank / peer_n (the same within the trust's peer group; NULL for
   ICBs and for the fallback group).
 
 Metric scoring (`method`)
-- national_quartile: cut points are the 25th, 50th and 75th percentiles (linear interpolation) of the values
-  of all organisations of the same level that month. Higher is better: 1 if value >= p75, 2 if >= median,
-  3 if >= p25, else 4. Lower is better: 1 if value <= p25, 2 if <= median, 3 if <= p75, else 4. A value on a
+- national_quartile: cut points are the 25th, 50th and 75th percentiles (linear interpolation) of the
+  values of the organisations of the same level and comparison type that month (trusts of one type; all
+  ICBs). Higher is better: 1 if value >= p75, 2 if >= median, 3 if >= p25, else 4. Lower is better: 1 if value <= p25, 2 if <= median, 3 if <= p75, else 4. A value on a
   cut point gets the better score. Fewer than MIN_ORGS_FOR_QUARTILES organisations -> no score.
 - national_quartile_of_distance_from_standard: G&A bed occupancy has a ceiling standard (92%) and no better
   direction: too high is unsafe, too low leaves beds idle. The scored value is |occupancy - 92| and is scored
@@ -39,15 +43,15 @@ separate them.
 Aims and metrics (METRICS below; the same list for trusts and ICBs unless `levels` says otherwise)
 - quality_of_care: A&E 4-hour %, 12-hour decision-to-admit waits per 100 attendances, RTT 18-week %, 52-week
   waiters as % of the list, diagnostics 6-week %, cancer 28-day FDS, 31-day and 62-day %.
-- population_health: ONS Health Index overall score (higher is healthier), IMD 2025 average score (higher is
-  more deprived, so lower is better), virtual ward capacity per 100,000 population. These are ICB figures; a
+- population_health: ONS Health Index overall score (higher is healthier), IMD 2025 average score (context only, never
+  scored: higher is more deprived), virtual ward capacity per 100,000 population. These are ICB figures; a
   trust gets the mean over the ICBs its patients come from weighted by latest.trust_icb_catchment (share of
   the trust's patients from each ICB; ICB E54 codes mapped to Q-codes through organisations.ons_code), or its
   host ICB's value when it is not in the catchment file (community, mental health, ambulance trusts); these
   trust rows are attributions, so they are is_estimate = true.
   The Health Index used for a month is the latest year published on or before that month's calendar year
   (2021 for every month from 2021; the earliest year, 2015, before that); IMD 2025 applies to every month.
-- cost_and_efficiency: workforce FTE per 1,000 A&E attendances (trusts with >= MIN_AE_FOR_FTE_RATIO
+- efficiency: workforce FTE per 1,000 A&E attendances (trusts with >= MIN_AE_FOR_FTE_RATIO
   attendances that month; an ICB sums the FTE and attendances of those trusts whose host it is, so ambulance,
   mental health and community staff do not count against it) - an estimate, since not all staff serve A&E;
   G&A bed occupancy (distance from 92%); patients no longer meeting the criteria to reside as % of G&A beds;
@@ -61,9 +65,16 @@ Aims and metrics (METRICS below; the same list for trusts and ICBs unless `level
   type 3 units that the NCC does not all cost), so attendances x unit cost runs about 15% above the NCC total;
   these rows are is_estimate = true with the formula.
 
-Overall and segment: overall = mean of the aim scores available; segment 1 if overall <= 1.75, 2 if <= 2.5,
-3 if <= 3.25, else 4 (SEGMENT_CUTS), given only when at least MIN_METRICS_FOR_SEGMENT metrics in at least
-MIN_AIMS_FOR_SEGMENT aims were scored (otherwise segment is NULL and the overall score is still shown).
+Our people: the NHS Staff Survey 2024 (latest.staff_survey_2024, occupation-group weighted scores out of 10,
+higher better): staff engagement, morale and the seven People Promise elements; "would recommend the
+organisation" (advocacy) counts in quality of care. Applied to every month from January 2024.
+Deprivation (IMD 2025) is shown as context beside the trust and never scored: a trust does not control it.
+No money measure: the national cost collection is one national price list, not each trust's costs, so the
+efficiency aim (beds and staff) is not called cost; the A&E cost estimates are context.
+
+Overall and peer quartile: overall = mean of the scored aims, given only when at least MIN_METRICS_FOR_SEGMENT
+measures in at least MIN_AIMS_FOR_SEGMENT aims were scored (otherwise not_scored says so); the peer quartile is
+ceil(4 x peer rank / peer n), from MIN_ORGS_FOR_QUARTILES ranked peers.
 """
 from __future__ import annotations
 
@@ -84,15 +95,19 @@ SCHEMA = "s2_triple_aim"
 SCORES = f"{SCHEMA}.scores"
 AIM_SCORES = f"{SCHEMA}.aim_scores"
 S1 = "s1_current_state"
-AIMS = ("quality_of_care", "population_health", "cost_and_efficiency")
+AIMS = ("quality_of_care", "our_people", "population_health", "efficiency")
 
 MONTHS_CARRIED = 12           # a month's value is the latest one in that month or the 12 months before (each
                               # value keeps its own month: publications differ by months, and a board reads the
                               # latest figure of every measure, said with its month)
 MIN_ORGS_FOR_QUARTILES = 4
-SEGMENT_CUTS = (1.75, 2.5, 3.25)
 MIN_METRICS_FOR_SEGMENT = 3
 MIN_AIMS_FOR_SEGMENT = 2
+MIN_METRICS_PER_AIM = 2       # an aim resting on one measure is not scored: one measure is not an aim
+STAFF_SURVEY_FROM = "2024-01-01"  # the 2024 survey (fieldwork autumn 2024) describes months from 2024 on
+STAFF_SURVEY_MONTH = "2024-10-01"
+QUARTER_WORDS = {1: "Peer quartile: top quarter", 2: "Peer quartile: second quarter",
+                 3: "Peer quartile: third quarter", 4: "Peer quartile: bottom quarter"}
 OCCUPANCY_STANDARD = 92.0
 MIN_AE_FOR_FTE_RATIO = 1_000
 EMERGENCY_CARE_DEPARTMENT = "Emergency Care"
@@ -144,34 +159,65 @@ METRICS: tuple[ScoredMetric, ...] = (
     ScoredMetric("health_index_overall", "ONS Health Index overall score", "population_health",
                  "index (England 2015 = 100)", True, QUARTILE, "ICB overall_score; " + _CATCHMENT,
                  "latest.health_index_icb (ONS Health Index for England, ICB overall_score)"),
-    ScoredMetric("imd_2025_average_score", "IMD 2025 average score (higher = more deprived)", "population_health",
-                 "score", False, QUARTILE, "ICB imd_average_score; " + _CATCHMENT,
+    ScoredMetric("imd_2025_average_score", "Deprivation of the area served (IMD 2025 average score, higher = "
+                 "more deprived; context, not scored)", "population_health", "score", False, CONTEXT,
+                 "ICB imd_average_score; " + _CATCHMENT,
                  "latest.imd_icb (English Indices of Deprivation 2025, ICB 2024 summaries)"),
     ScoredMetric("vw_capacity_per_100k", "Virtual ward capacity per 100,000 population", "population_health",
                  "beds per 100,000 population", True, QUARTILE,
                  "vw_capacity x 100,000 / GP-registered population; " + _CATCHMENT, f"{_MV} (vw_capacity_per_100k)"),
     ScoredMetric("workforce_fte_per_1000_ae_attendances", "Workforce FTE per 1,000 A&E attendances (estimate)",
-                 "cost_and_efficiency", "fte per 1,000 attendances", False, QUARTILE,
+                 "efficiency", "fte per 1,000 attendances", False, QUARTILE,
                  f"1,000 x workforce_fte / ae_attendances, trusts with >= {MIN_AE_FOR_FTE_RATIO:,} attendances that "
                  "month; an ICB sums both over those trusts it hosts (all staff, not only A&E staff: a proxy)",
                  f"{_MV} (workforce_fte, ae_attendances)", is_estimate=True),
-    ScoredMetric("ga_bed_occupancy_pct", "G&A bed occupancy (distance from 92%)", "cost_and_efficiency", "percent",
+    ScoredMetric("ga_bed_occupancy_pct", "G&A bed occupancy (distance from 92%)", "efficiency", "percent",
                  None, DISTANCE, "100 x G&A beds occupied / available; scored on |occupancy - 92|",
                  f"{_MV} (ga_bed_occupancy_pct)", standard=OCCUPANCY_STANDARD),
-    ScoredMetric(_NCTR, "Patients no longer meeting the criteria to reside, % of G&A beds", "cost_and_efficiency",
+    ScoredMetric(_NCTR, "Patients no longer meeting the criteria to reside, % of G&A beds", "efficiency",
                  "percent", False, QUARTILE, "100 x discharge_nctr_avg / ga_beds_available",
                  f"{_MV} (discharge_nctr_avg, ga_beds_available)"),
-    ScoredMetric("ae_estimated_cost_gbp", "Estimated cost of A&E activity (GBP, estimate)", "cost_and_efficiency",
+    ScoredMetric("ae_estimated_cost_gbp", "Estimated cost of A&E activity (GBP, estimate)", "efficiency",
                  "GBP per month", None, CONTEXT, "ae_attendances x national average Emergency Care unit cost",
                  f"{_MV} (ae_attendances); latest.national_cost_collection (Emergency Care)", is_estimate=True,
                  levels=("provider",)),
     ScoredMetric("ae_estimated_cost_per_head_gbp", "Estimated A&E cost per head of population (GBP per month, "
-                 "estimate)", "cost_and_efficiency", "GBP per head per month", False, QUARTILE,
+                 "estimate)", "efficiency", "GBP per head per month", False, QUARTILE,
                  "sum over trusts of ae_attendances x share of the trust's patients from the ICB x national "
                  "Emergency Care unit cost / ICB population (ONS mid-2020)",
                  f"{_MV} (ae_attendances); latest.trust_icb_catchment; latest.national_cost_collection; "
                  "latest.population_icb_2020", is_estimate=True, levels=("icb",)),
 )
+
+_NSS = "latest.staff_survey_2024 (NHS Staff Survey 2024, occupation-group weighted score out of 10)"
+
+
+def _nss(measure: str, metric_id: str, name: str, aim: str = "our_people") -> ScoredMetric:
+    return ScoredMetric(metric_id, name, aim, "score out of 10", True, QUARTILE,
+                        f"NHS Staff Survey 2024 measure '{measure}'", _NSS, levels=("provider",))
+
+
+STAFF_SURVEY: dict[str, ScoredMetric] = {
+    "E_3 - Advocacy": _nss("E_3 - Advocacy", "nss_advocacy",
+                           "Staff would recommend the organisation for care and as a place to work (staff survey)",
+                           "quality_of_care"),
+    "Staff Engagement - Staff engagement": _nss("Staff Engagement - Staff engagement", "nss_engagement",
+                                                "Staff engagement (staff survey)"),
+    "Morale - Morale": _nss("Morale - Morale", "nss_morale", "Staff morale (staff survey)"),
+    "PP1 - We are compassionate and inclusive": _nss("PP1 - We are compassionate and inclusive", "nss_pp1",
+                                                     "We are compassionate and inclusive (staff survey)"),
+    "PP2 - We are recognised and rewarded": _nss("PP2 - We are recognised and rewarded", "nss_pp2",
+                                                 "We are recognised and rewarded (staff survey)"),
+    "PP3 - We each have a voice that counts": _nss("PP3 - We each have a voice that counts", "nss_pp3",
+                                                   "We each have a voice that counts (staff survey)"),
+    "PP4 - We are safe and healthy": _nss("PP4 - We are safe and healthy", "nss_pp4",
+                                          "We are safe and healthy (staff survey)"),
+    "PP5 - We are always learning": _nss("PP5 - We are always learning", "nss_pp5",
+                                         "We are always learning (staff survey)"),
+    "PP6 - We work flexibly": _nss("PP6 - We work flexibly", "nss_pp6", "We work flexibly (staff survey)"),
+    "PP7 - We are a team": _nss("PP7 - We are a team", "nss_pp7", "We are a team (staff survey)"),
+}
+METRICS = METRICS + tuple(STAFF_SURVEY.values())
 BY_ID: dict[str, ScoredMetric] = {m.metric_id: m for m in METRICS}
 
 
@@ -189,13 +235,6 @@ def quartile_score(value: float, p25: float, p50: float, p75: float, higher_is_b
     return 1 if value <= p25 else 2 if value <= p50 else 3 if value <= p75 else 4
 
 
-def segment(overall: float | None, cuts: tuple[float, float, float] = SEGMENT_CUTS) -> int | None:
-    """Oversight-style segment 1-4 from an overall score on the 1-4 scale."""
-    if overall is None or np.isnan(overall):
-        return None
-    return 1 if overall <= cuts[0] else 2 if overall <= cuts[1] else 3 if overall <= cuts[2] else 4
-
-
 def _score_expr(better_high: pl.Expr) -> pl.Expr:
     v, p25, p50, p75 = pl.col("scored_value"), pl.col("cut_p25"), pl.col("cut_median"), pl.col("cut_p75")
     high = pl.when(v >= p75).then(1).when(v >= p50).then(2).when(v >= p25).then(3).otherwise(4)
@@ -207,14 +246,16 @@ def score_metrics(long: pl.DataFrame) -> pl.DataFrame:
     """Add national cut points and the 1-4 score to long rows (org_code, org_level, period_start, metric_id,
     scored_value, scored_higher_is_better, method). Context rows and groups of fewer than MIN_ORGS_FOR_QUARTILES
     organisations get no score. Pure."""
-    keys = ["org_level", "period_start", "metric_id"]
+    keys = ["org_level", "comparison_type", "period_start", "metric_id"]
     scorable = pl.col("method").is_in([QUARTILE, DISTANCE]) & pl.col("scored_value").is_not_null()
+    if "comparison_type" not in long.columns:
+        long = long.with_columns(pl.lit(None, dtype=pl.String).alias("comparison_type"))
     cuts = (long.filter(scorable).group_by(keys).agg(
         pl.col("scored_value").count().cast(pl.Int64).alias("n_orgs_compared"),
         pl.col("scored_value").quantile(0.25, interpolation="linear").alias("cut_p25"),
         pl.col("scored_value").quantile(0.5, interpolation="linear").alias("cut_median"),
         pl.col("scored_value").quantile(0.75, interpolation="linear").alias("cut_p75")))
-    out = long.join(cuts, on=keys, how="left")
+    out = long.join(cuts, on=keys, how="left", nulls_equal=True)
     ok = scorable & (pl.col("n_orgs_compared") >= MIN_ORGS_FOR_QUARTILES)
     return out.with_columns(
         pl.when(ok).then(_score_expr(pl.col("scored_higher_is_better"))).otherwise(None).cast(pl.Int64).alias("score"),
@@ -243,44 +284,75 @@ def _rank(frame: pl.DataFrame, by: list[str], prefix: str) -> pl.DataFrame:
                       on=[*by, "org_code"], how="left", nulls_equal=True)
 
 
+def peer_quartile(rank: int | None, n: int | None) -> int | None:
+    """Quarter of the comparison group a rank falls in (1 = top quarter): ceil(4 x rank / n); None for fewer than
+    MIN_ORGS_FOR_QUARTILES organisations, so a group of two has no 'quarters'."""
+    if rank is None or n is None or n < MIN_ORGS_FOR_QUARTILES:
+        return None
+    return min(4, max(1, -(-4 * rank // n)))
+
+
 def aim_scores_frame(scores: pl.DataFrame) -> pl.DataFrame:
-    """Aim and overall scores, segments and ranks from scored metric rows (org_code, org_level, peer_group_id,
-    period_start, aim, metric_id, score). Pure."""
-    keys = ["org_code", "org_level", "peer_group_id", "period_start"]
+    """Aim and overall scores, ranks and the peer quartile from scored metric rows (org_code, org_level,
+    peer_group_id, comparison_type, period_start, aim, metric_id, metric_name, score). An aim with fewer than
+    MIN_METRICS_PER_AIM scored measures gets no score (not_scored says why) and does not count in the overall.
+    Ranks: national_rank among organisations of the same level and comparison type (trusts of one type; all
+    ICBs), peer_rank within the peer group; 1 = best. peer_quartile: the quarter of the peer group (ICBs: of all
+    ICBs) the overall rank falls in. Pure."""
+    if "comparison_type" not in scores.columns:
+        scores = scores.with_columns(pl.lit(None, dtype=pl.String).alias("comparison_type"))
+    if "metric_name" not in scores.columns:
+        scores = scores.with_columns(pl.col("metric_id").alias("metric_name"))
+    keys = ["org_code", "org_level", "peer_group_id", "comparison_type", "period_start"]
     scored = scores.filter(pl.col("score").is_not_null()).sort("metric_id")
     aims = scored.group_by([*keys, "aim"]).agg(
         pl.col("score").mean().alias("score"),
         pl.len().cast(pl.Int64).alias("n_metrics_scored"),
-        pl.concat_str(pl.col("metric_id"), pl.lit("="), pl.col("score").cast(pl.String)).str.join("; ")
+        pl.concat_str(pl.col("metric_name"), pl.lit(": "), pl.col("score").cast(pl.String)).str.join("; ")
         .alias("metrics_scored"))
-    overall = aims.sort("aim").group_by(keys).agg(
+    thin = pl.col("n_metrics_scored") < MIN_METRICS_PER_AIM
+    aims = aims.with_columns(
+        pl.when(thin).then(pl.lit("not scored: only ") + pl.col("n_metrics_scored").cast(pl.String)
+                           + pl.when(pl.col("n_metrics_scored") == 1).then(pl.lit(" measure"))
+                           .otherwise(pl.lit(" measures"))).otherwise(None).alias("not_scored"),
+        pl.when(thin).then(None).otherwise(pl.col("score")).alias("score"))
+    overall = aims.filter(pl.col("score").is_not_null()).sort("aim").group_by(keys).agg(
         pl.col("score").mean().alias("score"),
         pl.col("n_metrics_scored").sum().alias("n_metrics_scored"),
         pl.len().cast(pl.Int64).alias("n_aims_scored"),
-        pl.concat_str(pl.col("aim"), pl.lit("="), pl.col("score").round(3).cast(pl.String)).str.join("; ")
+        pl.concat_str(pl.col("aim"), pl.lit(": "), pl.col("score").round(2).cast(pl.String)).str.join("; ")
         .alias("metrics_scored")).with_columns(pl.lit("overall").alias("aim"))
-    seg_ok = ((pl.col("n_metrics_scored") >= MIN_METRICS_FOR_SEGMENT)
-              & (pl.col("n_aims_scored") >= MIN_AIMS_FOR_SEGMENT))
-    s = pl.col("score").round(9)  # so a mean of exactly 1.75 is not 1.7500000000000002
+    ok = ((pl.col("n_metrics_scored") >= MIN_METRICS_FOR_SEGMENT) & (pl.col("n_aims_scored") >= MIN_AIMS_FOR_SEGMENT))
     overall = overall.with_columns(
-        pl.when(seg_ok).then(
-            pl.when(s <= SEGMENT_CUTS[0]).then(1).when(s <= SEGMENT_CUTS[1]).then(2)
-            .when(s <= SEGMENT_CUTS[2]).then(3).otherwise(4)).otherwise(None).cast(pl.Int64).alias("segment"))
-    aims = aims.with_columns(pl.lit(None, dtype=pl.Int64).alias("n_aims_scored"),
-                             pl.lit(None, dtype=pl.Int64).alias("segment"))
+        pl.when(ok).then(None).otherwise(pl.lit(f"not ranked: needs {MIN_METRICS_FOR_SEGMENT} measures in "
+                                                f"{MIN_AIMS_FOR_SEGMENT} aims")).alias("not_scored"),
+        pl.when(ok).then(pl.col("score")).otherwise(None).alias("score"))
+    aims = aims.with_columns(pl.lit(None, dtype=pl.Int64).alias("n_aims_scored"))
     frame = pl.concat([aims, overall.select(aims.columns)], how="vertical_relaxed")
-    frame = _rank(frame, ["org_level", "period_start", "aim"], "national")
+    frame = _rank(frame, ["org_level", "comparison_type", "period_start", "aim"], "national")
     grouped = frame.filter((pl.col("org_level") == "provider") & pl.col("peer_group_id").is_not_null()
                            & (pl.col("peer_group_id") != FALLBACK_GROUP_ID))
     peer = _rank(grouped, ["period_start", "aim", "peer_group_id"], "peer").select(
         "org_code", "period_start", "aim", "peer_rank", "peer_n")
-    rule = (f"segment 1 if overall <= {SEGMENT_CUTS[0]}, 2 if <= {SEGMENT_CUTS[1]}, 3 if <= {SEGMENT_CUTS[2]}, "
-            f"else 4; needs >= {MIN_METRICS_FOR_SEGMENT} metrics in >= {MIN_AIMS_FOR_SEGMENT} aims")
-    return (frame.join(peer, on=["org_code", "period_start", "aim"], how="left")
-            .with_columns(pl.when(pl.col("aim") == "overall").then(pl.lit(rule)).otherwise(None).alias("segment_rule"),
-                          pl.when(pl.col("aim") == "overall")
-                          .then(pl.lit("mean of the aim scores (each aim weighted equally)"))
-                          .otherwise(pl.lit("mean of the aim's metric scores")).alias("method"))
+    frame = frame.join(peer, on=["org_code", "period_start", "aim"], how="left")
+    is_icb = pl.col("org_level") == "icb"
+    frame = frame.with_columns(
+        pl.struct(rank=pl.when(is_icb).then(pl.col("national_rank")).otherwise(pl.col("peer_rank")),
+                  n=pl.when(is_icb).then(pl.col("national_n")).otherwise(pl.col("peer_n")))
+        .map_elements(lambda r: peer_quartile(r["rank"], r["n"]), return_dtype=pl.Int64).alias("peer_quartile"))
+    frame = frame.with_columns(
+        pl.when(pl.col("aim") == "overall").then(pl.col("peer_quartile")).otherwise(None).alias("peer_quartile"))
+    rule = ("quarter of the peer group (ICBs: of all ICBs) the overall rank falls in, ceil(4 x rank / n), "
+            f"1 = top quarter; needs {MIN_ORGS_FOR_QUARTILES}+ organisations ranked, and "
+            f"{MIN_METRICS_FOR_SEGMENT} measures in {MIN_AIMS_FOR_SEGMENT} aims")
+    return (frame.with_columns(
+                pl.col("peer_quartile").replace_strict(QUARTER_WORDS, default=None, return_dtype=pl.String)
+                .alias("standing"),
+                pl.when(pl.col("aim") == "overall").then(pl.lit(rule)).otherwise(None).alias("standing_rule"),
+                pl.when(pl.col("aim") == "overall")
+                .then(pl.lit("mean of the aim scores (each aim weighted equally)"))
+                .otherwise(pl.lit("mean of the aim's measure scores, each 1 (best quarter of its comparison "
+                                  "type) to 4")).alias("method"))
             .sort("org_level", "org_code", "period_start", "aim"))
 
 
@@ -415,7 +487,25 @@ def _long_sql(unit_cost: float | None) -> str:
         join icb_pop p on p.icb_code = w.icb_code and p.month = g.period_start
         where g.org_level = 'provider'
         group by g.org_code, g.period_start, p.metric_id)
+    , nss as (
+        select upper(trim(org_code)) as org_code, measure,
+               arg_max(score, weighting = 'Occupation Group') as score,
+               arg_max(base_responses, weighting = 'Occupation Group') as responses
+        from latest.staff_survey_2024
+        where score is not null and measure in ({", ".join(repr(m) for m in STAFF_SURVEY)})
+        group by all),
+    trust_nss as (
+        select n.org_code, 'provider' as org_level, g.period_start,
+               case n.measure {" ".join(f"when {k!r} then {m.metric_id!r}" for k, m in STAFF_SURVEY.items())} end
+                 as metric_id,
+               n.score as value, date '{STAFF_SURVEY_MONTH}' as value_period_start,
+               'NHS Staff Survey 2024, ' || coalesce(n.responses::varchar, 'unknown') || ' responses' as inputs
+        from nss n join {S1}.organisations o on o.org_code = n.org_code and o.org_type = 'nhs_trust'
+        join (select month as period_start from months) g
+          on g.period_start >= date '{STAFF_SURVEY_FROM}' and (o.close_date is null or g.period_start <= o.close_date))
     select * from (
+        select * from trust_nss
+        union all
         select org_code, org_level, period_start, metric_id, value, value_period_start, inputs
         from carried where metric_id <> 'vw_capacity_per_100k'
         union all
@@ -448,15 +538,20 @@ def scores_frame(long: pl.DataFrame, orgs: pl.DataFrame, peers: pl.DataFrame) ->
                  .when(pl.col("method") == QUARTILE).then(pl.col("value")).otherwise(None).alias("scored_value"),
                  pl.when(pl.col("method") == DISTANCE).then(False).otherwise(pl.col("higher_is_better"))
                  .alias("scored_higher_is_better")))
+    if "comparison_type" not in peers.columns:
+        peers = peers.with_columns(pl.lit(None, dtype=pl.String).alias("comparison_type"))
+    frame = (frame.join(peers.select("org_code", pl.col("peer_group_id").cast(pl.Int64), "comparison_type"),
+                        on="org_code", how="left")
+             .with_columns(*(pl.when(pl.col("org_level") == "provider").then(pl.col(c)).otherwise(None).alias(c)
+                             for c in ("peer_group_id", "comparison_type"))))
     frame = score_metrics(frame)
     frame = (frame.join(orgs.select("org_code", "org_name").unique("org_code"), on="org_code", how="left")
-             .join(peers.select("org_code", pl.col("peer_group_id").cast(pl.Int64)), on="org_code", how="left")
-             .with_columns(pl.when(pl.col("org_level") == "provider").then(pl.col("peer_group_id"))
-                           .otherwise(None).alias("peer_group_id"),
+             .with_columns(
                            (pl.col("is_estimate") | ((pl.col("aim") == "population_health")
                                                      & (pl.col("org_level") == "provider"))).alias("is_estimate")))
     return frame.select(
-        "org_code", "org_name", "org_level", "peer_group_id", "period_start", "aim", "metric_id", "metric_name",
+        "org_code", "org_name", "org_level", "peer_group_id", "comparison_type", "period_start", "aim", "metric_id",
+        "metric_name",
         "unit", "value", "value_period_start", "higher_is_better", "scored_value", "method", "scoring_rule",
         "n_orgs_compared", "cut_p25", "cut_median", "cut_p75", "score", "is_estimate", "formula", "inputs",
         "source").sort("org_level", "org_code", "period_start", "aim", "metric_id")
@@ -481,7 +576,7 @@ def build_scores(con: duckdb.DuckDBPyConnection) -> int:
              EMERGENCY_CARE_DEPARTMENT, derivation)
     long = con.sql(_long_sql(unit_cost)).pl()
     orgs = con.sql(f"select org_code, org_name from {S1}.organisations").pl()
-    peers = con.sql(f"select org_code, peer_group_id, peer_group_label from {PEER_GROUPS}").pl()
+    peers = con.sql(f"select org_code, peer_group_id, peer_group_label, comparison_type from {PEER_GROUPS}").pl()
     scores = scores_frame(long, orgs, peers)
     if unit_cost is not None:
         scores = scores.with_columns(
@@ -490,12 +585,14 @@ def build_scores(con: duckdb.DuckDBPyConnection) -> int:
             .alias("formula"))
     aims = (aim_scores_frame(scores)
             .join(orgs.unique("org_code"), on="org_code", how="left")
-            .join(peers.select("org_code", "peer_group_label"), on="org_code", how="left")
-            .with_columns(pl.when(pl.col("org_level") == "provider").then(pl.col("peer_group_label"))
-                          .otherwise(None).alias("peer_group_label"))
-            .select("org_code", "org_name", "org_level", "peer_group_id", "peer_group_label", "period_start", "aim",
-                    "score", "n_metrics_scored", "n_aims_scored", "metrics_scored", "segment", "segment_rule",
-                    "national_rank", "national_n", "peer_rank", "peer_n", "method"))
+            .drop("comparison_type").join(peers.select("org_code", "peer_group_label", "comparison_type"),
+                                          on="org_code", how="left")
+            .with_columns(*(pl.when(pl.col("org_level") == "provider").then(pl.col(c)).otherwise(None).alias(c)
+                            for c in ("peer_group_label", "comparison_type")))
+            .select("org_code", "org_name", "org_level", "peer_group_id", "peer_group_label", "comparison_type",
+                    "period_start", "aim", "score", "n_metrics_scored", "n_aims_scored", "metrics_scored",
+                    "not_scored", "peer_quartile", "standing", "standing_rule", "national_rank", "national_n",
+                    "peer_rank", "peer_n", "method"))
     con.sql(f"create schema if not exists {SCHEMA}")
     _write(con, SCORES, scores)
     _write(con, AIM_SCORES, aims)

@@ -100,20 +100,31 @@ def test_ranked_direction_ties_and_ratio_names() -> None:
     assert bm.comparison_level("provider") == "provider"
     assert {bm.comparison_level(x) for x in ("icb", "region", "england")} == {"icb"}
     assert bm.default_metric(["x", "ae_4hr_pct"]) == "ae_4hr_pct" and bm.default_metric([]) is None
+    names = {"ae_attendances": "A&E attendances", "ae_attendances_type1": "Type 1 attendances"}
+    assert bm.plain_words("100 x a / ae_attendances; ae_attendances_type1 too", names) == \
+        "100 x a / a&e attendances; type 1 attendances too"
+    assert bm.plain_words(None, names) == ""
 
 
 def test_peer_reason_and_members_table() -> None:
-    row = {"org_code": "T1", "org_name": "Trust One", "peer_group_label": "Large acute", "assignment": "clustered",
+    row = {"org_code": "T1", "org_name": "Trust One", "peer_group_label": "Acute large: larger",
+           "assignment": "clustered", "trust_type": "acute_large", "trust_type_label": "Acute large",
+           "type_source": "staff survey 2024 group 'Acute and Acute & Community Trusts'",
            "z_ae_attendances": 1.2, "z_ga_beds": 0.9, "z_workforce_fte": 0.9, "z_deprivation": -0.5,
            "z_specialisation": 0.1, "ambulance_share": 0.0, "ae_attendances_monthly": 19659.75, "ga_beds": 770.0,
            "workforce_fte": 7000.0, "deprivation": 27.7, "specialisation_pct_rank": 0.65, "imputed": None}
-    assert bm.peer_reason(row) == ("Size well above average (A&E attendances, beds and staff); deprivation below "
-                                   "average; specialisation about average")
-    assert bm.peer_reason({**row, "assignment": "fallback (closed)"}).startswith("Too little data")
-    assert bm.peer_reason({**row, "assignment": "nearest_group (not current)"}).startswith("Closed or no recent")
+    assert bm.peer_reason(row) == ("Acute large trust; size well above average (A&E attendances, beds and staff); "
+                                   "deprivation of its patients below average; specialisation about average")
+    assert bm.peer_reason({**row, "assignment": "fallback (closed)"}) == \
+        "Not grouped: too little data, so it has no peers"
+    assert bm.peer_reason({**row, "assignment": "fallback (type unknown)", "trust_type": "other"}).startswith(
+        "Not grouped: its type is not published")
+    assert bm.peer_reason({**row, "assignment": "nearest_group (not current)"}).startswith("Closed, no recent")
     table = bm.members_table(pl.DataFrame([row]))
-    assert table.row(0, named=True)["Specialisation (percentile)"] == pytest.approx(65.0)
-    assert table.row(0, named=True)["How placed"] == "Clustered with similar current trusts"
+    first = table.row(0, named=True)
+    assert first["Specialisation (percentile)"] == pytest.approx(65.0)
+    assert first["How placed"] == "Grouped with the most similar trusts of its type"
+    assert (first["Type"], first["Where the type comes from"]) == ("Acute large", row["type_source"])
     assert bm.members_table(pl.DataFrame([row]).clear()).is_empty()
 
 
@@ -167,17 +178,22 @@ def tiny(tmp_path: Path) -> Serving:
                               "definition": ["Seen within 4 hours", "Waiting over 52 weeks", "Waiting"],
                               "unit": ["percent", "count", "count"], "higher_is_better": [True, False, False],
                               "formula": ["percent", "count", "count"], "source": ["ae", "rtt", "rtt"]})
-    bench_rows = [("ae_4hr_pct", m, "national", None) for m in (MAR, APR, JUN)] + [
-        ("ae_4hr_pct", MAR, "national_icb", None), ("ae_4hr_pct", MAR, "peer", 1),
-        ("rtt_52wk_waiters_pct_of_rtt_waiting_list", MAR, "national", None)]
-    benchmarks = pl.DataFrame(bench_rows, schema=["metric_id", "period_start", "scope", "peer_group_id"],
-                              orient="row").with_columns(
+    bench_rows = [("ae_4hr_pct", m, "national", None, None) for m in (MAR, APR, JUN)] + [
+        ("ae_4hr_pct", MAR, "national_icb", None, None), ("ae_4hr_pct", MAR, "peer", 1, None),
+        ("ae_4hr_pct", MAR, "type", None, "acute"),
+        ("rtt_52wk_waiters_pct_of_rtt_waiting_list", MAR, "national", None, None)]
+    benchmarks = pl.DataFrame(bench_rows, schema=["metric_id", "period_start", "scope", "peer_group_id",
+                                                  "comparison_type"], orient="row").with_columns(
         pl.col("peer_group_id").cast(pl.Int64), pl.lit(3).alias("n_orgs"), pl.lit(80.0).alias("median"),
         pl.lit(85.0).alias("top_quartile"), pl.lit(75.0).alias("bottom_quartile"),
         pl.lit(True).alias("higher_is_better"), pl.lit("month").alias("period_grain"), pl.lit("m").alias("method"))
     peers = pl.DataFrame({"org_code": ["T1", "T2", "T3"], "org_name": ["TRUST ONE NHS TRUST", "TRUST TWO NHS TRUST",
                                                                        "TRUST THREE NHS TRUST"],
-                          "peer_group_id": [1, 1, 2], "peer_group_label": ["Large acute", "Large acute", "Small"],
+                          "peer_group_id": [1, 1, 2], "peer_group_label": ["Acute large", "Acute large", "Community"],
+                          "trust_type": ["acute_large", "acute_large", "community"],
+                          "trust_type_label": ["Acute large", "Acute large", "Community"],
+                          "comparison_type": ["acute", "acute", "community"],
+                          "type_source": ["staff survey 2024 group"] * 3,
                           "n_members": [2, 2, 1], "assignment": ["clustered"] * 3}).with_columns(
         *(pl.lit(1.0).alias(c) for c in ("ae_attendances_monthly", "ga_beds", "workforce_fte", "deprivation",
                                          "specialisation_pct_rank", "ambulance_share", "z_ae_attendances",
@@ -204,6 +220,7 @@ def test_values_are_the_benchmarked_population(tiny: Serving) -> None:
     assert trusts["org_code"].to_list() == ["T1", "T2", "T3"]  # no independent provider
     assert trusts["org_name"].to_list() == ["Trust One NHS Trust", "Trust Two NHS Trust", "Trust Three NHS Trust"]
     assert trusts.select("value", "numerator", "denominator", "peer_group_id").row(1) == (70.0, 350.0, 500.0, 1)
+    assert trusts["comparison_type"].to_list() == ["acute", "acute", "community"]
     assert bm.values_at(tiny, "ae_4hr_pct", "icb", MAR)["org_code"].to_list() == ["I1", "I2"]
     ratio = bm.values_at(tiny, "rtt_52wk_waiters_pct_of_rtt_waiting_list", "provider", MAR)
     assert ratio.select("org_code", "value", "numerator", "denominator").rows() == [("T1", 1.0, 10.0, 1000.0)]
@@ -224,8 +241,10 @@ def test_choices_months_benchmarks_and_peers(tiny: Serving) -> None:
     assert bm.benchmark_month(tiny, "ae_4hr_pct", "icb", date(2024, 12, 1)) == MAR
     assert bm.benchmark_month(tiny, "ae_4hr_pct", "provider", date(2024, 2, 1)) is None
     bench = bm.benchmarks_at(tiny, "ae_4hr_pct", MAR)
-    assert sorted(bench["scope"].to_list()) == ["national", "national_icb", "peer"]
+    assert sorted(bench["scope"].to_list()) == ["national", "national_icb", "peer", "type"]
     assert bm.benchmark_line(bench, "peer", "median", 1) == 80.0
+    assert bm.benchmark_line(bench, "type", "median", comparison_type="acute") == 80.0
+    assert bm.benchmark_line(bench, "type", "median", comparison_type="community") is None
     assert bm.benchmark_line(bench, "peer", "median", 2) is None
     assert bm.peer_group(tiny, "T2")["org_code"].to_list() == ["T1", "T2"]
     assert bm.peer_group(tiny, "IP1").is_empty()
@@ -253,7 +272,8 @@ def test_trust_against_peers_and_nationally(app, served_db: Path) -> None:
     text = page_text(at)
     assert "Benchmarking" in [t.value for t in at.title]
     assert at.selectbox(key="bench_metric").value == "ae_4hr_pct"
-    for words in ("Against the peer group", "Against all NHS trusts nationally", "Who is in the peer group, and why",
+    for words in ("Against the peer group", "Against all general acute trusts nationally",
+                  "Who is in the peer group, and why", "Trusts are only ever grouped with trusts of the same type",
                   "A funnel plot"):
         assert words in text, words
     assert len(at.get("plotly_chart")) == 2  # peer bars and national funnel
@@ -262,7 +282,7 @@ def test_trust_against_peers_and_nationally(app, served_db: Path) -> None:
     month = bm.benchmark_month(db, "ae_4hr_pct", "provider", sel.period_to)
     national = _table(at, "Funnel position")
     n_orgs = db.query("select n_orgs from s2_triple_aim.benchmarks where metric_id = 'ae_4hr_pct' "
-                      "and scope = 'national' and period_start = ?", [month])["n_orgs"][0]
+                      "and scope = 'type' and comparison_type = 'acute' and period_start = ?", [month])["n_orgs"][0]
     assert national.height == n_orgs and set(national["Out of"]) == {n_orgs}
     rxl = national.filter(pl.col("Code") == "RXL").row(0, named=True)
     expected = db.query("select value, numerator, denominator from s1_current_state.metric_values where org_code = "
@@ -275,7 +295,8 @@ def test_trust_against_peers_and_nationally(app, served_db: Path) -> None:
                      "(select peer_group_id from s2_triple_aim.peer_groups where org_code = 'RXL')")
     assert set(members["Code"]) == set(group["org_code"]) and "RXL" in set(members["Code"])
     downloads = at.session_state["ibp_downloads"]
-    _read_back(downloads[f"benchmark-ae-4hr-pct-nhs-trusts-rxl-{sel.period_to:%Y-%m}"], national)
+    _read_back(next(v for k, v in downloads.items() if k.startswith("benchmark-a-e-four-hour-performance-general-"
+                                                                    "acute-trusts-rxl")), national)
     _read_back(downloads[f"peer-group-members-rxl-{sel.period_to:%Y-%m}"], members)
 
     # a measure with no better direction and no percentage: ranked bars, largest first, other values
@@ -321,3 +342,103 @@ def test_trust_user_sees_only_their_trust_icb_and_peers(app, served_db: Path, tm
     assert set(_table(at, "Why in this group")["Code"]) <= sel.visible
     assert "Your account sees" in page_text(at)
     assert not math.isnan(national.filter(pl.col("Code") == "RXL")["Rank"][0])
+
+
+# ---- peer groups a leader would accept, on the real bundled data ---------------------------------------------------
+CHILDRENS = ("RP4", "RBS", "RCU", "RQ3")  # Great Ormond Street, Alder Hey, Sheffield Children's, Birmingham W&C
+NOT_ACUTE_PEERS = {"community", "mental_health", "ambulance", "children"}
+
+
+def published_kinds() -> dict[str, str]:
+    """Each trust's kind read here from the bundled source files with csv (not through the code under test): the
+    NHS Staff Survey 2024 benchmarking group, else the ERIC 2019/20 trust type; an ERIC 'ACUTE - SPECIALIST' trust
+    named for children is 'children', other specialists 'specialist', every other acute trust 'acute'."""
+    import csv
+    import gzip
+
+    from ibp_pipeline.config import PROJECT_ROOT
+
+    sources = PROJECT_ROOT / "data" / "sources"
+    with gzip.open(sources / "staff_survey_nss_2024_org" / "nss2024_org_theme_scores.csv.gz", "rt",
+                   encoding="utf-8", newline="") as fh:
+        nss = {r["org_code"].strip().upper(): r["benchmarking_group"].lower() for r in csv.DictReader(fh)}
+    with gzip.open(sources / "estates_eric_2019_20_site" / "eric_2019_20_site_data.csv.gz", "rt",
+                   encoding="utf-8", errors="replace", newline="") as fh:
+        eric = {r["Trust Code"].strip().upper(): (r["Trust Type"].strip().upper(), r["Trust Name"].upper())
+                for r in csv.DictReader(fh)}
+    kinds = {}
+    for code in set(nss) | set(eric):
+        group = nss.get(code, "")
+        etype, name = eric.get(code, ("", ""))
+        if etype == "ACUTE - SPECIALIST":
+            kinds[code] = "children" if "CHILDREN" in name.replace("'", "") else "specialist"
+        elif group.startswith("acute specialist"):
+            kinds[code] = "specialist"
+        elif group.startswith("acute"):
+            kinds[code] = "acute"
+        elif group.startswith(("community trusts", "mental health", "ambulance")):
+            kinds[code] = {"c": "community", "m": "mental_health", "a": "ambulance"}[group[0]]
+        elif etype.startswith("ACUTE"):
+            kinds[code] = "acute"
+        elif etype:
+            kinds[code] = {"COMMUNITY": "community", "AMBULANCE": "ambulance"}.get(etype, "mental_health")
+    return kinds
+
+
+def _mixes_acute_with_others(codes: list[str], kinds: dict[str, str]) -> bool:
+    found = {kinds.get(c) for c in codes}
+    return "acute" in found and bool(found & NOT_ACUTE_PEERS)
+
+
+def test_real_peer_groups_and_ranks_stay_within_trust_type(served_db: Path, record_property) -> None:
+    kinds = published_kinds()
+    assert {kinds[c] for c in CHILDRENS} == {"children"} and kinds["RXL"] == "acute"
+    db = Serving(served_db)
+    groups = db.query("select org_code, peer_group_id, peer_group_label, trust_type_label, assignment "
+                      "from s2_triple_aim.peer_groups")
+    grouped = groups.filter(pl.col("peer_group_id") != 0)
+    members = grouped.group_by("peer_group_id", "peer_group_label").agg(pl.col("org_code")).sort("peer_group_id")
+    # no acute trust has a community, mental health, ambulance or specialist children's trust as a peer
+    mixed = [r["peer_group_label"] for r in members.iter_rows(named=True)
+             if _mixes_acute_with_others(r["org_code"], kinds)]
+    assert mixed == []
+    assert sum(kinds.get(c) == "acute" for c in grouped["org_code"]) >= 100
+    # group names say the type
+    assert all(label.split(":")[0] in set(grouped["trust_type_label"]) for label in members["peer_group_label"])
+    # the children's hospitals are one group of their own, never with a district general hospital such as RXL
+    by = dict(zip(groups["org_code"], groups["peer_group_id"]))
+    label = dict(zip(groups["org_code"], groups["peer_group_label"]))
+    assert {by[c] for c in CHILDRENS} == {by["RP4"]} and label["RP4"] == "Specialist children's"
+    assert by["RXL"] not in {by[c] for c in CHILDRENS} and label["RXL"].startswith("Acute")
+    # national ranks (aim scores) and national benchmarks are within comparable types only
+    ranks = db.query("select org_code, period_start, aim, comparison_type from s2_triple_aim.aim_scores "
+                     "where org_level = 'provider' and national_rank is not null")
+    by_ranking = ranks.group_by("period_start", "aim", "comparison_type").agg(pl.col("org_code"))
+    assert by_ranking.height > 100
+    assert not any(_mixes_acute_with_others(codes, kinds) for codes in by_ranking["org_code"])
+    assert set(ranks["comparison_type"]) >= {"acute", "mental_health", "community", "ambulance"}
+    month = db.query("select max(period_start) as m from s2_triple_aim.benchmarks where metric_id = 'ae_4hr_pct' "
+                     "and scope = 'type'")["m"][0]
+    acute_n = db.query("select n_orgs from s2_triple_aim.benchmarks where metric_id = 'ae_4hr_pct' and scope = "
+                       "'type' and comparison_type = 'acute' and period_start = ?", [month])["n_orgs"][0]
+    all_n = db.query("select n_orgs from s2_triple_aim.benchmarks where metric_id = 'ae_4hr_pct' and scope = "
+                     "'national' and period_start = ?", [month])["n_orgs"][0]
+    assert 100 <= acute_n < all_n
+    sizes = grouped.group_by("peer_group_label").len().sort("len", descending=True)
+    record_property("peer_groups", "; ".join(f"{r['peer_group_label']}: {r['len']}"
+                                             for r in sizes.iter_rows(named=True)))
+
+
+def test_benchmarking_page_ranks_rxl_among_general_acute_trusts_only(app) -> None:
+    kinds = published_kinds()
+    at = app(page="benchmarking.py", org="RXL")
+    national = _table(at, "Funnel position")
+    assert national.height >= 100
+    assert {kinds.get(c) for c in national["Code"]} <= {"acute", None}
+    members = _table(at, "Why in this group")
+    assert not set(members["Code"]) & set(CHILDRENS)
+    assert members["Why in this group"].str.contains("Acute teaching trust").all()
+    assert members["Type"].unique().to_list() == ["Acute teaching"]
+    text = page_text(at)
+    for code_like in ("z_", "_pct", "peer_groups", "s2_triple_aim", "metric_id", "ae_attendances"):
+        assert code_like not in text, code_like

@@ -31,8 +31,50 @@ def test_overview_for_england_and_a_trust(app, served_db):
     latest = db.query("select value from s1_current_state.metric_values where org_code = 'RXL' and metric_id = "
                       "'ae_4hr_pct' order by period_start desc limit 1")["value"][0]
     assert any(f"{latest:.1f}%" in t for t in rxl_tiles)
-    assert [m.label for m in at.metric][:4] == ["Overall", "Quality of care", "Population health",
-                                                "Cost and efficiency"]
+    assert [m.label for m in at.metric][:5] == ["Overall", "Quality of care", "Our people", "Population health",
+                                                "Efficiency (beds and staff)"]
+
+
+def test_scorecard_says_the_scale_the_peers_and_what_is_not_scored(app, served_db):
+    at = app(org="RXL")
+    text = page_text(at)
+    db = Serving(served_db)
+    sel = at.session_state["ibp_selection"]
+    card = overview.scorecard(db, "RXL", sel.period_to)
+    overall = card.row(0, named=True)
+    # the figures shown are the published ones, with the scale and the peer rank in words
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Overall"] == f"{overall['score']:.2f}"
+    assert f"1 = best: {overall['peer_rank']} of {overall['peer_n']} in its peer group" in text
+    assert "1 (best quarter of the general acute trusts nationally) to 4" in text
+    assert overall["standing"].startswith("Peer quartile: ") and overall["standing"] in text
+    assert "Segment" not in text and "Oversight Framework" not in text.replace(
+        "not the NHS Oversight Framework", "")
+    # no money measure per trust: said, and the aim is not called cost
+    assert "No money measure per trust" in text and "Cost and efficiency" not in text
+    # deprivation is context beside the trust, never a score
+    measures = overview.aim_measures(db, "RXL", overall["period_start"])
+    dep = measures.filter(pl.col("metric_name").str.contains("Deprivation"))
+    assert dep.height == 1 and dep["score"][0] is None and "Context, not scored: Deprivation" in text
+    table = next(pl.from_pandas(d.value) for d in at.dataframe if "Score (1 best, 4 worst)" in d.value.columns)
+    assert table.height == measures.height
+    assert "Staff engagement (staff survey)" in set(table["Measure"])
+    assert not table["Measure"].str.contains("_").any()  # plain names, never ids
+    for code_like in ("_pct", "aim_scores", "s2_triple_aim", "metric_id", "quality_of_care"):
+        assert code_like not in text, code_like
+
+
+def test_scorecard_frames_by_hand() -> None:
+    frame = pl.DataFrame({"aim": ["efficiency", "population_health"], "metric_name": ["Bed occupancy", "Deprivation"],
+                          "value": [93.5, 30.25], "unit": ["percent", "score"],
+                          "value_period_start": [date(2025, 3, 1), date(2025, 1, 1)], "score": [2, None],
+                          "n_orgs_compared": [118, None]})
+    table = overview.measures_table(frame)
+    assert table.rows() == [("Efficiency (beds and staff)", "Bed occupancy", "93.5%", "Mar 2025", 2,
+                             "118 organisations"),
+                            ("Population health", "Deprivation", "30.25", "Jan 2025", None, "context: not scored")]
+    assert overview.rank_text(3, 9, "in its peer group") == "3 of 9 in its peer group"
+    assert overview.rank_text(None, 9, "x") == "-"
 
 
 def test_period_selector_moves_the_tiles_back_in_time(app):

@@ -42,8 +42,18 @@ def make_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
             overall_score double);
         create table latest.population_icb_2020 (icb22_code varchar, icb_code varchar, total_population double);
         create table latest.national_cost_collection (department_code varchar, currency_code varchar,
-            currency_desc varchar, activity double, unit_cost double, cost double, _source_file varchar);""")
+            currency_desc varchar, activity double, unit_cost double, cost double, _source_file varchar);
+        create table latest.staff_survey_2024 (org_code varchar, benchmarking_group varchar, sheet varchar,
+            measure varchar, score double, weighting varchar, base_responses double);
+        create table latest.estates_eric_site (org_code varchar, org_name varchar, trust_type varchar);""")
     return con
+
+
+def add_types(con: duckdb.DuckDBPyConnection, nss: dict[str, str], eric: dict[str, tuple[str, str]]) -> None:
+    """Staff survey groups {org: benchmarking_group} and ERIC rows {org: (name, trust type)}."""
+    con.executemany("insert into latest.staff_survey_2024 values (?, ?, 'THEMES', 'Morale - Morale', 6.0, "
+                    "'Occupation Group', 100)", list(nss.items()))
+    con.executemany("insert into latest.estates_eric_site values (?, ?, ?)", [(o, *v) for o, v in eric.items()])
 
 
 def add_orgs(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
@@ -73,13 +83,17 @@ AMBULANCE = [f"M{i}" for i in range(1, 5)]
 
 
 def _peer_fixture(con: duckdb.DuckDBPyConnection, reverse: bool = False) -> None:
+    """Six large acute trusts (staff survey acute, ERIC ACUTE - LARGE), a children's hospital of the same size
+    (ERIC ACUTE - SPECIALIST, staff survey acute), six community and four ambulance trusts (no published type:
+    typed by their ambulance staff share); X1 a closed large acute trust merged into P1 (no published type of its
+    own: typed from X1); F1 without workforce, H1 closed in 2012 with no type, N1 without activity."""
     add_icbs(con, ICBS)
-    trusts = ACUTE + COMMUNITY + AMBULANCE + ["F1", "H1", "X1", "N1"]
-    orgs = [(t, "nhs_trust", "Q02" if t in AMBULANCE else "Q01", None, None, None) for t in trusts]
-    orgs = [(o[0], o[1], o[2], D(2012, 3, 31) if o[0] == "H1" else D(2020, 3, 31) if o[0] == "X1" else None,
-             None, None) for o in orgs]
+    trusts = ACUTE + COMMUNITY + AMBULANCE + ["K1", "P1", "F1", "H1", "X1", "N1"]
+    closed = {"H1": D(2012, 3, 31), "X1": D(2020, 3, 31)}
+    orgs = [(t, "nhs_trust", "Q02" if t in AMBULANCE else "Q01", closed.get(t), "P1" if t == "X1" else None, None)
+            for t in trusts]
     values, finder = [], []
-    for i, t in enumerate(ACUTE):
+    for i, t in enumerate(ACUTE + ["K1", "P1"]):
         values += [(t, "provider", MONTH, "ae_attendances", 20_000 + 700 * i),
                    (t, "provider", MONTH, "ga_beds_available", 1_000 + 40 * i),
                    (t, "provider", MONTH, "workforce_fte", 9_000 + 300 * i),
@@ -93,8 +107,6 @@ def _peer_fixture(con: duckdb.DuckDBPyConnection, reverse: bool = False) -> None
     for i, t in enumerate(AMBULANCE):
         values += [(t, "provider", MONTH, "workforce_fte", 5_000 + 100 * i),
                    (t, "provider", MONTH, "workforce_fte_ambulance_staff", 4_000 + 80 * i)]
-    # F1: open, has activity but no workforce FTE anywhere -> fallback. H1: closed in 2012, only 2011 workforce ->
-    # service type unknown -> fallback. X1: closed 2020, acute-like 2019 data -> nearest group. N1: no activity.
     values += [("F1", "provider", MONTH, "rtt_18wk_pct", 70.0),
                ("H1", "provider", D(2011, 1, 1), "workforce_fte", 2_000.0),
                ("X1", "provider", D(2019, 6, 1), "ae_attendances", 21_000.0),
@@ -107,6 +119,10 @@ def _peer_fixture(con: duckdb.DuckDBPyConnection, reverse: bool = False) -> None
     con.executemany("insert into latest.trust_peer_finder values (?, ?, ?, ?)", finder)
     con.executemany("insert into latest.trust_icb_catchment values (?, ?, ?)",
                     [("A6", "E54000001", 0.75), ("A6", "E54000002", 0.25)])
+    add_types(con, {**{t: "Acute and Acute & Community Trusts" for t in ACUTE + ["K1"]},
+                    **{t: "Community Trusts" for t in COMMUNITY}},
+              {**{t: (f"{t} HOSPITALS", "ACUTE - LARGE") for t in ACUTE + ["X1"]},
+               "K1": ("K1 CHILDRENS NHS FOUNDATION TRUST", "ACUTE - SPECIALIST")})
 
 
 @pytest.fixture
@@ -120,25 +136,38 @@ def _groups(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql(f"select * from {peers.TABLE} order by org_code").pl()
 
 
-def test_clustering_separates_constructed_trusts(peer_db: duckdb.DuckDBPyConnection) -> None:
-    n = peers.build_peer_groups(peer_db, k_range=(2, 3, 4, 5))
+def test_trusts_are_typed_before_grouping_and_never_grouped_across_types(peer_db: duckdb.DuckDBPyConnection) -> None:
+    n = peers.build_peer_groups(peer_db)
     g = _groups(peer_db)
-    assert n == g.height == 19  # every trust with activity; N1 (no activity) is out of scope
+    assert n == g.height == 21  # every trust with activity; N1 (no activity) is out of scope
     assert "N1" not in g["org_code"].to_list()
-    by = dict(zip(g["org_code"], g["peer_group_id"]))
-    assert g["k"][0] == 3 and g["method"][0] == "kmeans" and g["silhouette"][0] > 0.5
-    for kind in (ACUTE, COMMUNITY, AMBULANCE):
+    row = {r["org_code"]: r for r in g.iter_rows(named=True)}
+    assert {row[t]["trust_type"] for t in ACUTE} == {"acute_large"}
+    assert row["A1"]["type_source"].startswith("staff survey 2024 group 'Acute and Acute & Community Trusts'")
+    assert "ERIC 2019/20 band 'ACUTE - LARGE'" in row["A1"]["type_source"]
+    assert {row[t]["trust_type"] for t in COMMUNITY} == {"community"}
+    assert {row[t]["trust_type"] for t in AMBULANCE} == {"ambulance"}
+    assert "ambulance staff share 80%" in row["M1"]["type_source"]
+    # the children's hospital: the staff survey says acute, ERIC says specialist, its name says children's
+    assert row["K1"]["trust_type"] == "acute_specialist_children" and row["K1"]["comparison_type"] == \
+        "acute_specialist_children"
+    # P1 has no published type of its own: it takes its predecessor X1's
+    assert row["P1"]["trust_type"] == "acute_large" and "predecessor trusts (X1)" in row["P1"]["type_source"]
+    assert row["H1"]["trust_type"] == "other" and row["H1"]["peer_group_id"] == peers.FALLBACK_GROUP_ID
+    by = {t: row[t]["peer_group_id"] for t in row}
+    # the children's hospital is the size of the acute trusts but is not their peer
+    assert by["K1"] not in {by[t] for t in ACUTE} and row["K1"]["peer_group_label"] == "Specialist children's"
+    for kind in (ACUTE + ["P1", "X1"], COMMUNITY, AMBULANCE):
         assert len({by[t] for t in kind}) == 1, kind
-    assert len({by[ACUTE[0]], by[COMMUNITY[0]], by[AMBULANCE[0]]}) == 3
-    assert by[ACUTE[0]] == 1  # groups are numbered largest first
-    labels = dict(zip(g["org_code"], g["peer_group_label"]))
-    assert "acute" in labels["A1"] and "ambulance" in labels["M1"] and "community" in labels["C1"]
-    assert labels["A1"].startswith("Large") and labels["C1"].startswith("Small")
-    sizes = dict(zip(g["org_code"], g["n_members"]))
-    assert sizes["A1"] == 7 and sizes["C1"] == 6 and sizes["M1"] == 4  # A1..A6 and X1
-    # standardised features are z-scores over the 16 clustered trusts
-    z = g.filter(pl.col("assignment") == "clustered")["z_workforce_fte"]
-    assert abs(z.mean()) < 1e-9 and abs(z.std(ddof=0) - 1) < 1e-9
+    assert len({by["A1"], by["C1"], by["M1"], by["K1"]}) == 4
+    assert by["A1"] == 1  # types in a fixed order: acute bands first
+    labels = {t: row[t]["peer_group_label"] for t in ("A1", "C1", "M1")}
+    assert labels == {"A1": "Acute large", "C1": "Community", "M1": "Ambulance"}  # too few to split
+    assert row["X1"]["assignment"].startswith("type group (not current")
+    assert row["A1"]["n_members"] == 8  # A1..A6, P1 and X1
+    # standardised features are z-scores over the current trusts with enough data
+    z = g.filter(pl.col("assignment").str.starts_with("type group") & ~pl.col("assignment").str.contains("not"))
+    assert abs(z["z_workforce_fte"].mean()) < 1e-9 and abs(z["z_workforce_fte"].std(ddof=0) - 1) < 1e-9
 
 
 def test_clustering_is_deterministic_given_the_seed(tmp_path: Path) -> None:
@@ -146,21 +175,18 @@ def test_clustering_is_deterministic_given_the_seed(tmp_path: Path) -> None:
     for i, reverse in enumerate((False, True)):
         con = make_warehouse(tmp_path / f"w{i}.duckdb")
         _peer_fixture(con, reverse=reverse)
-        peers.build_peer_groups(con, n_groups=3, seed=7)
+        peers.build_peer_groups(con, seed=7)
         frames.append(_groups(con))
     assert frames[0].equals(frames[1])
 
 
-def test_fallback_group_nearest_group_and_imputation(peer_db: duckdb.DuckDBPyConnection) -> None:
-    peers.build_peer_groups(peer_db, n_groups=3)
+def test_fallback_group_and_imputation(peer_db: duckdb.DuckDBPyConnection) -> None:
+    peers.build_peer_groups(peer_db)
     g = {r["org_code"]: r for r in _groups(peer_db).iter_rows(named=True)}
-    for code, reason in (("F1", "no workforce FTE"), ("H1", "service type unknown")):
+    for code in ("F1", "H1"):  # no published type, not ambulance: no peers
         assert g[code]["peer_group_id"] == peers.FALLBACK_GROUP_ID
-        assert g[code]["peer_group_label"] == peers.FALLBACK_LABEL
-        assert reason in g[code]["assignment"]
+        assert g[code]["peer_group_label"] == peers.FALLBACK_LABEL and "type unknown" in g[code]["assignment"]
     assert g["F1"]["n_members"] == 2
-    # the closed acute trust joins the acute group by its known features; its beds are unknown, not zero
-    assert g["X1"]["peer_group_id"] == g["A1"]["peer_group_id"] and g["X1"]["assignment"].startswith("nearest_group")
     assert g["X1"]["ga_beds"] is None and "G&A beds: unknown" in g["X1"]["imputed"]
     # A6: deprivation = 0.75 x 30 + 0.25 x 10 from its catchment; specialisation imputed at the median rank
     assert g["A6"]["deprivation"] == pytest.approx(25.0)
@@ -172,12 +198,32 @@ def test_fallback_group_nearest_group_and_imputation(peer_db: duckdb.DuckDBPyCon
     assert g["C1"]["ae_attendances_monthly"] == 0.0 and "A&E attendances: none reported" in g["C1"]["imputed"]
 
 
-def test_choose_clustering_prefers_smaller_k_on_ties_and_reports() -> None:
+def test_split_type_splits_a_large_type_only_into_groups_big_enough() -> None:
     import numpy as np
-    z = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0]])
-    method, k, sil, labels, report = peers.choose_clustering(z, None, 42, (2, 3))
-    assert (method, k) == ("kmeans", 2) and labels[0] == labels[1] != labels[2] == labels[3]
-    assert "kmeans k=2" in report and "agglomerative_ward k=3" in report
+    rng = np.random.default_rng(0)
+    two = np.vstack([rng.normal(0, 0.1, (12, 5)), rng.normal(3, 0.1, (12, 5))])
+    labels, sil = peers.split_type(two, seed=1)
+    assert sil is not None and sil > 0.8 and sorted(np.bincount(labels).tolist()) == [12, 12]
+    assert labels[:12].tolist() == [labels[0]] * 12 and labels[0] != labels[12]
+    few = two[:19]  # fewer than MIN_TO_CLUSTER trusts: one group, the published type
+    labels, sil = peers.split_type(few, seed=1)
+    assert sil is None and set(labels.tolist()) == {0}
+    lopsided = np.vstack([rng.normal(0, 0.1, (21, 5)), rng.normal(5, 0.1, (3, 5))])  # a split would leave 3
+    labels, sil = peers.split_type(lopsided, seed=1, within_k=(2,))
+    assert sil is None and set(labels.tolist()) == {0}
+
+
+def test_group_words_name_the_feature_that_separates_the_groups() -> None:
+    import numpy as np
+    by_size = np.array([[-1.0, -1, -1, 0.1, 0], [1.0, 1, 1, 0.0, 0]])  # deprivation 0.1 apart: not named
+    assert peers.group_words(by_size) == ["smaller", "larger"]
+    by_deprivation = np.array([[0.0, 0, 0, 2.0, 0], [0.1, 0.1, 0.1, -1.0, 0], [0.0, 0, 0, 0.5, 0]])
+    assert peers.group_words(by_deprivation) == ["most deprived areas", "least deprived areas", "mid deprivation"]
+    both = np.array([[2.0, 2, 2, 1.0, 0.3], [0.0, 0, 0, -1.0, 0.0], [-1.0, -1, -1, 0.0, -0.2]])
+    assert peers.group_words(both) == ["large, most deprived areas", "mid-sized, least deprived areas",
+                                       "small, mid deprivation"]
+    close = np.array([[0.1, 0.1, 0.1, 0.0, 0.3], [0.0, 0, 0, 0.0, 0.0]])  # nothing 0.5 apart: the widest only
+    assert peers.group_words(close) == ["more specialised", "less specialised"]
 
 
 # ---- benchmarks ---------------------------------------------------------------------------------------------------
@@ -193,7 +239,8 @@ def _bench_values() -> pl.DataFrame:
                         orient="row").with_columns(period_start=pl.lit(MONTH), period_grain=pl.lit("month"))
 
 
-PEERS = pl.DataFrame({"org_code": ["T1", "T2", "T3", "T4", "T5"], "peer_group_id": [1, 1, 1, 2, 0]})
+PEERS = pl.DataFrame({"org_code": ["T1", "T2", "T3", "T4", "T5"], "peer_group_id": [1, 1, 1, 2, 0],
+                      "comparison_type": ["acute", "acute", "acute", "community", "community"]})
 
 
 def test_benchmark_percentiles_follow_direction() -> None:
@@ -217,6 +264,11 @@ def test_benchmark_percentiles_follow_direction() -> None:
     r = row("dm01_6wk_pct", "peer", 2)  # T4 alone
     assert (r["n_orgs"], r["median"], r["top_quartile"]) == (1, 4.0, 4.0)
     assert b.filter(pl.col("peer_group_id") == 0).height == 0  # no benchmark for the fallback group
+    # within type: the acute trusts T1..T3 (60, 70, 80) and the community trusts T4, T5 (90, 100) apart
+    types = b.filter((pl.col("scope") == "type") & (pl.col("metric_id") == "ae_4hr_pct")).sort("comparison_type")
+    assert types["comparison_type"].to_list() == ["acute", "community"]
+    assert types["n_orgs"].to_list() == [3, 2] and types["median"].to_list() == [70.0, 95.0]
+    assert types["peer_group_id"].null_count() == 2
     r = row("ae_4hr_pct", "national_icb")  # 70, 71, 72, 73: linear interpolation
     assert (r["n_orgs"], r["median"], r["top_quartile"], r["bottom_quartile"]) == (4, 71.5, 72.25, 70.75)
 
@@ -262,18 +314,19 @@ def test_real_warehouse_peer_groups_and_benchmarks(real_warehouse, tmp_path: Pat
     assert n_peers == g.height == n_trusts_active  # never silently dropped
     assert g["org_code"].n_unique() == g.height
     k = g["k"][0]
-    assert 4 <= k <= 8 and g.filter(pl.col("peer_group_id") > 0)["peer_group_id"].n_unique() == k
+    assert g.filter(pl.col("peer_group_id") > 0)["peer_group_id"].n_unique() == k
     sizes = g.group_by("peer_group_id", "peer_group_label").agg(pl.len()).sort("peer_group_id")
     assert sizes["len"].min() >= 3
-    ambulance = g.filter(pl.col("org_name").str.contains("(?i)ambulance") & (pl.col("assignment") == "clustered"))
+    ambulance = g.filter(pl.col("org_name").str.contains("(?i)ambulance") & (pl.col("peer_group_id") > 0))
+    assert ambulance.height >= 10 and set(ambulance["trust_type"]) == {"ambulance"}
     assert ambulance["peer_group_id"].n_unique() == 1  # the ambulance trusts form one group
-    report = f"k={k}, silhouette={g['silhouette'][0]}, groups: " + "; ".join(
+    report = f"k={k}, groups: " + "; ".join(
         f"{r['peer_group_id']} {r['peer_group_label']}: {r['len']}" for r in sizes.iter_rows(named=True))
     record_property("peer_groups", report)
     print(report, f"(peer_groups {t1 - t0:.1f}s, benchmarks {t2 - t1:.1f}s, {n_bench} rows)")
     b = con.sql(f"select * from {bm.TABLE}").pl()
     assert n_bench == b.height > 1_000
-    assert set(b["scope"]) == {"national", "peer", "national_icb"}
+    assert set(b["scope"]) == {"national", "peer", "type", "national_icb"}
     assert b.filter(pl.col("scope") == "national_icb")["n_orgs"].max() == len(icbs_of_today())
     hib = b.filter(pl.col("higher_is_better") & (pl.col("n_orgs") > 3))
     assert (hib["top_quartile"] >= hib["median"]).all() and (hib["median"] >= hib["bottom_quartile"]).all()

@@ -1,5 +1,6 @@
 """Triple Aim scores: quartile scores by direction and ties, distance-from-standard scoring, aim and overall means,
-segment cut points, national and peer ranks, carrying values forward, catchment weighting, the A&E unit cost;
+aims on too few measures, ranks within comparison type and peer group,
+the peer quartile, carrying values forward, catchment weighting, the A&E unit cost;
 on constructed panels whose answers are known, and on a copy of the real step-1 warehouse."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from ibp_pipeline.step2_triple_aim import peers, scoring
 from ibp_pipeline.step2_triple_aim.scoring import (
-    CONTEXT, DISTANCE, QUARTILE, aim_scores_frame, quartile_cuts, quartile_score, score_metrics, segment)
+    CONTEXT, DISTANCE, QUARTILE, aim_scores_frame, peer_quartile, quartile_cuts, quartile_score, score_metrics)
 from ibp_pipeline_tests.step2.test_peers_benchmarks import add_orgs, add_values, make_warehouse
 from ibp_pipeline_tests.conftest import icbs_of_today
 
@@ -32,10 +33,11 @@ def test_quartile_score_direction_and_ties_on_cut_points() -> None:
     assert low == [1, 1, 2, 2, 3, 4, 4]
 
 
-def test_segment_cut_points() -> None:
-    got = [segment(x) for x in (1.0, 1.75, 1.76, 2.5, 2.51, 3.25, 3.26, 4.0)]
-    assert got == [1, 1, 2, 2, 3, 3, 4, 4]
-    assert segment(None) is None
+def test_peer_quartile_is_the_quarter_of_the_group_the_rank_falls_in() -> None:
+    got = [peer_quartile(r, n) for r, n in ((1, 4), (2, 4), (3, 4), (4, 4), (1, 10), (3, 10), (5, 10), (8, 10),
+                                            (10, 10))]
+    assert got == [1, 2, 3, 4, 1, 2, 2, 4, 4]  # ceil(4 x rank / n)
+    assert peer_quartile(1, 3) is None and peer_quartile(None, 5) is None  # no quarters in a group of 3
 
 
 def _panel() -> pl.DataFrame:
@@ -72,52 +74,68 @@ def test_score_metrics_by_national_quartile_and_level() -> None:
 
 
 def _metric_scores() -> pl.DataFrame:
-    rows = [  # org, level, peer group, aim, metric, score
-        ("T1", "provider", 1, "quality_of_care", "q1", 1), ("T1", "provider", 1, "quality_of_care", "q2", 2),
-        ("T1", "provider", 1, "population_health", "p1", 1), ("T1", "provider", 1, "cost_and_efficiency", "c1", 2),
-        ("T1", "provider", 1, "cost_and_efficiency", "ctx", None),
-        ("T2", "provider", 1, "quality_of_care", "q1", 3), ("T2", "provider", 1, "quality_of_care", "q2", 3),
-        ("T2", "provider", 1, "population_health", "p1", 2),
-        ("T4", "provider", 1, "quality_of_care", "q1", 3), ("T4", "provider", 1, "quality_of_care", "q2", 3),
-        ("T4", "provider", 1, "population_health", "p1", 2),
-        ("T3", "provider", 2, "quality_of_care", "q1", 4), ("T3", "provider", 2, "quality_of_care", "q2", 4),
-        ("T3", "provider", 2, "population_health", "p1", 4), ("T3", "provider", 2, "cost_and_efficiency", "c1", 4),
-        ("T5", "provider", 0, "quality_of_care", "q1", 1),
-        ("Q1", "icb", None, "quality_of_care", "q1", 2), ("Q1", "icb", None, "population_health", "p1", 2),
-        ("Q1", "icb", None, "cost_and_efficiency", "c1", 3),
+    rows = [  # org, level, peer group, comparison type, aim, metric, score
+        ("T1", "provider", 1, "acute", "quality_of_care", "q1", 1),
+        ("T1", "provider", 1, "acute", "quality_of_care", "q2", 2),
+        ("T1", "provider", 1, "acute", "population_health", "p1", 1),  # one measure: the aim is not scored
+        ("T1", "provider", 1, "acute", "efficiency", "e1", 2), ("T1", "provider", 1, "acute", "efficiency", "e2", 2),
+        ("T1", "provider", 1, "acute", "efficiency", "ctx", None),
+        ("T2", "provider", 1, "acute", "quality_of_care", "q1", 3),
+        ("T2", "provider", 1, "acute", "quality_of_care", "q2", 3),
+        ("T2", "provider", 1, "acute", "efficiency", "e1", 2), ("T2", "provider", 1, "acute", "efficiency", "e2", 1),
+        ("T4", "provider", 1, "acute", "quality_of_care", "q1", 3),
+        ("T4", "provider", 1, "acute", "quality_of_care", "q2", 3),
+        ("T4", "provider", 1, "acute", "efficiency", "e1", 3), ("T4", "provider", 1, "acute", "efficiency", "e2", 3),
+        ("T7", "provider", 1, "acute", "quality_of_care", "q1", 4),
+        ("T7", "provider", 1, "acute", "quality_of_care", "q2", 4),
+        ("T7", "provider", 1, "acute", "efficiency", "e1", 4), ("T7", "provider", 1, "acute", "efficiency", "e2", 3),
+        ("T3", "provider", 2, "acute", "quality_of_care", "q1", 4),
+        ("T3", "provider", 2, "acute", "quality_of_care", "q2", 4),
+        ("T3", "provider", 2, "acute", "efficiency", "e1", 4), ("T3", "provider", 2, "acute", "efficiency", "e2", 4),
+        ("T5", "provider", 0, "community", "quality_of_care", "q1", 1),
+        ("T5", "provider", 0, "community", "quality_of_care", "q2", 1),
+        ("T5", "provider", 0, "community", "efficiency", "e1", 1),
+        ("T5", "provider", 0, "community", "efficiency", "e2", 1),
+        ("T6", "provider", 0, "community", "quality_of_care", "q1", 2),
+        ("T6", "provider", 0, "community", "quality_of_care", "q2", 2),  # one aim only: not ranked overall
+        ("Q1", "icb", None, None, "quality_of_care", "q1", 2), ("Q1", "icb", None, None, "quality_of_care", "q2", 3),
+        ("Q1", "icb", None, None, "efficiency", "e1", 3), ("Q1", "icb", None, None, "efficiency", "e2", 3),
     ]
     return pl.DataFrame(rows, schema={"org_code": pl.String, "org_level": pl.String, "peer_group_id": pl.Int64,
-                                      "aim": pl.String, "metric_id": pl.String, "score": pl.Int64},
-                        orient="row").with_columns(period_start=pl.lit(MAR))
+                                      "comparison_type": pl.String, "aim": pl.String, "metric_id": pl.String,
+                                      "score": pl.Int64}, orient="row").with_columns(period_start=pl.lit(MAR))
 
 
-def test_aim_scores_segments_and_ranks() -> None:
+def test_aim_scores_thin_aims_ranks_within_type_and_peer_quartile() -> None:
     a = aim_scores_frame(_metric_scores())
     get = {(r["org_code"], r["aim"]): r for r in a.iter_rows(named=True)}
+    q = get[("T1", "quality_of_care")]
+    assert (q["score"], q["n_metrics_scored"], q["metrics_scored"]) == (1.5, 2, "q1: 1; q2: 2")
+    # an aim on one measure is not scored, says so, and does not count in the overall
+    p = get[("T1", "population_health")]
+    assert p["score"] is None and p["not_scored"] == "not scored: only 1 measure" and p["national_rank"] is None
     t1 = get[("T1", "overall")]
-    assert get[("T1", "quality_of_care")]["score"] == 1.5 and get[("T1", "quality_of_care")]["n_metrics_scored"] == 2
-    assert get[("T1", "quality_of_care")]["metrics_scored"] == "q1=1; q2=2"
-    assert t1["score"] == pytest.approx((1.5 + 1 + 2) / 3) and t1["segment"] == 1
-    assert (t1["n_metrics_scored"], t1["n_aims_scored"]) == (4, 3)  # the context row does not count
-    t2 = get[("T2", "overall")]
-    assert t2["score"] == 2.5 and t2["segment"] == 2  # exactly on the 2.5 cut point -> segment 2
-    assert get[("T3", "overall")]["segment"] == 4
-    assert get[("T5", "overall")]["score"] == 1.0 and get[("T5", "overall")]["segment"] is None  # only 1 metric
-    # national ranks (trusts only; ties share the lowest rank): T5 1.0, T1 1.5, T2 = T4 2.5, T3 4.0
+    assert t1["score"] == pytest.approx((1.5 + 2.0) / 2) and (t1["n_metrics_scored"], t1["n_aims_scored"]) == (4, 2)
+    # overall ranks within the comparison type: acute T1 1.75, T2 2.25, T4 3.0, T7 3.75, T3 4.0; the community
+    # trust T5 (1.0) is not ranked with them, and T6 (one aim) is not ranked at all
     ranks = {o: (get[(o, "overall")]["national_rank"], get[(o, "overall")]["national_n"])
-             for o in ("T1", "T2", "T3", "T4", "T5")}
-    assert ranks == {"T5": (1, 5), "T1": (2, 5), "T2": (3, 5), "T4": (3, 5), "T3": (5, 5)}
-    # peer ranks within group 1 (T1, T2, T4) and group 2 (T3); none for the fallback group
-    peer = {o: (get[(o, "overall")]["peer_rank"], get[(o, "overall")]["peer_n"]) for o in ("T1", "T2", "T3", "T4")}
-    assert peer == {"T1": (1, 3), "T2": (2, 3), "T4": (2, 3), "T3": (1, 1)}
-    assert get[("T5", "overall")]["peer_rank"] is None
-    # ICBs are ranked among ICBs and have no peer rank
+             for o in ("T1", "T2", "T3", "T4", "T7", "T5")}
+    assert ranks == {"T1": (1, 5), "T2": (2, 5), "T4": (3, 5), "T7": (4, 5), "T3": (5, 5), "T5": (1, 1)}
+    t6 = get[("T6", "overall")]
+    assert t6["score"] is None and t6["national_rank"] is None and t6["not_scored"].startswith("not ranked")
+    # peer group 1 (T1, T2, T4, T7): ranks 1..4 and one peer per quarter; group 2 (T3 alone) has no quarters
+    peer = {o: (get[(o, "overall")]["peer_rank"], get[(o, "overall")]["peer_quartile"])
+            for o in ("T1", "T2", "T4", "T7", "T3")}
+    assert peer == {"T1": (1, 1), "T2": (2, 2), "T4": (3, 3), "T7": (4, 4), "T3": (1, None)}
+    assert t1["standing"] == "Peer quartile: top quarter" and get[("T7", "overall")]["standing"] == \
+        "Peer quartile: bottom quarter"
+    assert get[("T5", "overall")]["peer_rank"] is None  # the fallback group has no peers
+    # ICBs are ranked among ICBs and have no peer rank; aim rows carry no quartile
     q1 = get[("Q1", "overall")]
-    assert q1["score"] == pytest.approx(7 / 3) and q1["segment"] == 2
-    assert (q1["national_rank"], q1["national_n"], q1["peer_rank"]) == (1, 1, None)
-    # aim rows are ranked too: quality of care, T1 1.5 is best among 5 trusts
-    assert get[("T1", "quality_of_care")]["national_rank"] == 2  # T5 has 1.0
-    assert a.filter(pl.col("aim") != "overall")["segment"].null_count() == a.filter(pl.col("aim") != "overall").height
+    assert q1["score"] == pytest.approx((2.5 + 3.0) / 2) and (q1["national_rank"], q1["national_n"]) == (1, 1)
+    assert q1["peer_rank"] is None and q1["peer_quartile"] is None
+    aim_rows = a.filter(pl.col("aim") != "overall")
+    assert aim_rows["peer_quartile"].null_count() == aim_rows.height
 
 
 # ---- build_scores on a constructed warehouse --------------------------------------------------------------------
@@ -158,9 +176,16 @@ def _scoring_db(path: Path) -> duckdb.DuckDBPyConnection:
     for q, ae4, vw in zip(icbs, (70.0, 72.0, 74.0, 76.0), (20.0, 10.0, 30.0, 40.0)):
         rows += [(q, "icb", MAR, "ae_4hr_pct", ae4), (q, "icb", MAR, "vw_capacity_per_100k", vw)]
     add_values(con, rows)
+    # the staff survey: engagement and morale 6.0, 6.5, 7.0, 7.5 for T1..T4 (T5 took no part)
+    con.executemany("insert into latest.staff_survey_2024 values (?, 'Acute', 'THEMES', ?, ?, ?, 500)",
+                    [(t, m, v + (9.0 if w == "Unweighted" else 0.0), w)
+                     for t, v in zip(trusts[:4], (6.0, 6.5, 7.0, 7.5))
+                     for m in ("Staff Engagement - Staff engagement", "Morale - Morale")
+                     for w in ("Occupation Group", "Unweighted")])
     con.sql(f"""create schema s2_triple_aim;
-        create table {peers.TABLE} as select * from (values ('T1', 1, 'g1'), ('T2', 1, 'g1'), ('T3', 1, 'g1'),
-            ('T4', 2, 'g2'), ('T5', 0, 'fallback')) t(org_code, peer_group_id, peer_group_label)""")
+        create table {peers.TABLE} as select * from (values ('T1', 1, 'g1', 'acute'), ('T2', 1, 'g1', 'acute'),
+            ('T3', 1, 'g1', 'acute'), ('T4', 2, 'g2', 'acute'), ('T5', 0, 'fallback', 'acute'))
+            t(org_code, peer_group_id, peer_group_label, comparison_type)""")
     return con
 
 
@@ -205,7 +230,13 @@ def test_build_scores_on_constructed_warehouse(tmp_path: Path) -> None:
     assert one("T2", "vw_capacity_per_100k")["value"] == 20.0
     assert one("T1", "health_index_overall")["value"] == pytest.approx(0.75 * 104 + 0.25 * 96)
     assert one("T1", "health_index_overall", D(2020, 6, 1))["value"] == pytest.approx(0.75 * 100 + 0.25 * 96)
-    assert one("T1", "imd_2025_average_score")["value"] == pytest.approx(0.75 * 30 + 0.25 * 10)
+    imd = one("T1", "imd_2025_average_score")  # deprivation is context: shown, never scored
+    assert imd["value"] == pytest.approx(0.75 * 30 + 0.25 * 10) and imd["score"] is None and imd["method"] == CONTEXT
+    # the staff survey (occupation-group weighted, not the unweighted rows): higher is better, our people aim
+    eng = [one(t, "nss_engagement") for t in ("T1", "T2", "T3", "T4")]
+    assert [e["value"] for e in eng] == [6.0, 6.5, 7.0, 7.5] and [e["score"] for e in eng] == [4, 3, 2, 1]
+    assert eng[0]["aim"] == "our_people" and eng[0]["value_period_start"] == D(2024, 10, 1)
+    assert one("T1", "nss_engagement", D(2023, 12, 1)) is None and one("T5", "nss_engagement") is None
     assert one("T1", "imd_2025_average_score")["is_estimate"] and not one("Q01", "imd_2025_average_score")["is_estimate"]
     assert one("Q02", "imd_2025_average_score")["value"] == 10.0  # matched on the ICB's name
     assert one("T3", "imd_2025_average_score")["value"] == 10.0  # host ICB Q02
@@ -215,10 +246,18 @@ def test_build_scores_on_constructed_warehouse(tmp_path: Path) -> None:
     assert overall.select("org_code", "period_start").is_unique().all()
     march = overall.filter(pl.col("period_start") == MAR)
     assert march.filter(pl.col("org_level") == "provider")["national_n"].unique().to_list() == [5]
-    assert march.filter(pl.col("org_level") == "icb")["national_n"].unique().to_list() == [4]
+    # the ICBs have one quality measure (A&E) and two population health ones (Health Index, virtual wards): the
+    # quality aim is not scored, so one aim is left and the overall is not ranked
+    icb = a.filter((pl.col("org_level") == "icb") & (pl.col("period_start") == MAR))
+    icb_quality = icb.filter(pl.col("aim") == "quality_of_care")
+    assert icb_quality["not_scored"].unique().to_list() == ["not scored: only 1 measure"]
+    assert icb.filter(pl.col("aim") == "population_health")["national_n"].unique().to_list() == [4]
+    assert march.filter(pl.col("org_level") == "icb")["national_n"].unique().to_list() == [None]
     t1 = march.filter(pl.col("org_code") == "T1").row(0, named=True)
     assert t1["peer_n"] == 3 and t1["peer_group_label"] == "g1"
     assert march.filter(pl.col("org_code") == "T5")["peer_rank"].to_list() == [None]
+    people = a.filter((pl.col("aim") == "our_people") & (pl.col("period_start") == MAR)).sort("org_code")
+    assert people["score"].to_list() == [4.0, 3.0, 2.0, 1.0] and people["n_metrics_scored"].to_list() == [2] * 4
 
 
 # ---- real data ------------------------------------------------------------------------------------------------------
@@ -244,14 +283,19 @@ def test_real_warehouse_scores(real_warehouse, tmp_path: Path, record_property) 
     assert set(estimates.filter(pl.col("aim") == "population_health")["org_level"]) == {"provider"}
     overall = a.filter(pl.col("aim") == "overall")
     assert overall.select("org_code", "period_start").is_unique().all()
-    assert overall["segment"].drop_nulls().is_between(1, 4).all()
+    assert overall["peer_quartile"].drop_nulls().is_between(1, 4).all()
+    # ranks are within comparison type: no trust is ranked among more trusts than its type has
+    types = con.sql(f"select comparison_type, count(*) as n from {peers.TABLE} group by 1").pl()
+    n_type = dict(zip(types["comparison_type"], types["n"]))
+    provider = overall.filter((pl.col("org_level") == "provider") & pl.col("national_n").is_not_null())
+    assert all(r["national_n"] <= n_type[r["comparison_type"]] for r in provider.iter_rows(named=True))
     latest = overall.filter(pl.col("period_start") == D(2025, 3, 1))
     icb = latest.filter(pl.col("org_level") == "icb")
     assert icb.height == len(icbs_of_today()) and icb["national_n"].max() == len(icbs_of_today())
     trusts = latest.filter(pl.col("org_level") == "provider")
     assert 120 <= trusts.height <= 250 and trusts["peer_rank"].drop_nulls().len() > 100
-    seg = trusts.group_by("segment").len().sort("segment")
-    report = (f"{n} score rows, {a.height} aim rows in {elapsed:.1f}s; March 2025 trust segments: "
-              + ", ".join(f"{r['segment']}: {r['len']}" for r in seg.iter_rows(named=True)))
+    seg = trusts.group_by("peer_quartile").len().sort("peer_quartile")
+    report = (f"{n} score rows, {a.height} aim rows in {elapsed:.1f}s; March 2025 trust peer quartiles: "
+              + ", ".join(f"{r['peer_quartile']}: {r['len']}" for r in seg.iter_rows(named=True)))
     record_property("scores", report)
     print(report)
