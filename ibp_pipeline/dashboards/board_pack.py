@@ -126,7 +126,7 @@ def build(db: Serving, org_code: str, period_from: date, period_to: date,
         for i, row in enumerate(standards.iter_rows(named=True)):
             fig = charts.spc_figure(spc.filter(pl.col("metric_id") == row["metric_id"]),
                                     targets.filter(pl.col("metric_id") == row["metric_id"]),
-                                    title=row["metric_name"], unit=row["unit"] or "", height=330)
+                                    title=charts._wrap(row["metric_name"], 60), unit=row["unit"] or "", height=330)
             fig.update_layout(template="plotly_white+nhs" if "nhs" in pio.templates else "plotly_white")
             sections.append(pio.to_html(fig, include_plotlyjs=plotly_js if i == 0 else False, full_html=False,
                                         config={"displaylogo": False, "responsive": True}))

@@ -128,8 +128,8 @@ def test_scored_measures_in_words():
     names = {"ae_4hr_pct": "A&E four-hour performance", "rtt_18wk_pct": "RTT under 18 weeks"}
     assert overview.scored_measures("ae_4hr_pct=2; rtt_18wk_pct=3.5", names) == \
         "A&E four-hour performance (quartile 2), RTT under 18 weeks (quartile 3.5)"
-    assert overview.scored_measures("cost_and_efficiency=2.0; quality_of_care=3.0", names) == \
-        "Cost and efficiency (quartile 2), Quality of care (quartile 3)"
+    assert overview.scored_measures("efficiency=2.0; quality_of_care=3.0", names) == \
+        "Efficiency (beds and staff) (quartile 2), Quality of care (quartile 3)"
     assert overview.scored_measures(None, names) == "none"
     assert overview.scored_measures("rtt_18wk_pct_pct_of_ae_4hr_pct=1", names) == \
         "RTT under 18 weeks as a percentage of A&E four-hour performance (quartile 1)"
