@@ -384,6 +384,24 @@ def ranked_bar_figure(frame: pl.DataFrame, highlight: set[str] | frozenset[str],
     return fig
 
 
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis from lo to hi at 1, 2 and 5 of each power of ten, written in full with thousands
+    separators ('2,000', '100,000'): plotly's own read '2 3 4 ... 100k' on the funnel plot."""
+    if not (lo > 0 and hi >= lo):
+        return [], []
+    vals = [m * 10 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)]
+    vals = [v for v in vals if lo / 1.5 <= v <= hi * 1.5]
+    if len(vals) > 8:  # a wide range: powers of ten only
+        vals = [v for v in vals if str(int(v)).startswith("1")] if all(v >= 1 for v in vals) else vals[::3]
+    return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
+
+
+def _denominators(points: pl.DataFrame) -> list[float]:
+    """The organisations' denominators, for the axis ticks."""
+    return [float(v) for v in points["denominator"].drop_nulls().to_list() if v and v > 0] \
+        if "denominator" in points.columns else []
+
+
 def funnel_figure(points: pl.DataFrame, curve: pl.DataFrame, p0: float, highlight: set[str] | frozenset[str], *,
                   title: str = "", x_title: str = "", y_title: str = "",
                   reference: tuple[str, float] | None = None) -> go.Figure:
@@ -418,7 +436,9 @@ def funnel_figure(points: pl.DataFrame, curve: pl.DataFrame, p0: float, highligh
             text=[f"{a} ({b})" for a, b in zip(part["org_name"], part["org_code"])],
             customdata=part["funnel_position"].to_list(),
             hovertemplate="%{text}<br>%{y:.1f}% of %{x:,.0f}<br>%{customdata}<extra></extra>"))
+    ticks = log_ticks(min(n + _denominators(points)), max(n + _denominators(points))) if n else ([], [])
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=500, hovermode="closest",
-                      xaxis=dict(type="log", title=x_title or "Denominator"), yaxis_title=y_title or "%",
+                      xaxis=dict(type="log", title=x_title or "Denominator", tickvals=ticks[0], ticktext=ticks[1]),
+                      yaxis_title=y_title or "%",
                       margin=dict(l=10, r=10, t=50, b=10), legend=LEGEND_BELOW)
     return fig

@@ -442,3 +442,11 @@ def test_benchmarking_page_ranks_rxl_among_general_acute_trusts_only(app) -> Non
     text = page_text(at)
     for code_like in ("z_", "_pct", "peer_groups", "s2_triple_aim", "metric_id", "ae_attendances"):
         assert code_like not in text, code_like
+
+
+def test_funnel_axis_ticks_in_full_with_thousands() -> None:
+    """The funnel's log axis read '2 3 4 ... 100k'; it reads 1-2-5 steps (powers of ten over a wide range)."""
+    from ibp_pipeline.dashboards.benchmarking import log_ticks
+    assert log_ticks(150, 120_000) == ([100, 1000, 10000, 100000], ["100", "1,000", "10,000", "100,000"])
+    assert log_ticks(2_000, 30_000) == ([2000, 5000, 10000, 20000], ["2,000", "5,000", "10,000", "20,000"])
+    assert log_ticks(0, 10) == ([], [])
