@@ -24,12 +24,20 @@ editable = ipr.may_enter(sel.user, sel.org_code, sel.visible)
 who = sel.user.display if sel.user is not None else "local user"
 
 st.subheader("Summary of every measure")
-ui.table(ipr.summary_table(rows), "performance report", sel, key="ipr-summary", column_config={
-    "Trend": st.column_config.LineChartColumn("Last 13 months", help="The measure's last 13 months, oldest first"),
+summary = ipr.summary_table(rows)
+ui.table(summary, "performance report", sel, key="ipr-summary", height=35 * (summary.height + 1) + 3,
+         column_config={
+    "Section": None,  # the rows are in section order; at laptop width the column would push the icons off screen
+    "Month": None,  # in "Latest" on screen; a column of its own in the downloads
+    "Latest": st.column_config.TextColumn(help="The latest month's figure, and its month"),
+    "Trend": st.column_config.LineChartColumn("Last 13 months", width="small",
+                                              help="The measure's last 13 months, oldest first"),
     "Variation": st.column_config.TextColumn(help="Making Data Count: common cause (chance), improving or "
                                                   "concerning special cause, or higher/lower than usual"),
-    "Assurance": st.column_config.TextColumn(help="Whether the process, as it runs, will meet the target: "
-                                                  "consistently, never, or only some months"),
+    "Assurance": st.column_config.TextColumn(help="Making Data Count assurance: whether the process, as it runs, "
+                                                  "will consistently meet the target ('Will meet it'), consistently "
+                                                  "miss it ('Will miss it'), or meet it in some months only ('Hit "
+                                                  "and miss'); '-' where no target applies"),
 })
 
 st.subheader("Exceptions")

@@ -30,6 +30,11 @@ TREND_MONTHS = 13
 RECENT_MONTHS = 24  # a measure whose latest month is older than this before the report month is not reported
 
 
+# The assurance icons' words, short enough for a table row at laptop width (the page's help says them whole).
+SHORT_ASSURANCE = {"consistent_pass": "Will meet it", "consistent_fail": "Will miss it",
+                   "inconsistent": "Hit and miss"}
+
+
 def section_of(metric_id: str) -> str | None:
     if metric_id.startswith(LEFT_OUT):
         return None
@@ -100,10 +105,10 @@ def summary_table(summary_rows: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame()
     return pl.DataFrame([{
         "Section": r["section"], "Measure": r["name"], "Month": f"{r['period_start']:%b %Y}",
-        "Latest": fmt_value(r["value"], r["unit"]),
-        "Target": fmt_value(r["target_value"], r["unit"]) if r["target_value"] is not None else "No target",
+        "Latest": f"{fmt_value(r['value'], r['unit'])} ({r['period_start']:%b %Y})",
+        "Target": fmt_value(r["target_value"], r["unit"]) if r["target_value"] is not None else "-",
         "Variation": theme.variation_label(r["point_type"])[0],
-        "Assurance": theme.assurance_label(r["assurance_type"])[0] if r["target_value"] is not None else "No target",
+        "Assurance": SHORT_ASSURANCE.get(r["assurance_type"], "-") if r["target_value"] is not None else "-",
         "Trend": r["trend"],
     } for r in summary_rows.iter_rows(named=True)])
 
