@@ -45,7 +45,7 @@ with chart_col:
         lines = [f"{r['standard_name']}" + (" (a month-by-month trajectory)" if r["is_trajectory"] else "")
                  for r in standards.iter_rows(named=True)]
         st.caption("Red lines: the primary target that applies each month. " + "; ".join(lines) + ".")
-    rebases = performance.rebase_months(spc)
+    rebases = charts.rebase_months(spc)
     if rebases:
         st.caption("Dashed blue line: the limits were recalculated (a new baseline). "
                    + " ".join(f"From {m:%B %Y}: {why}." for m, why in rebases))

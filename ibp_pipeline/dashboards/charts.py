@@ -177,17 +177,20 @@ def period_breaks(spc: pl.DataFrame, columns: tuple[str, ...]) -> tuple[list, di
     return out_x, out
 
 
+def rebase_months(spc: pl.DataFrame) -> list[tuple[date, str]]:
+    """(first month, why) of each SPC period that starts after the rows' first month: where the limits were
+    recalculated, for the chart's marks and the page's words (rows without a period, a gap, are skipped)."""
+    if spc.is_empty() or "rebase_group" not in spc.columns:
+        return []
+    rows = spc.filter(pl.col("rebase_group").is_not_null()).sort("period_start")
+    groups, months, reasons = rows["rebase_group"], rows["period_start"], rows["period_reason"]
+    return [(m, r) for g0, g, m, r in zip(groups, groups[1:], months[1:], reasons[1:]) if g != g0]
+
+
 def rebase_marks(fig: go.Figure, spc: pl.DataFrame) -> None:
     """A dashed vertical line where the limits were recalculated, labelled 'Limits recalculated' with the reason
     on hover, so a step in the limits is read as a stated rebase."""
-    if "rebase_group" not in spc.columns:
-        return
-    rows = spc.filter(pl.col("rebase_group").is_not_null()).sort("period_start")
-    groups, months, reasons = rows["rebase_group"].to_list(), rows["period_start"].to_list(), \
-        rows["period_reason"].to_list()
-    for g0, g, month, reason in zip(groups, groups[1:], months[1:], reasons[1:]):
-        if g == g0:
-            continue
+    for month, reason in rebase_months(spc):
         fig.add_shape(type="line", x0=month, x1=month, y0=0, y1=1, yref="paper", layer="below",
                       line=dict(color=theme.NHS_DARK_BLUE, dash="dash", width=1))
         fig.add_annotation(text="Limits recalculated", hovertext=_wrap(f"From {month:%B %Y}: {reason}", 60),

@@ -89,7 +89,8 @@ def series_facts(db: Serving, org_code: str, metric_id: str) -> pl.DataFrame:
     return db.query("""
         select c.metric_id, c.name, c.definition, c.unit, c.formula, c.aggregation, c.source, c.higher_is_better,
                c.triple_aim_domain, s.n_points, s.first_period, s.last_period, s.n_missing_months,
-               s.baseline_points, s.baseline_start, s.baseline_end, s.baseline_reason, s.rebases, s.variation_type, s.assurance_type, s.target_value, s.provisional,
+               s.baseline_points, s.baseline_start, s.baseline_end, s.baseline_reason, s.rebases,
+               s.variation_type, s.assurance_type, s.target_value, s.provisional,
                s.n_special_cause_improvement, s.n_special_cause_concern, s.n_special_cause_neutral,
                s.limits_formula, s.rules, s.reference, s.improvement_direction
         from s1_current_state.metric_catalogue c
@@ -175,16 +176,6 @@ def baseline_sentence(baseline_start: date | None, baseline_end: date | None, ba
     if baseline_points < min_months:
         text += f" That is fewer than the {min_months} months Making Data Count asks for, so read them with care."
     return text
-
-
-def rebase_months(spc: pl.DataFrame) -> list[tuple[date, str]]:
-    """(first month, why) of each period that starts inside the rows after their first: where the limits were
-    recalculated, for the chart's marks and the page's words."""
-    if spc.is_empty() or "rebase_group" not in spc.columns:
-        return []
-    rows = spc.sort("period_start")
-    groups, months, reasons = rows["rebase_group"].to_list(), rows["period_start"].to_list(),         rows["period_reason"].to_list()
-    return [(m, r) for g0, g, m, r in zip(groups, groups[1:], months[1:], reasons[1:]) if g != g0]
 
 
 def provisional_sentence(baseline_points: int | None) -> str:

@@ -2,6 +2,9 @@
 columns."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import duckdb
 import polars as pl
 
@@ -46,3 +49,15 @@ def comment_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str, com
     for col, text in comments.items():
         if col in have:
             con.execute(f"comment on column {schema}.{table}.{col} is '{text.replace(chr(39), chr(39) * 2)}'")
+
+
+def open_store(path: Path, ddl: Sequence[str], read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A kept database of its own (the plan store, the records store): read-only as it is, or for writing with its
+    schema made first (every statement of ddl is idempotent: create ... if not exists)."""
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    for sql in ddl:
+        con.execute(sql)
+    return con

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ..config import PROJECT_ROOT
+from ..lib.duckdb_tables import open_store
 from .document import PlanDocument
 from .lines import by_id
 from .period import financial_year
@@ -61,13 +62,7 @@ class Stored:
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    if read_only:
-        return duckdb.connect(str(path), read_only=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
-    for sql in DDL:
-        con.execute(sql)
-    return con
+    return open_store(path, DDL, read_only)
 
 
 def _line_rows(doc: PlanDocument, pid: str, version: int) -> pl.DataFrame:

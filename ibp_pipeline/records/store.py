@@ -17,6 +17,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..lib.duckdb_tables import open_store, table_exists
+
 DDL = (
     "create schema if not exists ipr",
     """create table if not exists ipr.exception_reports (
@@ -86,13 +88,7 @@ def check_risk(r: Risk) -> list[str]:
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    if read_only:
-        return duckdb.connect(str(path), read_only=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
-    for sql in DDL:
-        con.execute(sql)
-    return con
+    return open_store(path, DDL, read_only)
 
 
 def _save(path: Path, table: str, key: dict[str, str], row: dict, who: str, source: str) -> int:
@@ -142,8 +138,7 @@ def _latest(path: Path, table: str, key: str, org_codes: list[str]) -> pl.DataFr
     except duckdb.IOException:  # held by a writer for a moment: show nothing rather than fail the page
         return pl.DataFrame()
     try:
-        if not con.execute("select count(*) from information_schema.tables where table_schema = 'ipr' and "
-                           "table_name = ?", [table]).fetchone()[0]:
+        if not table_exists(con, "ipr", table):
             return pl.DataFrame()
         return con.execute(f"""select * from ipr.{table} where org_code in (select unnest(?))
                                qualify row_number() over (partition by org_code, {key} order by revision desc) = 1

@@ -56,6 +56,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ..lib.duckdb_tables import table_columns
 from .spc_baselines import Period, Policy, check_rebases, load_policy, load_rebases, rebase_path, series_periods
 
 log = logging.getLogger(__name__)
@@ -557,10 +558,7 @@ def build_spc(con: duckdb.DuckDBPyConnection, targets: pl.DataFrame | None = Non
     from each period's first baseline_months points) or NHS-R's."""
     started = time.perf_counter()
     settings = settings or (baselines.settings if baselines else SpcSettings())
-    has_coverage = bool(con.execute(f"""select count(*) from information_schema.columns
-                                          where table_schema = '{S1}' and table_name = 'metric_values'
-                                            and column_name = 'coverage'""").fetchone()[0])
-    series = con.sql(_series_sql(has_coverage)).pl()
+    series = con.sql(_series_sql("coverage" in table_columns(con, S1, "metric_values"))).pl()
     points, summary = spc_frames(series, targets, settings, baselines)
     rules = RULES_TEXT.format(shift=settings.shift_length, trend=settings.trend_length)
     settings_text = (f"shift_length={settings.shift_length}, trend_length={settings.trend_length}, "

@@ -239,7 +239,7 @@ def test_chart_breaks_the_limits_at_a_rebase_and_marks_it() -> None:
     assert list(mean.y) == [1.3, 1.3, 1.3, None, 5.3, 5.3, 5.3]        # no slope from one baseline to the next
     notes = [a for a in fig.layout.annotations if a.text == "Limits recalculated"]
     assert len(notes) == 1 and "April 2024: rebased by the analyst: a new unit" in notes[0].hovertext
-    assert performance.rebase_months(spc) == [(date(2024, 4, 1), "rebased by the analyst: a new unit")]
+    assert charts.rebase_months(spc) == [(date(2024, 4, 1), "rebased by the analyst: a new unit")]
     assert performance.baseline_sentence(date(2024, 4, 1), date(2025, 12, 1), 21, "a merger: B joined") == (
         "The limits come from April 2024 to December 2025 (21 months). Why then: a merger: B joined.")
     assert "fewer than the 20 months" in performance.baseline_sentence(date(2024, 4, 1), date(2025, 6, 1), 15, "x")
